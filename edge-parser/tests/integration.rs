@@ -1,0 +1,1 @@
+//! Integration tests of the `edge-parser` library and binary.

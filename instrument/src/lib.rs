@@ -1,0 +1,34 @@
+//! Service-side instrumentation for Vantage: the metric contract, and the Prometheus exporter
+//! setup that the [`vantage-tower`](https://docs.rs/vantage-tower) HTTP metrics layer records into.
+//!
+//! - [`names`]: every metric name, label name and default bucket layout, as constants.
+//! - [`PrometheusExporter`]: installs a Prometheus recorder whose duration metrics are
+//!   histograms with the OpenTelemetry buckets, and returns the [`MetricsEndpoint`] that serves
+//!   `/metrics`.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # #[cfg(feature = "prometheus")] {
+//! let metrics = vantage_instrument::PrometheusExporter::new().install();
+//! // ... record through the `metrics` facade or the vantage-tower layer, then:
+//! let text = metrics.render().unwrap_or_default();
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `prometheus` (default): [`PrometheusExporter`] and the `/metrics` service.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub mod exporter;
+pub mod names;
+pub mod timing;
+pub mod trace_context;
+
+pub use error::{ConfigError, validate_buckets};
+#[cfg(feature = "prometheus")]
+pub use exporter::{MetricsEndpoint, PrometheusExporter};

@@ -1,0 +1,101 @@
+//! Every metric name, label name and default bucket layout Vantage uses: the contract that
+//! dashboards and alerts depend on, in one file.
+//!
+//! The service side follows the OpenTelemetry HTTP semantic conventions in their Prometheus form
+//! (dots become underscores, the unit becomes a suffix). The edge side mirrors it with the `edge_`
+//! prefix, so both vantage points can be read together with the same buckets and route names.
+
+/// Histogram of server request durations, in seconds, to the end of the response body.
+///
+/// Its `_count` series is the request counter: requests per second is `rate(..._count[1m])`.
+pub const HTTP_SERVER_REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+/// Gauge of requests that have started and not yet finished (response body included).
+pub const HTTP_SERVER_ACTIVE_REQUESTS: &str = "http_server_active_requests";
+/// Histogram of request body sizes, in bytes, counted from the frames the handler read.
+pub const HTTP_SERVER_REQUEST_BODY_SIZE: &str = "http_server_request_body_size_bytes";
+/// Histogram of response body sizes, in bytes, counted from the frames that were sent.
+pub const HTTP_SERVER_RESPONSE_BODY_SIZE: &str = "http_server_response_body_size_bytes";
+
+/// Label: the request method, or [`OTHER_METHOD`] for a non-standard one.
+pub const HTTP_REQUEST_METHOD: &str = "http_request_method";
+/// Label: the matched route template (`/users/{id}`), never a raw path.
+pub const HTTP_ROUTE: &str = "http_route";
+/// Label: the response status code, empty when no response was produced.
+pub const HTTP_RESPONSE_STATUS_CODE: &str = "http_response_status_code";
+/// Label: why the request failed, empty when it did not.
+pub const ERROR_TYPE: &str = "error_type";
+
+/// Method label value for any method outside the standard set (OpenTelemetry's `_OTHER`).
+pub const OTHER_METHOD: &str = "_OTHER";
+/// Route label value for a request that matched no route.
+pub const UNMATCHED_ROUTE: &str = "(other)";
+/// Route label value for every route past the cardinality cap.
+pub const OVERFLOW_ROUTE: &str = "(overflow)";
+/// Status label value of a request whose client went away before the response finished
+/// (nginx's convention, so the edge and the service agree).
+pub const CLIENT_CLOSED_STATUS: &str = "499";
+
+/// `error_type` values that are not a status code or an error's type name.
+pub mod error_type {
+    /// The handler panicked.
+    pub const PANIC: &str = "panic";
+    /// The request timed out (tower `Elapsed`, or a 408/504 timeout response).
+    pub const TIMEOUT: &str = "timeout";
+    /// The client went away before the response finished.
+    pub const CANCELLED: &str = "cancelled";
+    /// The response body stream returned an error.
+    pub const BODY_ERROR: &str = "body_error";
+    /// The inner service failed with an error whose type has no useful name.
+    pub const OTHER: &str = "_OTHER";
+}
+
+/// Counter of timed function calls (autometrics' name, so its dashboards work).
+pub const FUNCTION_CALLS_TOTAL: &str = "function_calls_total";
+/// Histogram of timed function durations, in seconds (autometrics' name).
+pub const FUNCTION_CALLS_DURATION: &str = "function_calls_duration_seconds";
+/// Label: the timed function's name.
+pub const FUNCTION: &str = "function";
+/// Label: the module path of the timed function.
+pub const MODULE: &str = "module";
+/// Label: `ok`, `error` or `cancelled`.
+pub const RESULT: &str = "result";
+
+/// Edge: requests seen in the proxy's access log.
+pub const EDGE_REQUESTS_TOTAL: &str = "edge_requests_total";
+/// Edge: request duration as the proxy logged it, in seconds.
+pub const EDGE_REQUEST_DURATION: &str = "edge_request_duration_seconds";
+/// Edge: upstream (backend) duration, where the format logs it separately.
+pub const EDGE_UPSTREAM_DURATION: &str = "edge_upstream_duration_seconds";
+/// Edge: input lines by `result` (`parsed`, `malformed`, `filtered`).
+pub const EDGE_LINES_TOTAL: &str = "edge_lines_total";
+/// Edge: bytes read from the access logs.
+pub const EDGE_BYTES_READ_TOTAL: &str = "edge_bytes_read_total";
+/// Edge: timestamp of the newest parsed line, in seconds since the epoch.
+pub const EDGE_LAST_LINE_TIMESTAMP: &str = "edge_last_line_timestamp_seconds";
+/// Edge: how far the newest parsed line lags behind the wall clock, in seconds.
+pub const EDGE_LAG: &str = "edge_lag_seconds";
+/// Edge: log rotations seen, by `kind`.
+pub const EDGE_FILE_ROTATIONS_TOTAL: &str = "edge_file_rotations_total";
+/// Edge: 1 while a router's traffic is far outside its baseline, by `kind`.
+pub const EDGE_ANOMALY: &str = "edge_anomaly";
+
+/// Default duration buckets in seconds: the OpenTelemetry recommendation for
+/// `http.server.request.duration`, shared by the service and the edge.
+pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Default body size buckets in bytes: powers of four from 64 B to 64 MiB.
+pub const DEFAULT_BODY_SIZE_BUCKETS: &[f64] = &[
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+];

@@ -1,0 +1,1 @@
+//! W3C Trace Context: `traceparent` and `tracestate`.

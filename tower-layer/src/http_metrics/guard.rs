@@ -1,0 +1,127 @@
+//! The per-request record: started once, finished exactly once, whatever the end.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::StatusCode;
+use vantage_instrument::names::error_type;
+
+use super::classify;
+use super::labels::{ErrorType, MethodLabel, Outcome, RouteId};
+use super::layer::Shared;
+
+/// Status recorded for a request whose client went away (nginx's 499).
+const CLIENT_CLOSED: u16 = 499;
+/// Status recorded for a handler that panicked (what `CatchPanicLayer` answers).
+const PANICKED: u16 = 500;
+
+/// One in-flight request: holds the in-flight gauge up and records the duration sample exactly
+/// once, either through [`Recording::finish`] or, if it is dropped unfinished, on drop: as a
+/// panic while the thread is unwinding, otherwise as a cancellation.
+#[derive(Debug)]
+pub(crate) struct Recording {
+    shared: Arc<Shared>,
+    start: Instant,
+    method: MethodLabel,
+    route: RouteId,
+    status: u16,
+    response_bytes: u64,
+    finished: bool,
+}
+
+impl Recording {
+    /// Starts the clock and raises the in-flight gauge.
+    pub(crate) fn start(shared: Arc<Shared>, method: MethodLabel, route: RouteId) -> Self {
+        shared.registry.active(method).increment(1.0);
+        Self {
+            shared,
+            start: Instant::now(),
+            method,
+            route,
+            status: 0,
+            response_bytes: 0,
+            finished: false,
+        }
+    }
+
+    pub(crate) fn method(&self) -> MethodLabel {
+        self.method
+    }
+
+    /// Notes the response head; the request goes on until the body ends.
+    pub(crate) fn set_status(&mut self, status: StatusCode) {
+        self.status = status.as_u16();
+    }
+
+    pub(crate) fn add_response_bytes(&mut self, bytes: usize) {
+        self.response_bytes += bytes as u64;
+    }
+
+    /// Records the request as ended with the response status noted before.
+    pub(crate) fn finish(self) {
+        let status = self.status;
+        self.finish_with(status, classify::status(status));
+    }
+
+    /// Records the request as ended by the response body stream failing.
+    pub(crate) fn finish_body_error(self) {
+        let status = self.status;
+        self.finish_with(status, ErrorType::Named(error_type::BODY_ERROR));
+    }
+
+    /// Records the request as failed by the inner service, with no response.
+    pub(crate) fn finish_error(self, error: ErrorType) {
+        self.finish_with(0, error);
+    }
+
+    /// Records the request as ended by a panic.
+    pub(crate) fn finish_panic(self) {
+        self.finish_with(PANICKED, ErrorType::Named(error_type::PANIC));
+    }
+
+    fn finish_with(mut self, status: u16, error: ErrorType) {
+        self.record(status, error);
+    }
+
+    fn record(&mut self, status: u16, error: ErrorType) {
+        self.finished = true;
+        let outcome = Outcome {
+            route: self.route,
+            method: self.method,
+            status,
+            error,
+        };
+        let seconds = self.start.elapsed().as_secs_f64();
+        self.shared
+            .registry
+            .record(outcome, seconds, self.response_bytes);
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if !self.finished {
+            if std::thread::panicking() {
+                self.record(PANICKED, ErrorType::Named(error_type::PANIC));
+            } else {
+                self.record(CLIENT_CLOSED, ErrorType::Named(error_type::CANCELLED));
+            }
+        }
+        self.shared.registry.active(self.method).decrement(1.0);
+    }
+}
+
+/// Finishes a request as panicked if dropped while the thread unwinds out of the inner poll:
+/// the panic is caught further out (`CatchPanicLayer`, the runtime), where it is too late to
+/// tell a panic from a cancellation.
+pub(crate) struct PanicGuard<'a>(pub(crate) &'a mut Option<Recording>);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(recording) = self.0.take() {
+                recording.finish_panic();
+            }
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Label values and the cache of metric handles.
+//!
+//! Every label combination is resolved into a metric handle once, on its first request, and held
+//! in a lock-free map; after that a request costs two hash lookups on small integer keys and no
+//! allocation, lock or string building. Route names are capped: past the cap every new route is
+//! recorded under [`OVERFLOW_ROUTE`], so a client sending random paths cannot grow the number of
+//! series or the memory.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once, OnceLock, PoisonError};
+
+use foldhash::fast::RandomState;
+use http::Method;
+use metrics::{Gauge, Histogram, Key, Label, Level, Metadata, Recorder, SharedString, Unit};
+use vantage_instrument::names::{self, OVERFLOW_ROUTE, UNMATCHED_ROUTE};
+
+/// A recorder shared by a layer and all its services.
+pub(crate) type SharedRecorder = Arc<dyn Recorder + Send + Sync>;
+
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// The methods OpenTelemetry names; anything else is [`names::OTHER_METHOD`].
+const METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::CONNECT,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::PATCH,
+];
+const METHOD_COUNT: usize = METHODS.len() + 1;
+
+/// Index of a request method: one of [`METHODS`], or the last index for `_OTHER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct MethodLabel(u8);
+
+impl MethodLabel {
+    pub(crate) fn of(method: &Method) -> Self {
+        let index = METHODS
+            .iter()
+            .position(|known| known == method)
+            .unwrap_or(METHODS.len());
+        Self(index as u8)
+    }
+
+    pub(crate) fn is_head(self) -> bool {
+        self.0 == 1
+    }
+
+    fn as_str(self) -> &'static str {
+        METHODS
+            .get(usize::from(self.0))
+            .map_or(names::OTHER_METHOD, Method::as_str)
+    }
+}
+
+/// Dense id of a route label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct RouteId(u32);
+
+impl RouteId {
+    const UNMATCHED: Self = Self(0);
+    const OVERFLOW: Self = Self(1);
+}
+
+/// Why a request failed, as recorded in the `error_type` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ErrorType {
+    /// No error.
+    None,
+    /// A 5xx response: the label is the status code.
+    Status,
+    /// A named error kind from [`names::error_type`], or an error's type name.
+    Named(&'static str),
+}
+
+impl ErrorType {
+    fn label(self, status: u16) -> SharedString {
+        match self {
+            Self::None => SharedString::const_str(""),
+            Self::Status => SharedString::from(status.to_string()),
+            Self::Named(name) => SharedString::const_str(name),
+        }
+    }
+}
+
+/// One request's outcome: the labels of its duration sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Outcome {
+    pub(crate) route: RouteId,
+    pub(crate) method: MethodLabel,
+    /// The response status code, or 0 when no response was produced.
+    pub(crate) status: u16,
+    pub(crate) error: ErrorType,
+}
+
+/// The handles one outcome records into.
+#[derive(Debug)]
+pub(crate) struct OutcomeHandles {
+    pub(crate) duration: Histogram,
+    pub(crate) response_size: Option<Histogram>,
+}
+
+/// Route names, metric handles and their caps, shared by a layer and all its services.
+pub(crate) struct Registry {
+    recorder: Option<SharedRecorder>,
+    response_sizes: bool,
+    max_routes: usize,
+    described: Once,
+    active: [OnceLock<Gauge>; METHOD_COUNT],
+    routes: papaya::HashMap<Box<str>, RouteId, RandomState>,
+    /// Route label values by id; its lock is also the route insertion lock.
+    route_names: Mutex<Vec<SharedString>>,
+    routes_full: AtomicBool,
+    outcomes: papaya::HashMap<Outcome, OutcomeHandles, RandomState>,
+    request_sizes: papaya::HashMap<(RouteId, MethodLabel), Histogram, RandomState>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("explicit_recorder", &self.recorder.is_some())
+            .field("routes", &self.routes.len())
+            .field("max_routes", &self.max_routes)
+            .field("outcomes", &self.outcomes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    pub(crate) fn new(
+        recorder: Option<SharedRecorder>,
+        max_routes: usize,
+        unmatched_route: SharedString,
+        response_sizes: bool,
+    ) -> Self {
+        Self {
+            recorder,
+            response_sizes,
+            max_routes,
+            described: Once::new(),
+            active: Default::default(),
+            routes: papaya::HashMap::builder()
+                .hasher(RandomState::default())
+                .build(),
+            route_names: Mutex::new(vec![
+                unmatched_route,
+                SharedString::const_str(OVERFLOW_ROUTE),
+            ]),
+            routes_full: AtomicBool::new(false),
+            outcomes: papaya::HashMap::builder()
+                .hasher(RandomState::default())
+                .build(),
+            request_sizes: papaya::HashMap::builder()
+                .hasher(RandomState::default())
+                .build(),
+        }
+    }
+
+    /// The id of a route name, registering it while under the cap.
+    pub(crate) fn route(&self, name: Option<&str>) -> RouteId {
+        let Some(name) = name else {
+            return RouteId::UNMATCHED;
+        };
+        if let Some(id) = self.routes.pin().get(name) {
+            return *id;
+        }
+        if self.routes_full.load(Ordering::Relaxed) {
+            return RouteId::OVERFLOW;
+        }
+        self.register_route(name)
+    }
+
+    #[cold]
+    fn register_route(&self, name: &str) -> RouteId {
+        let mut route_names = self
+            .route_names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let routes = self.routes.pin();
+        if let Some(id) = routes.get(name) {
+            return *id;
+        }
+        let registered = route_names.len() - 2;
+        if registered >= self.max_routes {
+            self.routes_full.store(true, Ordering::Relaxed);
+            return RouteId::OVERFLOW;
+        }
+        let id = RouteId(route_names.len() as u32);
+        route_names.push(SharedString::from(name.to_owned()));
+        routes.insert(name.into(), id);
+        id
+    }
+
+    /// The number of distinct routes registered (the two constant values excluded).
+    pub(crate) fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// The in-flight gauge of a method.
+    pub(crate) fn active(&self, method: MethodLabel) -> &Gauge {
+        self.active[usize::from(method.0)].get_or_init(|| {
+            self.describe();
+            let labels = vec![Label::from_static_parts(
+                names::HTTP_REQUEST_METHOD,
+                method.as_str(),
+            )];
+            let key = Key::from_parts(names::HTTP_SERVER_ACTIVE_REQUESTS, labels);
+            self.with_recorder(|recorder| recorder.register_gauge(&key, &METADATA))
+        })
+    }
+
+    /// Records one finished request.
+    pub(crate) fn record(&self, outcome: Outcome, seconds: f64, response_bytes: u64) {
+        let outcomes = self.outcomes.pin();
+        let handles = match outcomes.get(&outcome) {
+            Some(handles) => handles,
+            None => outcomes.get_or_insert_with(outcome, || self.outcome_handles(outcome)),
+        };
+        handles.duration.record(seconds);
+        if let Some(size) = &handles.response_size {
+            size.record(response_bytes as f64);
+        }
+    }
+
+    /// The request body size histogram of a route and method.
+    pub(crate) fn request_size(&self, route: RouteId, method: MethodLabel) -> Histogram {
+        let sizes = self.request_sizes.pin();
+        match sizes.get(&(route, method)) {
+            Some(histogram) => histogram.clone(),
+            None => sizes
+                .get_or_insert_with((route, method), || {
+                    let labels = vec![
+                        Label::from_static_parts(names::HTTP_REQUEST_METHOD, method.as_str()),
+                        Label::new(names::HTTP_ROUTE, self.route_name(route)),
+                    ];
+                    self.histogram(names::HTTP_SERVER_REQUEST_BODY_SIZE, labels)
+                })
+                .clone(),
+        }
+    }
+
+    #[cold]
+    fn outcome_handles(&self, outcome: Outcome) -> OutcomeHandles {
+        let status = match outcome.status {
+            0 => SharedString::const_str(""),
+            code => SharedString::from(code.to_string()),
+        };
+        let labels = vec![
+            Label::from_static_parts(names::HTTP_REQUEST_METHOD, outcome.method.as_str()),
+            Label::new(names::HTTP_ROUTE, self.route_name(outcome.route)),
+            Label::new(names::HTTP_RESPONSE_STATUS_CODE, status),
+            Label::new(names::ERROR_TYPE, outcome.error.label(outcome.status)),
+        ];
+        let response_size = self
+            .response_sizes
+            .then(|| self.histogram(names::HTTP_SERVER_RESPONSE_BODY_SIZE, labels[..3].to_vec()));
+        OutcomeHandles {
+            duration: self.histogram(names::HTTP_SERVER_REQUEST_DURATION, labels),
+            response_size,
+        }
+    }
+
+    fn route_name(&self, route: RouteId) -> SharedString {
+        let route_names = self
+            .route_names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        route_names
+            .get(route.0 as usize)
+            .cloned()
+            .unwrap_or(SharedString::const_str(UNMATCHED_ROUTE))
+    }
+
+    fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
+        self.describe();
+        let key = Key::from_parts(name, labels);
+        self.with_recorder(|recorder| recorder.register_histogram(&key, &METADATA))
+    }
+
+    fn describe(&self) {
+        self.described.call_once(|| {
+            self.with_recorder(|recorder| {
+                recorder.describe_histogram(
+                    names::HTTP_SERVER_REQUEST_DURATION.into(),
+                    Some(Unit::Seconds),
+                    "Duration of HTTP server requests, to the end of the response body.".into(),
+                );
+                recorder.describe_gauge(
+                    names::HTTP_SERVER_ACTIVE_REQUESTS.into(),
+                    None,
+                    "Number of active HTTP server requests.".into(),
+                );
+                recorder.describe_histogram(
+                    names::HTTP_SERVER_REQUEST_BODY_SIZE.into(),
+                    Some(Unit::Bytes),
+                    "Size of HTTP server request bodies.".into(),
+                );
+                recorder.describe_histogram(
+                    names::HTTP_SERVER_RESPONSE_BODY_SIZE.into(),
+                    Some(Unit::Bytes),
+                    "Size of HTTP server response bodies.".into(),
+                );
+            });
+        });
+    }
+
+    fn with_recorder<T>(&self, register: impl FnOnce(&dyn Recorder) -> T) -> T {
+        match &self.recorder {
+            Some(recorder) => register(recorder.as_ref()),
+            None => metrics::with_recorder(register),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(max_routes: usize) -> Registry {
+        Registry::new(None, max_routes, UNMATCHED_ROUTE.into(), false)
+    }
+
+    #[test]
+    fn standard_methods_keep_their_name_and_others_are_other() {
+        for method in METHODS {
+            assert_eq!(MethodLabel::of(&method).as_str(), method.as_str());
+        }
+        let custom = Method::from_bytes(b"PURGE").expect("valid token");
+        assert_eq!(MethodLabel::of(&custom).as_str(), "_OTHER");
+        assert!(MethodLabel::of(&Method::HEAD).is_head());
+        assert!(!MethodLabel::of(&Method::GET).is_head());
+    }
+
+    #[test]
+    fn routes_past_the_cap_share_the_overflow_id() {
+        let registry = registry(2);
+        let a = registry.route(Some("/a"));
+        let b = registry.route(Some("/b"));
+        assert_eq!((a, b), (RouteId(2), RouteId(3)));
+        assert_eq!(registry.route(Some("/a")), a);
+        assert_eq!(registry.route(Some("/c")), RouteId::OVERFLOW);
+        assert_eq!(registry.route(Some("/d")), RouteId::OVERFLOW);
+        assert_eq!(registry.route(Some("/b")), b);
+        assert_eq!(registry.route(None), RouteId::UNMATCHED);
+        assert_eq!(registry.route_count(), 2);
+        assert_eq!(&*registry.route_name(RouteId::OVERFLOW), OVERFLOW_ROUTE);
+        assert_eq!(&*registry.route_name(RouteId::UNMATCHED), UNMATCHED_ROUTE);
+        assert_eq!(&*registry.route_name(b), "/b");
+    }
+}

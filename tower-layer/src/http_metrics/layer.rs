@@ -1,0 +1,269 @@
+//! [`HttpMetricsLayer`]: configuration, and the state its services share.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use http::request::Parts;
+use metrics::{Recorder, SharedString};
+use tower_layer::Layer;
+use vantage_instrument::ConfigError;
+use vantage_instrument::names::UNMATCHED_ROUTE;
+
+use super::body::{BodySizes, NoBodySizes, RecordBodySizes};
+use super::labels::{Registry, RouteId, SharedRecorder};
+use super::service::HttpMetrics;
+
+/// Default cap on distinct `http_route` values; past it, new routes are recorded as
+/// [`OVERFLOW_ROUTE`](vantage_instrument::names::OVERFLOW_ROUTE).
+pub const DEFAULT_MAX_ROUTES: usize = 512;
+
+type RouteFn = dyn for<'a> Fn(&'a Parts) -> Option<&'a str> + Send + Sync;
+type ExcludeFn = dyn Fn(&Parts) -> bool + Send + Sync;
+
+/// Records OpenTelemetry HTTP server metrics for every request of the service it wraps.
+///
+/// Cheap to clone: clones, and every service they make, share one route registry and one cache
+/// of metric handles, so the route cap holds across all of them. See the
+/// [module docs](super) for what is recorded and an example.
+///
+/// The type parameter says whether body sizes are recorded; see
+/// [`body_sizes`](Self::body_sizes).
+pub struct HttpMetricsLayer<M = NoBodySizes> {
+    config: Config,
+    shared: Arc<Shared>,
+    _mode: PhantomData<fn() -> M>,
+}
+
+#[derive(Clone)]
+struct Config {
+    max_routes: usize,
+    unmatched_route: SharedString,
+    excluded_paths: Arc<[Box<str>]>,
+    exclude_if: Option<Arc<ExcludeFn>>,
+    route_fn: Option<Arc<RouteFn>>,
+    recorder: Option<SharedRecorder>,
+    response_sizes: bool,
+}
+
+/// What a layer's services share: the configuration and the handle registry.
+pub(crate) struct Shared {
+    excluded_paths: Arc<[Box<str>]>,
+    exclude_if: Option<Arc<ExcludeFn>>,
+    route_fn: Option<Arc<RouteFn>>,
+    pub(crate) registry: Registry,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("excluded_paths", &self.excluded_paths)
+            .field("exclude_if", &self.exclude_if.is_some())
+            .field("route_fn", &self.route_fn.is_some())
+            .field("registry", &self.registry)
+            .finish()
+    }
+}
+
+impl Shared {
+    /// The route of a request, or `None` when the request is excluded from the metrics.
+    pub(crate) fn route(&self, parts: &Parts) -> Option<RouteId> {
+        let path = parts.uri.path();
+        if self
+            .excluded_paths
+            .iter()
+            .any(|excluded| **excluded == *path)
+            || self
+                .exclude_if
+                .as_ref()
+                .is_some_and(|exclude| exclude(parts))
+        {
+            return None;
+        }
+        let name = match &self.route_fn {
+            Some(route_fn) => route_fn(parts),
+            None => matched_path(parts),
+        };
+        Some(self.registry.route(name))
+    }
+}
+
+#[cfg(feature = "axum")]
+fn matched_path(parts: &Parts) -> Option<&str> {
+    parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(axum::extract::MatchedPath::as_str)
+}
+
+#[cfg(not(feature = "axum"))]
+fn matched_path(_parts: &Parts) -> Option<&str> {
+    None
+}
+
+impl HttpMetricsLayer {
+    /// A layer with the defaults: route from axum's `MatchedPath` (with the `axum` feature),
+    /// [`DEFAULT_MAX_ROUTES`] routes, unmatched requests as `(other)`, no body sizes, recording
+    /// into the globally installed `metrics` recorder.
+    pub fn new() -> Self {
+        let config = Config {
+            max_routes: DEFAULT_MAX_ROUTES,
+            unmatched_route: SharedString::const_str(UNMATCHED_ROUTE),
+            excluded_paths: Arc::from(Vec::new()),
+            exclude_if: None,
+            route_fn: None,
+            recorder: None,
+            response_sizes: false,
+        };
+        Self::from_config(config)
+    }
+
+    /// Also records `http_server_request_body_size_bytes` and
+    /// `http_server_response_body_size_bytes`, counted from the body frames that actually
+    /// flowed. The request body handed to the inner service is then wrapped in a
+    /// [`RequestBody`](super::RequestBody).
+    pub fn body_sizes(mut self) -> HttpMetricsLayer<RecordBodySizes> {
+        self.config.response_sizes = true;
+        HttpMetricsLayer::from_config(self.config)
+    }
+}
+
+impl Default for HttpMetricsLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M> HttpMetricsLayer<M> {
+    fn from_config(config: Config) -> Self {
+        let registry = Registry::new(
+            config.recorder.clone(),
+            config.max_routes,
+            config.unmatched_route.clone(),
+            config.response_sizes,
+        );
+        let shared = Shared {
+            excluded_paths: Arc::clone(&config.excluded_paths),
+            exclude_if: config.exclude_if.clone(),
+            route_fn: config.route_fn.clone(),
+            registry,
+        };
+        Self {
+            config,
+            shared: Arc::new(shared),
+            _mode: PhantomData,
+        }
+    }
+
+    fn with(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut self.config);
+        Self::from_config(self.config)
+    }
+
+    /// Caps the number of distinct `http_route` values (default [`DEFAULT_MAX_ROUTES`]).
+    ///
+    /// # Errors
+    ///
+    /// Refuses zero.
+    pub fn max_routes(self, max_routes: usize) -> Result<Self, ConfigError> {
+        if max_routes == 0 {
+            return Err(ConfigError::ZeroLimit { what: "max_routes" });
+        }
+        Ok(self.with(|config| config.max_routes = max_routes))
+    }
+
+    /// The `http_route` value of requests that matched no route (default `(other)`).
+    pub fn unmatched_route(self, value: impl Into<SharedString>) -> Self {
+        let value = value.into();
+        self.with(|config| config.unmatched_route = value)
+    }
+
+    /// Does not record requests to these exact paths (for example `/metrics`, `/health`).
+    pub fn exclude_paths<I, P>(self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<Box<str>>,
+    {
+        self.with(|config| {
+            let mut excluded = config.excluded_paths.to_vec();
+            excluded.extend(paths.into_iter().map(Into::into));
+            config.excluded_paths = excluded.into();
+        })
+    }
+
+    /// Does not record requests for which `exclude` returns true (for example probes
+    /// recognised by their `User-Agent`).
+    pub fn exclude_if<F>(self, exclude: F) -> Self
+    where
+        F: Fn(&Parts) -> bool + Send + Sync + 'static,
+    {
+        self.with(|config| config.exclude_if = Some(Arc::new(exclude)))
+    }
+
+    /// Takes the route of each request from `route_fn` instead of axum's `MatchedPath`: for
+    /// hyper services and other routers. `None` means the request matched no route. Return
+    /// templates (`/users/{id}`), not raw paths: the route cap bounds the damage, not the
+    /// usefulness.
+    pub fn route_fn<F>(self, route_fn: F) -> Self
+    where
+        F: for<'a> Fn(&'a Parts) -> Option<&'a str> + Send + Sync + 'static,
+    {
+        self.with(|config| config.route_fn = Some(Arc::new(route_fn)))
+    }
+
+    /// Records into `recorder` instead of the globally installed one (one registry per layer,
+    /// or tests running side by side).
+    pub fn recorder<R>(self, recorder: R) -> Self
+    where
+        R: Recorder + Send + Sync + 'static,
+    {
+        self.with(|config| config.recorder = Some(Arc::new(recorder)))
+    }
+
+    /// The number of distinct routes seen so far (the unmatched and overflow values excluded).
+    pub fn route_count(&self) -> usize {
+        self.shared.registry.route_count()
+    }
+}
+
+impl<M> Clone for HttpMetricsLayer<M> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            shared: Arc::clone(&self.shared),
+            _mode: PhantomData,
+        }
+    }
+}
+
+impl<M> fmt::Debug for HttpMetricsLayer<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpMetricsLayer")
+            .field("max_routes", &self.config.max_routes)
+            .field("unmatched_route", &self.config.unmatched_route)
+            .field("body_sizes", &self.config.response_sizes)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+impl<S, M: BodySizes> Layer<S> for HttpMetricsLayer<M> {
+    type Service = HttpMetrics<S, M>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HttpMetrics::new(inner, Arc::clone(&self.shared))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_routes_is_refused() {
+        assert_eq!(
+            HttpMetricsLayer::new().max_routes(0).err(),
+            Some(ConfigError::ZeroLimit { what: "max_routes" })
+        );
+    }
+}

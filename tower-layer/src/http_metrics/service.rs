@@ -1,0 +1,97 @@
+//! [`HttpMetrics`]: the service that starts each request's record.
+
+use std::any::Any;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use http_body::Body;
+use tower_service::Service;
+
+use super::body::{BodySizes, NoBodySizes};
+use super::future::ResponseFuture;
+use super::guard::Recording;
+use super::labels::MethodLabel;
+use super::layer::Shared;
+
+/// Middleware recording HTTP server metrics; made by [`HttpMetricsLayer`](super::HttpMetricsLayer).
+///
+/// See the [module docs](super) for an example.
+pub struct HttpMetrics<S, M = NoBodySizes> {
+    inner: S,
+    shared: Arc<Shared>,
+    _mode: PhantomData<fn() -> M>,
+}
+
+impl<S, M> HttpMetrics<S, M> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self {
+            inner,
+            shared,
+            _mode: PhantomData,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, M> Clone for HttpMetrics<S, M> {
+    fn clone(&self) -> Self {
+        Self::new(self.inner.clone(), Arc::clone(&self.shared))
+    }
+}
+
+impl<S: fmt::Debug, M> fmt::Debug for HttpMetrics<S, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpMetrics")
+            .field("inner", &self.inner)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for HttpMetrics<S, M>
+where
+    S: Service<Request<M::RequestBody<ReqBody>>, Response = Response<ResBody>>,
+    S::Error: Any,
+    M: BodySizes,
+    ResBody: Body,
+{
+    type Response = Response<super::ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let (parts, body) = request.into_parts();
+        let Some(route) = self.shared.route(&parts) else {
+            let request = Request::from_parts(parts, M::request_body(body, None));
+            return ResponseFuture::new(self.inner.call(request), None);
+        };
+        let method = MethodLabel::of(&parts.method);
+        let size = M::RECORDS.then(|| self.shared.registry.request_size(route, method));
+        let request = Request::from_parts(parts, M::request_body(body, size));
+        // Started before the inner call: a panic inside it is recorded by the guard's drop.
+        let recording = Recording::start(Arc::clone(&self.shared), method, route);
+        ResponseFuture::new(self.inner.call(request), Some(recording))
+    }
+}
