@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Buf;
+use http::Request;
 use http_body::{Body, Frame, SizeHint};
 use metrics::Histogram;
 use pin_project::pin_project;
@@ -17,9 +18,9 @@ pub trait BodySizes: sealed::Sealed + Send + Sync + 'static {
     /// The request body the inner service receives.
     type RequestBody<B>;
 
-    /// Wraps a request body; `size` is where its size goes, if anywhere.
+    /// Wraps a request's body; `size` is where its size goes, if anywhere.
     #[doc(hidden)]
-    fn request_body<B>(body: B, size: Option<Histogram>) -> Self::RequestBody<B>;
+    fn request<B>(request: Request<B>, size: Option<Histogram>) -> Request<Self::RequestBody<B>>;
 
     /// Whether the request body size histogram is recorded.
     #[doc(hidden)]
@@ -46,8 +47,8 @@ impl BodySizes for NoBodySizes {
     const RECORDS: bool = false;
 
     #[inline]
-    fn request_body<B>(body: B, _size: Option<Histogram>) -> B {
-        body
+    fn request<B>(request: Request<B>, _size: Option<Histogram>) -> Request<B> {
+        request
     }
 }
 
@@ -55,14 +56,14 @@ impl BodySizes for RecordBodySizes {
     type RequestBody<B> = RequestBody<B>;
     const RECORDS: bool = true;
 
-    fn request_body<B>(body: B, size: Option<Histogram>) -> RequestBody<B> {
-        RequestBody {
-            inner: body,
+    fn request<B>(request: Request<B>, size: Option<Histogram>) -> Request<RequestBody<B>> {
+        request.map(|inner| RequestBody {
+            inner,
             size: size.map(|histogram| SizeRecord {
                 histogram,
                 bytes: 0,
             }),
-        }
+        })
     }
 }
 

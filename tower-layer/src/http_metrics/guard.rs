@@ -1,9 +1,9 @@
 //! The per-request record: started once, finished exactly once, whatever the end.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::StatusCode;
+use quanta::Instant;
 use vantage_instrument::names::error_type;
 
 use super::classify;
@@ -16,7 +16,7 @@ const CLIENT_CLOSED: u16 = 499;
 const PANICKED: u16 = 500;
 
 /// One in-flight request: holds the in-flight gauge up and records the duration sample exactly
-/// once, either through [`Recording::finish`] or, if it is dropped unfinished, on drop: as a
+/// once (timed with `quanta`'s TSC clock: a third of `std::time::Instant`'s cost per read), either through [`Recording::finish`] or, if it is dropped unfinished, on drop: as a
 /// panic while the thread is unwinding, otherwise as a cancellation.
 #[derive(Debug)]
 pub(crate) struct Recording {

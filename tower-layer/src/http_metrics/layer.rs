@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use http::request::Parts;
+use http::{Extensions, Request};
 use metrics::{Recorder, SharedString};
 use tower_layer::Layer;
 use vantage_instrument::ConfigError;
@@ -67,37 +68,62 @@ impl fmt::Debug for Shared {
 
 impl Shared {
     /// The route of a request, or `None` when the request is excluded from the metrics.
-    pub(crate) fn route(&self, parts: &Parts) -> Option<RouteId> {
-        let path = parts.uri.path();
+    ///
+    /// The request is split into its parts only when a user function needs them: moving a
+    /// request costs a copy of a few hundred bytes.
+    pub(crate) fn route<B>(&self, request: Request<B>) -> (Option<RouteId>, Request<B>) {
+        if self.exclude_if.is_none() && self.route_fn.is_none() {
+            let route = self.route_with(request.uri().path(), || {
+                Ok(matched_path(request.extensions()))
+            });
+            return (route, request);
+        }
+        let (parts, body) = request.into_parts();
+        let route = self.route_with(parts.uri.path(), || {
+            if self
+                .exclude_if
+                .as_ref()
+                .is_some_and(|exclude| exclude(&parts))
+            {
+                return Err(Excluded);
+            }
+            Ok(match &self.route_fn {
+                Some(route_fn) => route_fn(&parts),
+                None => matched_path(&parts.extensions),
+            })
+        });
+        (route, Request::from_parts(parts, body))
+    }
+
+    fn route_with<'a>(
+        &self,
+        path: &str,
+        name: impl FnOnce() -> Result<Option<&'a str>, Excluded>,
+    ) -> Option<RouteId> {
         if self
             .excluded_paths
             .iter()
             .any(|excluded| **excluded == *path)
-            || self
-                .exclude_if
-                .as_ref()
-                .is_some_and(|exclude| exclude(parts))
         {
             return None;
         }
-        let name = match &self.route_fn {
-            Some(route_fn) => route_fn(parts),
-            None => matched_path(parts),
-        };
+        let name = name().ok()?;
         Some(self.registry.route(name))
     }
 }
 
+/// A request the user's predicate excluded.
+struct Excluded;
+
 #[cfg(feature = "axum")]
-fn matched_path(parts: &Parts) -> Option<&str> {
-    parts
-        .extensions
+fn matched_path(extensions: &Extensions) -> Option<&str> {
+    extensions
         .get::<axum::extract::MatchedPath>()
         .map(axum::extract::MatchedPath::as_str)
 }
 
 #[cfg(not(feature = "axum"))]
-fn matched_path(_parts: &Parts) -> Option<&str> {
+fn matched_path(_extensions: &Extensions) -> Option<&str> {
     None
 }
 

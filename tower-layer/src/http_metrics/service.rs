@@ -82,14 +82,14 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let (parts, body) = request.into_parts();
-        let Some(route) = self.shared.route(&parts) else {
-            let request = Request::from_parts(parts, M::request_body(body, None));
+        let (route, request) = self.shared.route(request);
+        let Some(route) = route else {
+            let request = M::request(request, None);
             return ResponseFuture::new(self.inner.call(request), None);
         };
-        let method = MethodLabel::of(&parts.method);
+        let method = MethodLabel::of(request.method());
         let size = M::RECORDS.then(|| self.shared.registry.request_size(route, method));
-        let request = Request::from_parts(parts, M::request_body(body, size));
+        let request = M::request(request, size);
         // Started before the inner call: a panic inside it is recorded by the guard's drop.
         let recording = Recording::start(Arc::clone(&self.shared), method, route);
         ResponseFuture::new(self.inner.call(request), Some(recording))

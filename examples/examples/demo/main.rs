@@ -1,0 +1,107 @@
+//! The Vantage demo: an instrumented axum service under a mixed load, and what it measured.
+//!
+//! ```text
+//! cargo run --release --example demo            # a few seconds of load, then the table
+//! cargo run --release --example demo -- --serve # keep serving afterwards
+//! ```
+//!
+//! Starts the example service on a free loopback port with `HttpMetricsLayer` and the Prometheus
+//! exporter, drives fast routes, a slow route, 4xx, 5xx, a panic, streams, random unknown paths
+//! and clients that hang up at it, then reads the service's own `/metrics` and prints requests,
+//! rate, latency percentiles and errors by reason for every route.
+
+mod app;
+mod load;
+mod table;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use vantage_instrument::PrometheusExporter;
+
+/// Run an instrumented axum service under a mixed load and print what it measured.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Keep the service running after the load, until Ctrl-C, to scrape it yourself.
+    #[arg(long)]
+    serve: bool,
+    /// How long to drive the load, in seconds.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=600))]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512))]
+    clients: u16,
+    /// Address to serve on (a loopback port chosen by the system by default).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,tower_http::catch_panic=off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // The /panic route panics on purpose; keep the demo's output readable.
+    std::panic::set_hook(Box::new(|info| tracing::debug!(%info, "handler panicked")));
+
+    let metrics = PrometheusExporter::new().install();
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app::app(&metrics)).await });
+
+    println!(
+        "Vantage demo: instrumented service on http://{addr}, {} clients for {} s ...",
+        args.clients, args.seconds
+    );
+    let started = Instant::now();
+    let sent = load::run(
+        addr,
+        usize::from(args.clients),
+        Duration::from_secs(args.seconds),
+    )
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    // Clients that hung up are recorded when the server notices; give it a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let exposition = scrape(addr).await?;
+    println!(
+        "\nSent {} requests ({} hung up early, {} failed on the client side; /health is excluded).\n\
+         What the service measured, per route, from its own /metrics:\n",
+        sent.requests, sent.hung_up, sent.failed
+    );
+    print!("{}", table::render(&exposition, elapsed));
+    println!("\nScrape it: curl http://{addr}/metrics");
+
+    if args.serve {
+        println!("Serving until Ctrl-C.");
+        tokio::select! {
+            result = server => result??,
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    Ok(())
+}
+
+/// `GET /metrics` from the running service.
+async fn scrape(addr: SocketAddr) -> anyhow::Result<String> {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let uri: http::Uri = format!("http://{addr}/metrics").parse()?;
+    let response = client.get(uri).await.context("scraping /metrics")?;
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
