@@ -20,3 +20,8 @@ pub use http_metrics::{HttpMetrics, HttpMetricsLayer};
 
 #[cfg(test)]
 mod test_helpers;
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
