@@ -5,6 +5,11 @@
 //! - [`PrometheusExporter`]: installs a Prometheus recorder whose duration metrics are
 //!   histograms with the OpenTelemetry buckets, and returns the [`MetricsEndpoint`] that serves
 //!   `/metrics`.
+//! - [`trace_context`]: W3C Trace Context (`traceparent`, `tracestate`): parse, format, inject
+//!   and extract on `http::HeaderMap`, ids from a fast per-thread generator.
+//! - [`timing`]: function timing as `function_calls_total` and
+//!   `function_calls_duration_seconds`, through a guard, a macro, a future wrapper, or a
+//!   `tracing` layer for spans marked `vantage.timed`.
 //!
 //! # Example
 //!

@@ -74,7 +74,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Allocations made by `REQUESTS` requests through `service`, after a warm-up that resolves
 /// every handle. Building each request allocates the same for both sides.
-fn allocations<S>(runtime: &tokio::runtime::Runtime, service: S) -> u64
+fn allocations<S>(runtime: &tokio::runtime::Runtime, service: &S) -> u64
 where
     S: Service<Request<Body>, Error = Infallible> + Clone,
     S::Response: IntoBody,
@@ -126,10 +126,10 @@ fn a_plain_service_allocates_nothing_more_through_the_layer() {
     });
     let recorder = AtomicRecorder::default();
     let samples = Arc::clone(&recorder.samples);
-    let bare = allocations(&runtime, handler);
+    let bare = allocations(&runtime, &handler);
     let layered = allocations(
         &runtime,
-        ServiceBuilder::new()
+        &ServiceBuilder::new()
             .layer(layer(recorder))
             .service(handler),
     );
@@ -145,10 +145,10 @@ fn an_axum_router_allocates_nothing_more_with_the_layer_outside() {
         .route("/health", get(|| async { "ok" }));
     let recorder = AtomicRecorder::default();
     let samples = Arc::clone(&recorder.samples);
-    let bare = allocations(&runtime, router.clone());
+    let bare = allocations(&runtime, &router);
     let layered = allocations(
         &runtime,
-        ServiceBuilder::new().layer(layer(recorder)).service(router),
+        &ServiceBuilder::new().layer(layer(recorder)).service(router),
     );
     assert_eq!(layered, bare);
     assert_eq!(samples.0.load(Ordering::Relaxed), 100 + REQUESTS);
@@ -172,10 +172,10 @@ fn inside_an_axum_router_the_layer_costs_what_an_identity_layer_costs() {
     let recorder = AtomicRecorder::default();
     let samples = Arc::clone(&recorder.samples);
     // `with_state` turns the handlers into routes once, as `axum::serve` does.
-    let baseline = allocations(&runtime, routes().layer(identity).with_state(()));
+    let baseline = allocations(&runtime, &routes().layer(identity).with_state(()));
     let layered = allocations(
         &runtime,
-        routes()
+        &routes()
             .layer(HttpMetricsLayer::new().recorder(recorder))
             .with_state(()),
     );
