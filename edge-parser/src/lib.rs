@@ -1,2 +1,56 @@
 //! Edge-side traffic measurement for Vantage: parse the access logs of the ingress in front of
 //! the services into request rate, status mix and latency histograms.
+//!
+//! - [`format`]: one parser per proxy log format, all producing the same borrowed
+//!   [`Record`](format::Record); format detection.
+//! - [`synth`]: a deterministic generator of realistic synthetic log lines with their ground
+//!   truth, for tests, benches and demos.
+//!
+//! # Example
+//!
+//! ```
+//! use vantage_edge::format::{Format, Parsed, detect};
+//!
+//! let log = br#"{"DownstreamStatus":200,"Duration":8764859,"RequestMethod":"GET","RequestPath":"/users/42","RouterName":"users@docker"}
+//! {"DownstreamStatus":502,"Duration":3100000,"RequestMethod":"POST","RequestPath":"/orders","RouterName":"orders@docker"}
+//! "#;
+//! let detection = detect(log)?;
+//! assert_eq!(detection.format, Format::TraefikJson);
+//! for line in log.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+//!     if let Ok(Parsed::Record(record)) = detection.format.parse(line) {
+//!         assert!(record.duration_ns.is_some());
+//!     }
+//! }
+//! # Ok::<(), vantage_edge::format::DetectError>(())
+//! ```
+//!
+//! # Formats
+//!
+//! | name | proxy configuration | latency (unit as logged) | upstream latency | router / service / host |
+//! |---|---|---|---|---|
+//! | `traefik-common` | Traefik `accessLog.format: common` (default) | `<N>ms` (ms, truncated) | — | router / — / — |
+//! | `traefik-json` | Traefik `accessLog.format: json` | `Duration` (ns) | `OriginDuration` (ns) | `RouterName` / `ServiceName` / `RequestHost` |
+//! | `nginx-combined` | nginx `combined`, Traefik `genericCLF` | — | — | — |
+//! | `nginx-combined-rt` | `combined` + ` $request_time` | `$request_time` (s, ms resolution) | — | — |
+//! | `nginx-custom` | any `log_format`, see [`format::LogFormat`] | `$request_time` | `$upstream_response_time` (sum) | `$proxy_upstream_name` / — / `$host` |
+//! | `ingress-nginx` | ingress-nginx default `upstreaminfo` | `$request_time` | `$upstream_response_time` (sum of retries and redirects) | `[$proxy_upstream_name]` / — / — |
+//! | `envoy` | Envoy default text format | `%DURATION%` (ms) | `x-envoy-upstream-service-time` (ms) | — / — / `:authority` |
+//! | `haproxy` | HAProxy `option httplog`, `log stdout format raw` | `Ta` (ms; `-1` is missing) | `Tr` (ms) | backend / — / — |
+//! | `haproxy-syslog` | the same behind an RFC 3164 / 5424 syslog header | `Ta` | `Tr` | backend / — / — |
+//! | `caddy-json` | Caddy JSON access log | `duration` (s, float) | — | — / — / `request.host` |
+//! | `caddy-json-ns`, `caddy-json-ms` | Caddy with `duration_format ns` / `ms` | `duration` (ns / ms) | — | — / — / `request.host` |
+//!
+//! All latencies are stored as nanoseconds, timestamps as nanoseconds since the Unix epoch
+//! (UTC); statuses are kept as logged, including Caddy's and Envoy's `0` and HAProxy's `-1`.
+//! Every line is either a record, filtered (Caddy entries of other loggers; HAProxy TCP logs
+//! and non-HTTP syslog messages) or malformed with an error kind and byte offset: see
+//! [`format`].
+
+pub mod aggregate;
+pub mod format;
+pub mod histogram;
+pub mod input;
+pub mod pipeline;
+pub mod report;
+pub mod route;
+pub mod synth;

@@ -1,3 +1,20 @@
-//! `edge-parser`: reads ingress access logs and reports rate and latency per route.
+//! `edge-parser`: reads ingress access logs and reports rate and latency per router or route.
+//!
+//! The binary is glue: flags are parsed in `cli`, the work is done by the `vantage_edge`
+//! library. Errors are printed with their causes and exit with 2 (see `--help`).
 
-fn main() {}
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    match cli::Cli::parse().run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("edge-parser: error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

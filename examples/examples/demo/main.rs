@@ -8,9 +8,11 @@
 //! Starts the example service on a free loopback port with `HttpMetricsLayer` and the Prometheus
 //! exporter, drives fast routes, a slow route, 4xx, 5xx, a panic, streams, random unknown paths
 //! and clients that hang up at it, then reads the service's own `/metrics` and prints requests,
-//! rate, latency percentiles and errors by reason for every route.
+//! rate, latency percentiles and errors by reason for every route. Then it shows the edge view:
+//! `edge-parser report` on the sample Traefik access log bundled in the repository.
 
 mod app;
+mod edge;
 mod load;
 mod table;
 
@@ -82,6 +84,13 @@ async fn main() -> anyhow::Result<()> {
     );
     print!("{}", table::render(&exposition, elapsed));
     println!("\nScrape it: curl http://{addr}/metrics");
+
+    println!(
+        "\nThe edge view: what the proxy in front saw. `edge-parser report` on the bundled sample\n\
+         Traefik access log (run it yourself: cargo run --release -p vantage-edge -- report {}):\n",
+        edge::SAMPLE_PATH
+    );
+    print!("{}", edge::report()?);
 
     if args.serve {
         println!("Serving until Ctrl-C.");
