@@ -5,3 +5,6 @@ mod util;
 
 // The HTTP metrics layer in a real axum service, seen from a real client.
 mod service_metrics;
+
+// W3C trace context from a caller through one service to another, in headers and in logs.
+mod trace_propagation;

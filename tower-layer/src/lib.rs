@@ -1,13 +1,35 @@
 //! Tower middleware for Vantage: per-route request rate, latency and errors of an axum or hyper
-//! service, recorded as OpenTelemetry HTTP server metrics, in one line.
+//! service, recorded as OpenTelemetry HTTP server metrics, in one line; and W3C trace context
+//! carried through the service, from the request to the logs and to outgoing calls.
 //!
 //! ```no_run
 //! # let app: axum::Router = axum::Router::new();
 //! let app = app.layer(vantage_tower::HttpMetricsLayer::new());
 //! ```
 //!
-//! See [`http_metrics`] for what is recorded, when, and how; and
-//! [`PrometheusExporter`](vantage_instrument::PrometheusExporter) to serve it on `/metrics`.
+//! - [`http_metrics`]: what is recorded, when, and how; and
+//!   [`PrometheusExporter`](vantage_instrument::PrometheusExporter) to serve it on `/metrics`.
+//! - [`trace`]: [`TraceContextLayer`] continues the caller's trace, puts its ids in a `tracing`
+//!   span around the handler and makes the context current for outgoing calls.
+//! - [`propagate`]: the client side, [`PropagateTraceLayer`]
+//!   and [`inject_current`](propagate::inject_current).
+//! - [`slow`]: the trace ids of the slowest recent requests per route, served as JSON.
+//!
+//! The recommended order, outermost first: `TraceContextLayer`, then `HttpMetricsLayer` (with
+//! `Router::layer`, add them the other way round: the layer added last is the outermost).
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use vantage_tower::slow::SlowRequests;
+//! use vantage_tower::{HttpMetricsLayer, TraceContextLayer};
+//!
+//! let slow = SlowRequests::new();
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(|| async { "user" }))
+//!     .layer(HttpMetricsLayer::new().slow_requests(slow.clone()))
+//!     .layer(TraceContextLayer::new())
+//!     .route_service("/debug/slow", slow.service());
+//! ```
 //!
 //! # Feature flags
 //!
@@ -15,8 +37,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod http_metrics;
+pub mod propagate;
+pub mod slow;
+pub mod trace;
 
 pub use http_metrics::{HttpMetrics, HttpMetricsLayer};
+pub use propagate::PropagateTraceLayer;
+pub use trace::TraceContextLayer;
 
 #[cfg(test)]
 mod test_helpers;

@@ -68,3 +68,111 @@ fn duration_series(suffix: &str, method: &str, route: &str, status: &str, error:
          http_route=\"{route}\",http_response_status_code=\"{status}\",error_type=\"{error}\"}}"
     )
 }
+
+/// Log output captured from a `tracing-subscriber` fmt layer.
+#[derive(Clone, Default)]
+pub(crate) struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// The lines written so far.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        let bytes = self.0.lock().expect("log buffer").clone();
+        String::from_utf8(bytes)
+            .expect("utf-8 logs")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// The log lines of this thread, in the text and the JSON format, until dropped.
+pub(crate) struct Capture {
+    pub(crate) text: Logs,
+    pub(crate) json: Logs,
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        CAPTURE.with(|capture| capture.borrow_mut().take());
+    }
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<(Logs, Logs)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs the test binary's global subscriber, once: text and JSON fmt layers that write to
+/// the [`Capture`] of the thread the event happens on, if any.
+///
+/// A global subscriber, not a per-test default: `tracing` caches each call site's interest
+/// process-wide, and with a single thread-local subscriber a call site first reached on another
+/// thread is cached as never enabled. Every test that runs code with `tracing` call sites of
+/// interest calls this first.
+pub(crate) fn install_subscriber() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .without_time()
+                    .with_ansi(false)
+                    .with_writer(ThreadLogs::Text),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .without_time()
+                    .with_writer(ThreadLogs::Json),
+            );
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    });
+}
+
+/// Captures the log lines of this thread until the returned [`Capture`] is dropped.
+pub(crate) fn capture_logs() -> Capture {
+    install_subscriber();
+    let capture = Capture {
+        text: Logs::default(),
+        json: Logs::default(),
+    };
+    CAPTURE.with(|slot| *slot.borrow_mut() = Some((capture.text.clone(), capture.json.clone())));
+    capture
+}
+
+/// Which capture buffer a fmt layer writes to.
+#[derive(Clone, Copy)]
+enum ThreadLogs {
+    Text,
+    Json,
+}
+
+/// Writes into the current thread's capture buffer, or nowhere.
+pub(crate) struct ThreadWriter(Option<Logs>);
+
+impl std::io::Write for ThreadWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Some(logs) = &self.0 {
+            logs.0.lock().expect("log buffer").extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThreadLogs {
+    type Writer = ThreadWriter;
+
+    fn make_writer(&'a self) -> ThreadWriter {
+        ThreadWriter(CAPTURE.with(|capture| {
+            capture.borrow().as_ref().map(|(text, json)| match self {
+                Self::Text => text.clone(),
+                Self::Json => json.clone(),
+            })
+        }))
+    }
+}

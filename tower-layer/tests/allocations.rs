@@ -1,5 +1,7 @@
 //! The layer's steady state allocates nothing: `allocation_counter` (a counting global
 //! allocator, per thread) measures N requests through the layer and N through the bare service.
+//! The same holds with slow-request exemplars on; the trace context layer allocates exactly the
+//! request extension it adds.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,7 +18,9 @@ use metrics::{
 };
 use tower::util::MapResponseLayer;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use vantage_tower::HttpMetricsLayer;
+use vantage_instrument::trace_context::TraceContext;
+use vantage_tower::slow::SlowRequests;
+use vantage_tower::{HttpMetricsLayer, TraceContextLayer};
 
 const REQUESTS: u64 = 1_000;
 
@@ -79,11 +83,24 @@ where
     S: Service<Request<Body>, Error = Infallible> + Clone,
     S::Response: IntoBody,
 {
+    allocations_of(runtime, service, |request| request)
+}
+
+/// [`allocations`] of requests that `prepare` changes after building them.
+fn allocations_of<S>(
+    runtime: &tokio::runtime::Runtime,
+    service: &S,
+    prepare: impl Fn(Request<Body>) -> Request<Body>,
+) -> u64
+where
+    S: Service<Request<Body>, Error = Infallible> + Clone,
+    S::Response: IntoBody,
+{
     let run = |count: u64| {
         runtime.block_on(async {
             for n in 0..count {
                 let path = if n % 2 == 0 { "/users/7" } else { "/health" };
-                let request = Request::get(path).body(Body::empty()).expect("request");
+                let request = prepare(Request::get(path).body(Body::empty()).expect("request"));
                 let response = service.clone().oneshot(request).await.expect("infallible");
                 response.drain().await;
             }
@@ -181,4 +198,94 @@ fn inside_an_axum_router_the_layer_costs_what_an_identity_layer_costs() {
     );
     assert_eq!(layered, baseline);
     assert_eq!(samples.0.load(Ordering::Relaxed), 100 + REQUESTS);
+}
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// Requests that come with the context a `TraceContextLayer` further out would have added.
+fn with_context(mut request: Request<Body>) -> Request<Body> {
+    let traceparent = format!("00-{TRACE}-00f067aa0ba902b7-01");
+    let caller = TraceContext::from_traceparent(
+        traceparent.parse().expect("valid traceparent"),
+        Default::default(),
+    );
+    request.extensions_mut().insert(caller.child());
+    request
+}
+
+#[test]
+fn slow_request_exemplars_allocate_nothing_more_per_request() {
+    let runtime = runtime();
+    let handler = tower::service_fn(|_request: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(String::from("hello")))
+    });
+    let recorder = AtomicRecorder::default();
+    let samples = Arc::clone(&recorder.samples);
+    let slow = SlowRequests::new();
+    let bare = allocations_of(&runtime, &handler, with_context);
+    let layered = allocations_of(
+        &runtime,
+        &ServiceBuilder::new()
+            .layer(layer(recorder).slow_requests(slow.clone()))
+            .service(handler),
+        with_context,
+    );
+    assert_eq!(layered, bare);
+    assert_eq!(samples.0.load(Ordering::Relaxed), 100 + REQUESTS);
+    let kept: Vec<(String, Vec<String>)> = slow
+        .snapshot()
+        .into_iter()
+        .map(|route| {
+            let ids = route.slowest.iter().map(|r| r.trace_id.to_string());
+            (route.route, ids.collect())
+        })
+        .collect();
+    let top = vec![TRACE.to_owned(); 5];
+    assert_eq!(
+        kept,
+        [
+            ("(other)".to_owned(), top.clone()),
+            ("/users/{id}".to_owned(), top)
+        ]
+    );
+}
+
+/// What `Extensions::insert` costs on a request that had no extensions: the map's box, its
+/// table, and the boxed value.
+const EXTENSION_ALLOCATIONS: u64 = 3;
+
+#[test]
+fn the_trace_context_layer_allocates_only_its_request_extension() {
+    let runtime = runtime();
+    let handler = tower::service_fn(|_request: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(String::from("hello")))
+    });
+    let bare = allocations(&runtime, &handler);
+    let traced = allocations(
+        &runtime,
+        &ServiceBuilder::new()
+            .layer(TraceContextLayer::new())
+            .service(handler),
+    );
+    assert_eq!(traced, bare + REQUESTS * EXTENSION_ALLOCATIONS);
+}
+
+#[test]
+fn the_recommended_stack_allocates_only_the_trace_context_extension() {
+    let runtime = runtime();
+    let handler = tower::service_fn(|_request: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(String::from("hello")))
+    });
+    let recorder = AtomicRecorder::default();
+    let slow = SlowRequests::new();
+    let bare = allocations(&runtime, &handler);
+    let stacked = allocations(
+        &runtime,
+        &ServiceBuilder::new()
+            .layer(TraceContextLayer::new())
+            .layer(layer(recorder).slow_requests(slow.clone()))
+            .service(handler),
+    );
+    assert_eq!(stacked, bare + REQUESTS * EXTENSION_ALLOCATIONS);
+    assert_eq!(slow.route_count(), 2);
 }

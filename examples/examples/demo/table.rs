@@ -47,16 +47,8 @@ pub(crate) fn render(exposition: &str, seconds: f64) -> String {
     rows.sort_by(|a, b| b.1.requests.total_cmp(&a.1.requests));
 
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<14} {:>8} {:>7} {:>8} {:>8} {:>8}  {}",
-        "route",
-        "requests",
-        "rps",
-        "p50",
-        "p90",
-        "p99",
-        "errors (share of the route's requests, by error_type)"
+    out.push_str(
+        "route          requests     rps      p50      p90      p99  errors (share of the route's requests, by error_type)\n",
     );
     let mut total = 0.0;
     for (route, stats) in &rows {
@@ -73,7 +65,7 @@ pub(crate) fn render(exposition: &str, seconds: f64) -> String {
             errors(stats),
         );
     }
-    let _ = writeln!(out, "{:<14} {:>8} {:>7.1}", "total", total, total / seconds);
+    let _ = writeln!(out, "total          {total:>8} {:>7.1}", total / seconds);
     out
 }
 

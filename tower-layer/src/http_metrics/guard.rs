@@ -5,6 +5,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use quanta::Instant;
 use vantage_instrument::names::error_type;
+use vantage_instrument::trace_context::TraceId;
 
 use super::classify;
 use super::labels::{ErrorType, MethodLabel, Outcome, RouteId};
@@ -26,12 +27,19 @@ pub(crate) struct Recording {
     route: RouteId,
     status: u16,
     response_bytes: u64,
+    /// Offered to the slow-request store when it finishes, if the layer has one.
+    trace_id: Option<TraceId>,
     finished: bool,
 }
 
 impl Recording {
     /// Starts the clock and raises the in-flight gauge.
-    pub(crate) fn start(shared: Arc<Shared>, method: MethodLabel, route: RouteId) -> Self {
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        method: MethodLabel,
+        route: RouteId,
+        trace_id: Option<TraceId>,
+    ) -> Self {
         shared.registry.active(method).increment(1.0);
         Self {
             shared,
@@ -40,6 +48,7 @@ impl Recording {
             route,
             status: 0,
             response_bytes: 0,
+            trace_id,
             finished: false,
         }
     }
@@ -95,6 +104,9 @@ impl Recording {
         self.shared
             .registry
             .record(outcome, seconds, self.response_bytes);
+        if let (Some(slow), Some(trace_id)) = (&self.shared.slow, self.trace_id) {
+            slow.offer(&self.shared.registry, self.route, seconds, trace_id);
+        }
     }
 }
 

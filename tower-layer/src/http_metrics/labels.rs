@@ -265,7 +265,7 @@ impl Registry {
         }
     }
 
-    fn route_name(&self, route: RouteId) -> SharedString {
+    pub(crate) fn route_name(&self, route: RouteId) -> SharedString {
         let route_names = self
             .route_names
             .lock()

@@ -14,6 +14,8 @@ use vantage_instrument::names::UNMATCHED_ROUTE;
 use super::body::{BodySizes, NoBodySizes, RecordBodySizes};
 use super::labels::{Registry, RouteId, SharedRecorder};
 use super::service::HttpMetrics;
+use super::slow_hook::SlowHook;
+use crate::slow::SlowRequests;
 
 /// Default cap on distinct `http_route` values; past it, new routes are recorded as
 /// [`OVERFLOW_ROUTE`](vantage_instrument::names::OVERFLOW_ROUTE).
@@ -45,6 +47,7 @@ struct Config {
     route_fn: Option<Arc<RouteFn>>,
     recorder: Option<SharedRecorder>,
     response_sizes: bool,
+    slow: Option<SlowRequests>,
 }
 
 /// What a layer's services share: the configuration and the handle registry.
@@ -53,6 +56,7 @@ pub(crate) struct Shared {
     exclude_if: Option<Arc<ExcludeFn>>,
     route_fn: Option<Arc<RouteFn>>,
     pub(crate) registry: Registry,
+    pub(crate) slow: Option<SlowHook>,
 }
 
 impl fmt::Debug for Shared {
@@ -62,6 +66,7 @@ impl fmt::Debug for Shared {
             .field("exclude_if", &self.exclude_if.is_some())
             .field("route_fn", &self.route_fn.is_some())
             .field("registry", &self.registry)
+            .field("slow", &self.slow)
             .finish()
     }
 }
@@ -140,6 +145,7 @@ impl HttpMetricsLayer {
             route_fn: None,
             recorder: None,
             response_sizes: false,
+            slow: None,
         };
         Self::from_config(config)
     }
@@ -173,6 +179,7 @@ impl<M> HttpMetricsLayer<M> {
             exclude_if: config.exclude_if.clone(),
             route_fn: config.route_fn.clone(),
             registry,
+            slow: config.slow.clone().map(SlowHook::new),
         };
         Self {
             config,
@@ -244,6 +251,16 @@ impl<M> HttpMetricsLayer<M> {
         R: Recorder + Send + Sync + 'static,
     {
         self.with(|config| config.recorder = Some(Arc::new(recorder)))
+    }
+
+    /// Also offers every recorded request to `slow`, with its route, its duration and the trace
+    /// id of its [`TraceContext`](vantage_instrument::trace_context::TraceContext) extension, so
+    /// that the slowest recent requests of each route can be looked up by trace id: see
+    /// [`slow`](crate::slow). The extension comes from
+    /// [`TraceContextLayer`](crate::TraceContextLayer), which must sit outside this layer;
+    /// requests without one are not offered.
+    pub fn slow_requests(self, slow: SlowRequests) -> Self {
+        self.with(|config| config.slow = Some(slow))
     }
 
     /// The number of distinct routes seen so far (the unmatched and overflow values excluded).

@@ -22,7 +22,9 @@
 //! `http_server_active_requests{http_request_method}` goes up when a request starts and down
 //! exactly once when it ends, whatever the end. With [`body_sizes`](HttpMetricsLayer::body_sizes),
 //! `http_server_request_body_size_bytes` and `http_server_response_body_size_bytes` count the
-//! body bytes that actually flowed.
+//! body bytes that actually flowed. With [`slow_requests`](HttpMetricsLayer::slow_requests),
+//! each recorded request is also offered, with its trace id, to a
+//! [slow-request store](crate::slow) that keeps the slowest recent ones per route.
 //!
 //! # Differences from tower-http's `TraceLayer`
 //!
@@ -79,6 +81,7 @@ mod guard;
 mod labels;
 mod layer;
 mod service;
+mod slow_hook;
 
 pub use body::{BodySizes, NoBodySizes, RecordBodySizes, RequestBody, ResponseBody};
 pub use future::ResponseFuture;

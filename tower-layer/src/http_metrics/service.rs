@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
+use vantage_instrument::trace_context::TraceContext;
 
 use super::body::{BodySizes, NoBodySizes};
 use super::future::ResponseFuture;
@@ -90,8 +91,14 @@ where
         let method = MethodLabel::of(request.method());
         let size = M::RECORDS.then(|| self.shared.registry.request_size(route, method));
         let request = M::request(request, size);
+        let trace_id = self
+            .shared
+            .slow
+            .as_ref()
+            .and_then(|_| request.extensions().get::<TraceContext>())
+            .map(TraceContext::trace_id);
         // Started before the inner call: a panic inside it is recorded by the guard's drop.
-        let recording = Recording::start(Arc::clone(&self.shared), method, route);
+        let recording = Recording::start(Arc::clone(&self.shared), method, route, trace_id);
         ResponseFuture::new(self.inner.call(request), Some(recording))
     }
 }

@@ -13,7 +13,9 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::HttpMetricsLayer;
-use crate::test_helpers::{Scrape, recorder};
+use crate::TraceContextLayer;
+use crate::slow::SlowRequests;
+use crate::test_helpers::{Scrape, install_subscriber, recorder};
 
 fn layer() -> (HttpMetricsLayer, Scrape) {
     let (recorder, scrape) = recorder();
@@ -416,4 +418,137 @@ async fn body_sizes_are_off_by_default() {
     let service = ServiceBuilder::new().layer(layer).service_fn(ok);
     read_all(service.oneshot(get_request("/hello")).await.unwrap()).await;
     assert!(!scrape.text().contains("body_size"));
+}
+
+const TRACE_A: &str = "0af7651916cd43dd8448eb211c80319c";
+const TRACE_B: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const TRACE_C: &str = "12345678901234567890123456789012";
+
+fn traced_request(path: &str, trace: &str) -> Request<Body> {
+    Request::get(path)
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .body(Body::empty())
+        .expect("valid request")
+}
+
+/// The trace ids kept by a slow-request store, per route, sorted (the order within a route
+/// depends on timing).
+fn slow_trace_ids(slow: &SlowRequests) -> Vec<(String, Vec<String>)> {
+    slow.snapshot()
+        .into_iter()
+        .map(|route| {
+            let mut ids: Vec<String> = route
+                .slowest
+                .iter()
+                .map(|request| request.trace_id.to_string())
+                .collect();
+            ids.sort();
+            (route.route, ids)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn slow_requests_are_offered_with_the_trace_id_of_the_context_extension() {
+    install_subscriber();
+    let (layer, scrape) = layer();
+    let slow = SlowRequests::new();
+    let service = ServiceBuilder::new()
+        .layer(TraceContextLayer::new())
+        .layer(layer.slow_requests(slow.clone()))
+        .service_fn(|request: Request<Body>| async move {
+            match request.uri().path() {
+                "/refuse" => Err(Refused),
+                _ => Ok(Response::new(Full::<Bytes>::from("hello"))),
+            }
+        });
+    for (path, trace) in [("/a", TRACE_A), ("/b", TRACE_B), ("/a", TRACE_C)] {
+        let response = service.clone().oneshot(traced_request(path, trace)).await;
+        read_all(response.unwrap()).await;
+    }
+    let error = service
+        .clone()
+        .oneshot(traced_request("/refuse", TRACE_B))
+        .await;
+    assert!(matches!(error, Err(Refused)));
+    assert_eq!(
+        slow_trace_ids(&slow),
+        [
+            (
+                "/a".to_owned(),
+                vec![TRACE_A.to_owned(), TRACE_C.to_owned()]
+            ),
+            ("/b".to_owned(), vec![TRACE_B.to_owned()]),
+            ("/refuse".to_owned(), vec![TRACE_B.to_owned()]),
+        ]
+    );
+    assert_eq!(scrape.requests("GET", "/a", "200", ""), 2);
+    assert_eq!(slow.route_count(), 3);
+}
+
+#[tokio::test]
+async fn slow_requests_need_the_trace_context_layer_outside_the_metrics_layer() {
+    install_subscriber();
+    let (layer, scrape) = layer();
+    let slow = SlowRequests::new();
+    // The wrong order: the metrics layer starts its record before the context exists.
+    let service = ServiceBuilder::new()
+        .layer(layer.slow_requests(slow.clone()))
+        .layer(TraceContextLayer::new())
+        .service_fn(ok);
+    read_all(
+        service
+            .oneshot(traced_request("/a", TRACE_A))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(slow_trace_ids(&slow), []);
+    assert_eq!(slow.route_count(), 0);
+    assert_eq!(scrape.requests("GET", "/a", "200", ""), 1);
+}
+
+#[tokio::test]
+async fn slow_requests_share_the_metrics_route_names_and_cap() {
+    install_subscriber();
+    let (recorder, _scrape) = recorder();
+    let slow = SlowRequests::new();
+    let app = Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .route("/items/{id}", get(|| async { "item" }))
+        .layer(
+            HttpMetricsLayer::new()
+                .recorder(recorder)
+                .max_routes(1)
+                .unwrap()
+                .slow_requests(slow.clone()),
+        )
+        .layer(TraceContextLayer::new());
+    for (path, trace) in [
+        ("/users/1", TRACE_A),
+        ("/users/2", TRACE_B),
+        ("/nope", TRACE_C),
+        ("/items/1", TRACE_A),
+    ] {
+        read_all(
+            app.clone()
+                .oneshot(traced_request(path, trace))
+                .await
+                .unwrap(),
+        )
+        .await;
+    }
+    assert_eq!(
+        slow_trace_ids(&slow),
+        [
+            ("(other)".to_owned(), vec![TRACE_C.to_owned()]),
+            (
+                "/users/{id}".to_owned(),
+                vec![TRACE_A.to_owned(), TRACE_B.to_owned()]
+            ),
+            ("(overflow)".to_owned(), vec![TRACE_A.to_owned()]),
+        ]
+    );
+    // The metrics layer's overflow value is the store's own overflow entry.
+    assert_eq!(slow.route_count(), 2);
 }

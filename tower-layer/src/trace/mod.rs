@@ -1,0 +1,111 @@
+//! Middleware that carries W3C trace context through a service: the server side.
+//!
+//! For every request, [`TraceContextLayer`]
+//!
+//! 1. continues the caller's trace from its `traceparent` / `tracestate` headers, or starts a new
+//!    one when there is no valid `traceparent`
+//!    ([`TraceContext::continue_or_start`]): the result is the request's **server span**, with a
+//!    new span id whose parent is the caller's;
+//! 2. puts that [`TraceContext`] in the request extensions (an axum handler takes it with
+//!    `Extension<TraceContext>`; [`HttpMetricsLayer`](crate::HttpMetricsLayer) reads its trace id
+//!    for the [slow-request exemplars](crate::slow));
+//! 3. opens a `tracing` span `http.request` (level INFO, target [`SPAN_TARGET`]) with the fields
+//!    `trace_id`, `span_id`, `parent_span_id` (when continued), `http.request.method`,
+//!    `http.route` (axum's `MatchedPath`, when the layer sits inside a `Router`) and
+//!    `http.response.status_code` (recorded when the response head is ready). The inner service's
+//!    `call`, every poll of its future and every poll of the response body run inside the span,
+//!    so every log event of the handler carries the trace id, with any formatter that prints
+//!    span fields (`tracing-subscriber`'s text and JSON formats both do);
+//! 4. makes the context [current] over the same stretches: the client side
+//!    ([`PropagateTraceLayer`](crate::propagate::PropagateTraceLayer),
+//!    [`inject_current`](crate::propagate::inject_current)) reads it there, so an outgoing call
+//!    made by the handler continues the trace without the context being passed by hand. Work
+//!    moved to another task (`tokio::spawn`) takes it along with [`Scoped`].
+//!
+//! # Layer order
+//!
+//! Put `TraceContextLayer` **outside** `HttpMetricsLayer`, so that the metrics layer finds the
+//! context in the request extensions. With `Router::layer` the layer added last is the outermost;
+//! with `ServiceBuilder` the first one is.
+//!
+//! # Cost
+//!
+//! Per request: one `traceparent` parse (or two random ids), one clone of the context into the
+//! request extensions, and a thread-local swap per poll (the context is moved in and out, not
+//! cloned). The extension is the only thing the layer allocates itself: three allocations on a
+//! request that had no extensions yet (the map, its table, the boxed context; proved by
+//! `tower-layer/tests/allocations.rs`), one or two on a request that had some (the boxed context,
+//! and the table when it grows). Without a subscriber interested in the span, the span is
+//! disabled and no field is formatted; with one, the subscriber pays for what it stores.
+//!
+//! # Differences from tower-http's `TraceLayer`
+//!
+//! `TraceLayer` opens a span and emits events whose contents you configure; it knows nothing of
+//! W3C trace context. This layer puts the W3C ids in its span and makes the context available to
+//! outgoing calls; it emits no events of its own.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use axum::{Extension, Router, routing::get};
+//! use vantage_instrument::trace_context::TraceContext;
+//! use vantage_tower::{HttpMetricsLayer, TraceContextLayer};
+//!
+//! async fn user(Extension(context): Extension<TraceContext>) -> String {
+//!     tracing::info!("looking the user up"); // carries trace_id, span_id, ...
+//!     format!("trace {}", context.trace_id())
+//! }
+//!
+//! # async fn serve() -> std::io::Result<()> {
+//! let app = Router::new()
+//!     .route("/users/{id}", get(user))
+//!     .layer(HttpMetricsLayer::new())
+//!     .layer(TraceContextLayer::new()); // added last: outside the metrics layer
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! In front of any service with `ServiceBuilder` (the first layer is the outermost):
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use vantage_instrument::trace_context::TraceContext;
+//! use vantage_tower::{TraceContextLayer, trace};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let service = ServiceBuilder::new()
+//!     .layer(TraceContextLayer::new())
+//!     .service_fn(|request: Request<String>| async move {
+//!         let context = request.extensions().get::<TraceContext>().cloned();
+//!         assert_eq!(trace::current(), context);
+//!         Ok::<_, Infallible>(Response::new(String::from("traced")))
+//!     });
+//! let request = Request::builder()
+//!     .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+//!     .body(String::new())
+//!     .unwrap();
+//! let response = service.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! # }
+//! ```
+//!
+//! [`TraceContext`]: vantage_instrument::trace_context::TraceContext
+//! [`TraceContext::continue_or_start`]: vantage_instrument::trace_context::TraceContext::continue_or_start
+
+mod body;
+mod current;
+mod future;
+mod layer;
+mod service;
+
+pub use body::ResponseBody;
+pub use current::{Scoped, current, with_current};
+pub use future::ResponseFuture;
+pub use layer::TraceContextLayer;
+pub use service::{SPAN_TARGET, Traced};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,95 @@
+//! [`Traced`]: the service that gives each request its server span.
+
+use std::task::{Context, Poll};
+
+use http::{Extensions, Request, Response};
+use tower_service::Service;
+use tracing::field::{self, Empty};
+use vantage_instrument::trace_context::TraceContext;
+
+use super::current::Entered;
+use super::future::ResponseFuture;
+
+/// The `tracing` target of the `http.request` spans, for filters such as
+/// `RUST_LOG=vantage_tower::trace=info`.
+pub const SPAN_TARGET: &str = "vantage_tower::trace";
+
+/// Middleware continuing or starting a W3C trace per request; made by
+/// [`TraceContextLayer`](super::TraceContextLayer).
+///
+/// See the [module docs](super) for an example.
+#[derive(Debug, Clone)]
+pub struct Traced<S> {
+    inner: S,
+}
+
+impl<S> Traced<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Self { inner }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Traced<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<super::ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let context = TraceContext::continue_or_start(request.headers());
+        // Without a subscriber interested in the span, this is a disabled span: no field is
+        // formatted and nothing is allocated.
+        let span = tracing::info_span!(
+            target: SPAN_TARGET,
+            "http.request",
+            trace_id = %context.trace_id(),
+            span_id = %context.span_id(),
+            parent_span_id = context.parent_id().map(field::display),
+            http.request.method = %request.method(),
+            http.route = matched_path(request.extensions()),
+            http.response.status_code = Empty,
+        );
+        request.extensions_mut().insert(context.clone());
+        let mut context = Some(context);
+        let future = {
+            let _span = span.enter();
+            let _current = Entered::new(&mut context);
+            self.inner.call(request)
+        };
+        ResponseFuture::new(future, span, context)
+    }
+}
+
+#[cfg(feature = "axum")]
+fn matched_path(extensions: &Extensions) -> Option<&str> {
+    extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(axum::extract::MatchedPath::as_str)
+}
+
+#[cfg(not(feature = "axum"))]
+fn matched_path(_extensions: &Extensions) -> Option<&str> {
+    None
+}
