@@ -24,7 +24,11 @@ fn source(log: &Arc<[u8]>) -> Source {
 fn pipeline(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline");
     group.sample_size(10);
-    for format in [Format::TraefikCommon, Format::TraefikJson, Format::CaddyJson] {
+    for format in [
+        Format::TraefikCommon,
+        Format::TraefikJson,
+        Format::CaddyJson,
+    ] {
         let log: Arc<[u8]> = generate(&format, &SynthConfig::new().seed(3), LINES)
             .text
             .into();

@@ -18,7 +18,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use vantage_instrument::names::OVERFLOW_ROUTE;
+use vantage_instrument::names::{OTHER_METHOD, OVERFLOW_ROUTE};
 
 use crate::format::{Format, Parsed, Record, StatusClass};
 use crate::histogram::LatencyHistogram;
@@ -112,6 +112,9 @@ pub struct AggregateConfig {
     pub max_groups: usize,
     /// How many malformed lines to keep as samples.
     pub malformed_samples: usize,
+    /// Also count each group's requests by method and status code (for `serve`'s
+    /// `edge_requests_total{method, code}`).
+    pub count_codes: bool,
 }
 
 impl AggregateConfig {
@@ -125,6 +128,7 @@ impl AggregateConfig {
             routes: RouteRules::auto(),
             max_groups: DEFAULT_MAX_GROUPS,
             malformed_samples: DEFAULT_MALFORMED_SAMPLES,
+            count_codes: false,
         }
     }
 }
@@ -200,6 +204,33 @@ pub struct GroupStats {
     pub upstream_latency: LatencyHistogram,
     /// Response bytes sent.
     pub bytes_sent: u64,
+    /// Requests by method and status code, when [`AggregateConfig::count_codes`] is set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<CodeCount>,
+}
+
+/// Requests of one method and status code.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CodeCount {
+    /// The method: a standard one, or `_OTHER` (methods are the client's choice: bounded).
+    pub method: String,
+    /// The status code as logged (`-1` when the line had none).
+    pub code: i16,
+    /// Requests.
+    pub count: u64,
+}
+
+/// The methods counted by name; any other is [`OTHER_METHOD`].
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// The bounded label of a logged method.
+fn method_label(method: Option<&[u8]>) -> &'static str {
+    method
+        .and_then(|method| METHODS.iter().find(|known| known.as_bytes() == method))
+        .copied()
+        .unwrap_or(OTHER_METHOD)
 }
 
 /// The index of a status class in [`GroupStats::status_classes`].
@@ -218,8 +249,24 @@ pub const fn class_index(class: StatusClass) -> usize {
 pub const STATUS_CLASS_NAMES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 
 impl GroupStats {
-    fn add(&mut self, record: &Record<'_>) {
+    fn add(&mut self, record: &Record<'_>, count_codes: bool) {
         self.requests += 1;
+        if count_codes {
+            let method = method_label(record.method.as_deref());
+            let code = record.status.map_or(-1, |status| status.code());
+            match self
+                .codes
+                .iter_mut()
+                .find(|c| c.code == code && c.method == method)
+            {
+                Some(counted) => counted.count += 1,
+                None => self.codes.push(CodeCount {
+                    method: method.to_owned(),
+                    code,
+                    count: 1,
+                }),
+            }
+        }
         let class = record.status.map_or(StatusClass::Other, |s| s.class());
         self.status_classes[class_index(class)] += 1;
         match record.duration_ns {
@@ -248,6 +295,17 @@ impl GroupStats {
         self.latency_missing += other.latency_missing;
         self.upstream_latency.merge(&other.upstream_latency);
         self.bytes_sent += other.bytes_sent;
+        for theirs in &other.codes {
+            match self
+                .codes
+                .iter_mut()
+                .find(|c| c.code == theirs.code && c.method == theirs.method)
+            {
+                Some(mine) => mine.count += theirs.count,
+                None => self.codes.push(theirs.clone()),
+            }
+        }
+        self.codes.sort();
     }
 }
 
@@ -280,6 +338,14 @@ pub struct Aggregate {
 impl Aggregate {
     /// Adds `other` into `self`.
     pub fn merge(&mut self, other: &Self, max_samples: usize) {
+        self.merge_counts(other, max_samples);
+        for (key, stats) in &other.groups {
+            self.groups.entry(key.clone()).or_default().merge(stats);
+        }
+    }
+
+    /// Adds everything of `other` but its groups.
+    fn merge_counts(&mut self, other: &Self, max_samples: usize) {
         self.lines.total += other.lines.total;
         self.lines.parsed += other.lines.parsed;
         self.lines.malformed += other.lines.malformed;
@@ -295,9 +361,6 @@ impl Aggregate {
         }
         for (second, count) in &other.timeline {
             *self.timeline.entry(*second).or_default() += count;
-        }
-        for (key, stats) in &other.groups {
-            self.groups.entry(key.clone()).or_default().merge(stats);
         }
     }
 
@@ -389,10 +452,22 @@ pub struct Aggregator<'c> {
     aggregate: Aggregate,
     /// Groups keyed by their encoded key (each value length-prefixed), for lookups by bytes.
     groups: HashMap<Box<[u8]>, GroupStats, foldhash::fast::RandomState>,
+    /// New groups past this many go to the overflow group.
+    group_limit: usize,
     statuses: Vec<u64>,
     key: Vec<u8>,
     route: Vec<u8>,
     second: Option<(i64, u64)>,
+}
+
+type EncodedGroups = HashMap<Box<[u8]>, GroupStats, foldhash::fast::RandomState>;
+
+/// What an [`Aggregator`] made of one chunk of lines, to be [absorbed](Aggregator::absorb) in
+/// chunk order by another.
+#[derive(Debug, Default)]
+pub struct ChunkAggregate {
+    groups: EncodedGroups,
+    counts: Aggregate,
 }
 
 /// Status codes counted in [`Aggregator::statuses`] directly: `-1` to `999`.
@@ -408,6 +483,7 @@ impl<'c> Aggregator<'c> {
                 ..Aggregate::default()
             },
             groups: HashMap::default(),
+            group_limit: config.max_groups.saturating_mul(LOCAL_GROUP_FACTOR),
             statuses: vec![0; STATUS_SLOTS],
             key: Vec::new(),
             route: Vec::new(),
@@ -451,14 +527,15 @@ impl<'c> Aggregator<'c> {
         }
     }
 
-    /// Counts one request record.
-    pub fn add_record(&mut self, position: LinePosition, record: &Record<'_>) {
+    /// Counts one request record; returns its encoded group key (see [`decode_key`]).
+    pub fn add_record(&mut self, position: LinePosition, record: &Record<'_>) -> &[u8] {
         self.encode_key(record);
+        let count_codes = self.config.count_codes;
         let stats = match self.groups.get_mut(&self.key[..]) {
             Some(stats) => stats,
             None => self.new_group(position),
         };
-        stats.add(record);
+        stats.add(record, count_codes);
         let status = record.status.map_or(-1, |status| status.code());
         match usize::try_from(i32::from(status) + 1) {
             Ok(slot) if slot < STATUS_SLOTS => self.statuses[slot] += 1,
@@ -471,11 +548,12 @@ impl<'c> Aggregator<'c> {
                 min_option(self.aggregate.first_timestamp, Some(nanos));
             self.aggregate.last_timestamp = self.aggregate.last_timestamp.max(Some(nanos));
         }
+        &self.key
     }
 
     #[cold]
     fn new_group(&mut self, position: LinePosition) -> &mut GroupStats {
-        if self.groups.len() >= self.config.max_groups.saturating_mul(LOCAL_GROUP_FACTOR) {
+        if self.groups.len() >= self.group_limit {
             self.key.clear();
             for _ in &self.config.group_by {
                 push_value(&mut self.key, OVERFLOW_ROUTE.as_bytes());
@@ -526,18 +604,112 @@ impl<'c> Aggregator<'c> {
         }
     }
 
+    /// An aggregator that goes on from `aggregate` (restored from a checkpoint): what it
+    /// returns later includes everything `aggregate` holds.
+    pub fn resume(config: &'c AggregateConfig, aggregate: Aggregate) -> Self {
+        let mut aggregator = Self::new(config);
+        aggregator.aggregate = Aggregate {
+            groups: HashMap::new(),
+            group_by: config.group_by.clone(),
+            ..aggregate.clone()
+        };
+        for (key, stats) in aggregate.groups {
+            let mut encoded = Vec::new();
+            for value in &key.0 {
+                push_value(&mut encoded, value.as_bytes());
+            }
+            aggregator.groups.insert(encoded.into_boxed_slice(), stats);
+        }
+        aggregator
+    }
+
+    /// An aggregator of one chunk at a time for the parallel pipeline: it creates every group
+    /// its chunk holds (a chunk is bounded, so is its memory), and the cap is applied when the
+    /// chunks are [absorbed](Self::absorb) in order, exactly as one aggregator reading every
+    /// line in order would apply it.
+    pub fn for_chunks(config: &'c AggregateConfig) -> Self {
+        Self {
+            group_limit: usize::MAX,
+            ..Self::new(config)
+        }
+    }
+
+    /// Takes what the lines added since the last call amount to, leaving the aggregator empty.
+    pub fn take_chunk(&mut self) -> ChunkAggregate {
+        let mut counts = std::mem::replace(
+            &mut self.aggregate,
+            Aggregate {
+                group_by: self.config.group_by.clone(),
+                ..Aggregate::default()
+            },
+        );
+        if let Some((second, count)) = self.second.take() {
+            *counts.timeline.entry(second).or_default() += count;
+        }
+        fold_statuses(&self.statuses, &mut counts);
+        self.statuses.iter_mut().for_each(|count| *count = 0);
+        ChunkAggregate {
+            groups: std::mem::take(&mut self.groups),
+            counts,
+        }
+    }
+
+    /// Adds a chunk's aggregate. Chunks absorbed in line order give exactly what this
+    /// aggregator would have made of their lines itself: new groups are admitted in the order
+    /// of their first line, up to the same limit.
+    pub fn absorb(&mut self, chunk: ChunkAggregate) {
+        self.aggregate
+            .merge_counts(&chunk.counts, self.config.malformed_samples);
+        let mut groups: Vec<_> = chunk.groups.into_iter().collect();
+        groups.sort_by_key(|(_, stats)| stats.first_seen);
+        for (key, stats) in groups {
+            if let Some(mine) = self.groups.get_mut(&key) {
+                mine.merge(&stats);
+            } else if self.groups.len() < self.group_limit {
+                self.groups.insert(key, stats);
+            } else {
+                let mut overflow = Vec::new();
+                for _ in &self.config.group_by {
+                    push_value(&mut overflow, OVERFLOW_ROUTE.as_bytes());
+                }
+                self.groups
+                    .entry(overflow.into_boxed_slice())
+                    .or_default()
+                    .merge(&stats);
+            }
+        }
+    }
+
+    /// The line accounting so far.
+    pub fn lines(&self) -> LineCounts {
+        self.aggregate.lines
+    }
+
+    /// What [`into_aggregate`](Self::into_aggregate) would return now, leaving the aggregator
+    /// as it is (for live exports and checkpoints).
+    pub fn snapshot(&self) -> Aggregate {
+        let mut aggregate = self.aggregate.clone();
+        if let Some((second, count)) = self.second {
+            *aggregate.timeline.entry(second).or_default() += count;
+        }
+        fold_statuses(&self.statuses, &mut aggregate);
+        for (key, stats) in &self.groups {
+            aggregate
+                .groups
+                .entry(decode_key(key))
+                .or_default()
+                .merge(stats);
+        }
+        aggregate
+    }
+
     /// The aggregate of every line added, groups decoded, cap not yet applied (see
     /// [`Aggregate::finish`]).
     pub fn into_aggregate(mut self) -> Aggregate {
         if let Some((second, count)) = self.second.take() {
             *self.aggregate.timeline.entry(second).or_default() += count;
         }
-        for (slot, count) in self.statuses.iter().enumerate() {
-            if *count > 0 {
-                let status = slot as i16 - 1;
-                *self.aggregate.statuses.entry(status).or_default() += count;
-            }
-        }
+        fold_statuses(&self.statuses, &mut self.aggregate);
         for (key, stats) in self.groups {
             self.aggregate
                 .groups
@@ -549,6 +721,16 @@ impl<'c> Aggregator<'c> {
     }
 }
 
+/// Adds the per-slot status counts into the aggregate's map.
+fn fold_statuses(slots: &[u64], aggregate: &mut Aggregate) {
+    for (slot, count) in slots.iter().enumerate() {
+        if *count > 0 {
+            let status = slot as i16 - 1;
+            *aggregate.statuses.entry(status).or_default() += count;
+        }
+    }
+}
+
 /// Appends one key value, length-prefixed (values longer than 64 KiB are cut).
 fn push_value(key: &mut Vec<u8>, value: &[u8]) {
     let value = &value[..value.len().min(usize::from(u16::MAX))];
@@ -556,7 +738,8 @@ fn push_value(key: &mut Vec<u8>, value: &[u8]) {
     key.extend_from_slice(value);
 }
 
-fn decode_key(mut key: &[u8]) -> GroupKey {
+/// The values of an encoded group key, as [`Aggregator::add_record`] returns it.
+pub fn decode_key(mut key: &[u8]) -> GroupKey {
     let mut values = Vec::new();
     while let [low, high, rest @ ..] = key {
         let len = usize::from(u16::from_le_bytes([*low, *high])).min(rest.len());
@@ -668,6 +851,43 @@ mod tests {
         merged.merge(&second.into_aggregate(), config.malformed_samples);
         merged.finish(config.max_groups);
         assert_eq!(merged, whole);
+    }
+
+    #[test]
+    fn a_resumed_aggregator_goes_on_from_its_snapshot() {
+        let mut config = AggregateConfig::new(Format::TraefikCommon);
+        config.count_codes = true;
+        let whole = aggregate(&config, LINES);
+        let mut first = Aggregator::new(&config);
+        for (n, line) in LINES[..2].iter().enumerate() {
+            first.add_line(LinePosition::new(0, n as u64 + 1), line.as_bytes());
+        }
+        let checkpoint: Aggregate =
+            serde_json::from_str(&serde_json::to_string(&first.snapshot()).expect("json"))
+                .expect("json");
+        let mut resumed = Aggregator::resume(&config, checkpoint);
+        for (n, line) in LINES.iter().enumerate().skip(2) {
+            resumed.add_line(LinePosition::new(0, n as u64 + 1), line.as_bytes());
+        }
+        assert_eq!(resumed.snapshot(), resumed.snapshot());
+        let mut got = resumed.into_aggregate();
+        got.finish(config.max_groups);
+        assert_eq!(got, whole);
+        assert_eq!(
+            got.groups[&key(&["users@docker"])].codes,
+            [
+                CodeCount {
+                    method: "GET".to_owned(),
+                    code: 200,
+                    count: 1
+                },
+                CodeCount {
+                    method: "GET".to_owned(),
+                    code: 503,
+                    count: 1
+                },
+            ]
+        );
     }
 
     #[test]

@@ -114,6 +114,11 @@ impl LatencyHistogram {
         self.max
     }
 
+    /// The sum of the recorded values, µs (saturating).
+    pub fn sum(&self) -> u64 {
+        self.sum
+    }
+
     /// The mean of the recorded values (0 when empty).
     pub fn mean(&self) -> f64 {
         if self.count == 0 {

@@ -59,20 +59,20 @@ pub enum InputError {
         pattern: String,
     },
     /// A file could not be opened.
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}: {error}")]
     Open {
         /// The file.
         path: String,
-        /// Why.
-        source: io::Error,
+        /// Why (part of the message, not a separate cause: printed once).
+        error: io::Error,
     },
     /// An input failed while being read (including corrupt gzip data).
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The input.
         path: String,
-        /// Why.
-        source: io::Error,
+        /// Why (part of the message, not a separate cause: printed once).
+        error: io::Error,
     },
 }
 
@@ -161,9 +161,9 @@ impl Input {
         let (reader, size): (Box<dyn Read + Send>, _) = match spec {
             InputSpec::Stdin => (Box::new(io::stdin()), None),
             InputSpec::Path(path) => {
-                let open_error = |source| InputError::Open {
+                let open_error = |error| InputError::Open {
                     path: path.display().to_string(),
-                    source,
+                    error,
                 };
                 let file = File::open(path).map_err(open_error)?;
                 let size = file.metadata().map_err(open_error)?.len();
@@ -191,9 +191,9 @@ impl Input {
                 bytes: raw_bytes,
             },
         );
-        let head = buffered.fill_buf().map_err(|source| InputError::Read {
+        let head = buffered.fill_buf().map_err(|error| InputError::Read {
             path: name.clone(),
-            source,
+            error,
         })?;
         let reader: Box<dyn Read + Send> = if head.starts_with(&[0x1f, 0x8b]) {
             Box::new(MultiGzDecoder::new(buffered))
@@ -211,9 +211,9 @@ impl Input {
     /// The input failed to read.
     pub fn peek(&mut self, limit: usize) -> Result<Vec<u8>, InputError> {
         let mut head = Vec::new();
-        let read_error = |source| InputError::Read {
+        let read_error = |error| InputError::Read {
             path: self.name.clone(),
-            source,
+            error,
         };
         (&mut self.reader)
             .take(limit as u64)
@@ -238,9 +238,9 @@ impl Input {
             .reader
             .take(limit as u64)
             .read_to_end(&mut head)
-            .map_err(|source| InputError::Read {
+            .map_err(|error| InputError::Read {
                 path: spec.name(),
-                source,
+                error,
             })?;
         Ok(head)
     }
@@ -377,11 +377,11 @@ impl LineChunker {
             match self.input.reader.read(&mut buffer[start..]) {
                 Ok(read) => break read,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => {
+                Err(error) => {
                     buffer.truncate(start);
                     return Err(InputError::Read {
                         path: self.input.name.clone(),
-                        source,
+                        error,
                     });
                 }
             }

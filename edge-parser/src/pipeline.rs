@@ -2,22 +2,25 @@
 //! hands them to parser workers that aggregate privately, and the aggregates merge once.
 //!
 //! ```text
-//! inputs ──reader──▶ bounded channel of chunks ──▶ N workers (parse + aggregate) ──▶ merge
-//!            ▲                                          │
-//!            └──────────── emptied buffers ◀────────────┘
+//! inputs ──reader──▶ bounded channel of chunks ──▶ N workers (parse + aggregate)
+//!            ▲                                          │            │
+//!            └──────────── emptied buffers ◀────────────┘            ▼
+//!                                                  merge in chunk order (the group cap)
 //! ```
 //!
 //! The channel is bounded, so a slow parser slows the reader down instead of letting chunks pile
 //! up: memory is a few chunks per worker whatever the input size. Buffers travel back to the
-//! reader to be refilled, so the steady state allocates nothing. Results do not depend on the
-//! number of threads: see [`Aggregate::merge`] and [`Aggregate::finish`].
+//! reader to be refilled. Each worker turns a chunk into a [`ChunkAggregate`]; a merge thread
+//! absorbs them in reading order, so that the group cap falls exactly where a single thread
+//! would put it: results do not depend on the number of threads or the chunk size.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::aggregate::{Aggregate, AggregateConfig, Aggregator, LinePosition};
+use crate::aggregate::{Aggregate, AggregateConfig, Aggregator, ChunkAggregate, LinePosition};
 use crate::format::{Format, Parsed};
 use crate::input::{
     ChunkInfo, DEFAULT_CHUNK_BYTES, DEFAULT_MAX_LINE_BYTES, Input, InputError, InputSpec,
@@ -56,6 +59,8 @@ impl Default for Pipeline {
 
 /// A chunk of whole lines on its way to a worker.
 struct Chunk {
+    /// Its place in reading order.
+    sequence: u64,
     input: u32,
     info: ChunkInfo,
     bytes: Vec<u8>,
@@ -110,33 +115,53 @@ impl Pipeline {
     ) -> Result<Aggregate, InputError> {
         let (chunks, work): (Sender<Chunk>, Receiver<Chunk>) = bounded(self.threads * 2);
         let (recycle, spares): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = bounded(self.threads * 3);
+        let (done, results): (Sender<(u64, ChunkAggregate)>, Receiver<_>) =
+            bounded(self.threads * 2);
         std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..self.threads)
-                .map(|n| {
-                    let work = work.clone();
-                    let recycle = recycle.clone();
-                    std::thread::Builder::new()
-                        .name(format!("edge-parser-{n}"))
-                        .spawn_scoped(scope, move || {
-                            let mut aggregator = Aggregator::new(config);
-                            for chunk in work {
-                                process(
-                                    &mut aggregator,
-                                    chunk.input,
-                                    &chunk.info,
-                                    &chunk.bytes,
-                                    self.max_line_bytes,
-                                );
-                                // The reader may be gone (error) or have enough spares.
-                                let _ = recycle.try_send(chunk.bytes);
-                            }
-                            aggregator.into_aggregate()
-                        })
-                        .expect("spawning a parser thread")
+            for n in 0..self.threads {
+                let work = work.clone();
+                let recycle = recycle.clone();
+                let done = done.clone();
+                std::thread::Builder::new()
+                    .name(format!("edge-parser-{n}"))
+                    .spawn_scoped(scope, move || {
+                        let mut aggregator = Aggregator::for_chunks(config);
+                        for chunk in work {
+                            process(
+                                &mut aggregator,
+                                chunk.input,
+                                &chunk.info,
+                                &chunk.bytes,
+                                self.max_line_bytes,
+                            );
+                            // The merger outlives the workers; the reader may have enough spares.
+                            let _ = done.send((chunk.sequence, aggregator.take_chunk()));
+                            let _ = recycle.try_send(chunk.bytes);
+                        }
+                    })
+                    .expect("spawning a parser thread");
+            }
+            drop((work, done));
+            // Chunks are absorbed in reading order, so the group cap falls exactly where one
+            // thread reading every line in order would put it.
+            let merger = std::thread::Builder::new()
+                .name("edge-parser-merge".to_owned())
+                .spawn_scoped(scope, move || {
+                    let mut merged = Aggregator::new(config);
+                    let mut pending = BTreeMap::new();
+                    let mut next = 0;
+                    for (sequence, chunk) in results {
+                        pending.insert(sequence, chunk);
+                        while let Some(chunk) = pending.remove(&next) {
+                            merged.absorb(chunk);
+                            next += 1;
+                        }
+                    }
+                    merged.into_aggregate()
                 })
-                .collect();
-            drop(work);
+                .expect("spawning the merge thread");
             let mut buffer = Vec::new();
+            let mut sequence = 0;
             let read = self.read(
                 inputs,
                 progress,
@@ -147,23 +172,18 @@ impl Pipeline {
                     let full = std::mem::replace(bytes, next);
                     // Workers only stop when the channel closes, so sending cannot fail.
                     let _ = chunks.send(Chunk {
+                        sequence,
                         input,
                         info,
                         bytes: full,
                     });
+                    sequence += 1;
                     Ok(())
                 },
                 &mut buffer,
             );
             drop(chunks);
-            let mut merged = Aggregate {
-                group_by: config.group_by.clone(),
-                ..Aggregate::default()
-            };
-            for worker in workers {
-                let aggregate = worker.join().expect("a parser thread panicked");
-                merged.merge(&aggregate, config.malformed_samples);
-            }
+            let merged = merger.join().expect("the merge thread panicked");
             read.map(|()| merged)
         })
     }
@@ -250,6 +270,7 @@ fn first_timestamp(head: &[u8], format: &Format) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::GroupKey;
 
     fn sources(inputs: &[InputSpec]) -> Vec<Source> {
         inputs.iter().cloned().map(Source::Spec).collect()
@@ -274,9 +295,14 @@ mod tests {
         let mut lines = Vec::new();
         for n in 0..600u32 {
             let router = ["a@docker", "b@docker", "c@docker"][n as usize % 3];
+            let router = if n % 7 == 0 {
+                format!("r{}@file", n % 40)
+            } else {
+                router.to_owned()
+            };
             lines.push(traefik_line(
                 n % 60,
-                router,
+                &router,
                 [200, 404, 503][n as usize % 3],
                 n % 97,
             ));
@@ -288,7 +314,9 @@ mod tests {
             write_log(&dir, "one.log", &lines[..300]),
             write_log(&dir, "two.log", &lines[300..]),
         ];
-        let config = AggregateConfig::new(Format::TraefikCommon);
+        // A cap of 2 groups: each aggregator keeps at most 8, far fewer than the log's 43.
+        let mut config = AggregateConfig::new(Format::TraefikCommon);
+        config.max_groups = 2;
         let reference = Pipeline {
             threads: 1,
             chunk_bytes: 1 << 20,
@@ -299,7 +327,17 @@ mod tests {
         assert_eq!(reference.lines.total, 612);
         assert_eq!(reference.lines.malformed, 12);
         assert_eq!(reference.lines.parsed, 600);
+        // Kept: the first two routers seen (lines 1 and 3), everything else folded.
+        let requests = |router: &str| reference.groups[&GroupKey(vec![router.to_owned()])].requests;
         assert_eq!(reference.groups.len(), 3);
+        assert_eq!(
+            (
+                requests("r0@file"),
+                requests("b@docker"),
+                requests("(overflow)")
+            ),
+            (3, 171, 426)
+        );
         for (threads, chunk_bytes) in [(1, 100), (2, 1000), (3, 257), (4, 1 << 16)] {
             let progress = Progress::default();
             let got = Pipeline {

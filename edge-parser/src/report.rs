@@ -2,7 +2,7 @@
 //!
 //! Both show, per group and in total: requests, requests per second over the log's time span,
 //! the status-class mix and latency percentiles (nearest rank, from the
-//! [`LatencyHistogram`](crate::histogram::LatencyHistogram)s: within 0.1 % of exact, maximum
+//! [`LatencyHistogram`]s: within 0.1 % of exact, maximum
 //! exact), and the line accounting: every line parsed, malformed or filtered.
 //!
 //! # JSON document

@@ -78,6 +78,29 @@ pub const EDGE_LAG: &str = "edge_lag_seconds";
 pub const EDGE_FILE_ROTATIONS_TOTAL: &str = "edge_file_rotations_total";
 /// Edge: 1 while a router's traffic is far outside its baseline, by `kind`.
 pub const EDGE_ANOMALY: &str = "edge_anomaly";
+/// Edge: checkpoints written.
+pub const EDGE_CHECKPOINT_WRITES_TOTAL: &str = "edge_checkpoint_writes_total";
+/// Edge: checkpoint writes that failed.
+pub const EDGE_CHECKPOINT_ERRORS_TOTAL: &str = "edge_checkpoint_errors_total";
+/// Edge: when the last checkpoint was written, in seconds since the epoch.
+pub const EDGE_CHECKPOINT_LAST_SUCCESS: &str = "edge_checkpoint_last_success_timestamp_seconds";
+/// Edge: 1 if the counters continue from a checkpoint restored at startup.
+pub const EDGE_CHECKPOINT_RESTORED: &str = "edge_checkpoint_restored";
+/// Edge: log files currently followed.
+pub const EDGE_FILES_OPEN: &str = "edge_files_open";
+
+/// Edge label: the proxy's router, or the route template for formats that log no router.
+pub const ROUTER: &str = "router";
+/// Edge label: the service the proxy sent the request to (`-` when not logged).
+pub const SERVICE: &str = "service";
+/// Edge label: the request method (standard methods, else `_OTHER`).
+pub const METHOD: &str = "method";
+/// Edge label: the status code as logged.
+pub const CODE: &str = "code";
+/// Edge label: `parsed`, `malformed` or `filtered`.
+pub const LINE_RESULT: &str = "result";
+/// Edge label: what kind of rotation or anomaly.
+pub const KIND: &str = "kind";
 
 /// Default duration buckets in seconds: the OpenTelemetry recommendation for
 /// `http.server.request.duration`, shared by the service and the edge.

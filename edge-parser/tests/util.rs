@@ -1,0 +1,237 @@
+//! Helpers shared by the integration tests: a temporary directory per test and a runner for the
+//! real `edge-parser` binary.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Every wait in these tests is bounded by this.
+pub(crate) const WAIT_LIMIT: Duration = Duration::from_secs(15);
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_edge-parser");
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+/// A directory of its own for one test, removed when dropped.
+#[derive(Debug)]
+pub(crate) struct Dir {
+    path: PathBuf,
+}
+
+impl Dir {
+    /// A new empty directory whose name contains `name`, unique to this process and call.
+    pub(crate) fn new(name: &str) -> Self {
+        let unique = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir()
+            .join("vantage-edge-tests")
+            .join(format!("{name}-{}-{unique}", std::process::id()));
+        if path.exists() {
+            std::fs::remove_dir_all(&path).expect("removing a stale test directory");
+        }
+        std::fs::create_dir_all(&path).expect("creating the test directory");
+        Self { path }
+    }
+
+    /// The directory's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of `name` inside the directory.
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `contents` to `name` inside the directory and returns its path.
+    pub(crate) fn create(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.join(name);
+        std::fs::write(&path, contents).expect("writing a test file");
+        path
+    }
+
+    /// Writes `contents` gzip-compressed to `name` inside the directory and returns its path.
+    pub(crate) fn create_gz(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        self.create(name, gzip(contents.as_ref()))
+    }
+
+    /// A command running `edge-parser` in this directory.
+    pub(crate) fn command(&self) -> TestCommand {
+        TestCommand::new(&self.path)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// `data` compressed as one gzip member.
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).expect("compressing in memory");
+    encoder.finish().expect("compressing in memory")
+}
+
+/// A run of the `edge-parser` binary being built: arguments, standard input, directory.
+#[derive(Debug)]
+pub(crate) struct TestCommand {
+    command: Command,
+    stdin: Vec<u8>,
+}
+
+impl TestCommand {
+    fn new(dir: &Path) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .current_dir(dir)
+            // The tests check the binary's own defaults, whatever the caller's environment says.
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR");
+        Self {
+            command,
+            stdin: Vec::new(),
+        }
+    }
+
+    /// Adds arguments.
+    pub(crate) fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    /// Adds one argument.
+    pub(crate) fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
+        self.command.arg(arg);
+        self
+    }
+
+    /// What the binary reads on standard input (nothing by default).
+    pub(crate) fn stdin(&mut self, bytes: impl Into<Vec<u8>>) -> &mut Self {
+        self.stdin = bytes.into();
+        self
+    }
+
+    /// Runs the binary to its end, feeding standard input, within [`WAIT_LIMIT`].
+    pub(crate) fn run(&mut self) -> Outcome {
+        let mut child = self.spawn(Stdio::piped());
+        let stdin = std::mem::take(&mut self.stdin);
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        // A thread feeds standard input so that a large input cannot deadlock against output.
+        let feeder = std::thread::spawn(move || {
+            // The binary may stop reading early (for example on a usage error).
+            let _ = pipe.write_all(&stdin);
+        });
+        let output = wait_with_output(child);
+        feeder.join().expect("the stdin feeder does not panic");
+        output
+    }
+
+    /// Runs the binary to its end with standard output going to the file at `path` (for
+    /// outputs that are large or not UTF-8), within [`WAIT_LIMIT`].
+    pub(crate) fn run_to_file(&mut self, path: &Path) -> Outcome {
+        let file = std::fs::File::create(path).expect("creating the output file");
+        let child = self
+            .command
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting edge-parser");
+        wait_with_output(child)
+    }
+
+    /// Runs the binary, expecting exit code 0, and returns its standard output.
+    pub(crate) fn stdout(&mut self) -> String {
+        let outcome = self.run();
+        assert_eq!(outcome.code, 0, "{outcome}");
+        outcome.stdout
+    }
+
+    /// Runs the binary, expecting exit code 0 and one JSON document on standard output.
+    pub(crate) fn json(&mut self) -> serde_json::Value {
+        let stdout = self.stdout();
+        serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+    }
+
+    /// Starts the binary with piped standard output and error and the given standard input.
+    pub(crate) fn spawn(&mut self, stdin: Stdio) -> Child {
+        self.command
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting edge-parser")
+    }
+}
+
+/// Waits for `child` within [`WAIT_LIMIT`] (killing it past that) and collects its output.
+pub(crate) fn wait_with_output(mut child: Child) -> Outcome {
+    let stdout = child.stdout.take().map(read_in_thread);
+    let stderr = child.stderr.take().map(read_in_thread);
+    let status = wait_bounded(&mut child);
+    let collect = |reader: Option<std::thread::JoinHandle<Vec<u8>>>| {
+        let bytes = reader.map_or_else(Vec::new, |r| r.join().expect("reader thread"));
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Outcome {
+        code: status.code().unwrap_or(-1),
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    }
+}
+
+/// Waits for `child` to exit, killing it and failing the test after [`WAIT_LIMIT`].
+fn wait_bounded(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for edge-parser") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("edge-parser did not finish within {WAIT_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn read_in_thread(
+    mut reader: impl std::io::Read + Send + 'static,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).expect("reading a pipe");
+        bytes
+    })
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// The exit code (-1 when killed by a signal).
+    pub(crate) code: i32,
+    /// Standard output (lossily decoded; empty when it went to a file).
+    pub(crate) stdout: String,
+    /// Standard error.
+    pub(crate) stderr: String,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
