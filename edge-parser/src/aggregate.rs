@@ -492,12 +492,26 @@ impl<'c> Aggregator<'c> {
     }
 
     /// Accounts for one line of the input (without its line ending).
+    #[inline]
     pub fn add_line(&mut self, position: LinePosition, line: &[u8]) {
+        self.add_line_with(position, line, |_, _| {});
+    }
+
+    /// As [`add_line`](Self::add_line), and calls `each` with the request's record and its
+    /// encoded group key when the line is one (for live windows and watches).
+    #[inline]
+    pub fn add_line_with(
+        &mut self,
+        position: LinePosition,
+        line: &[u8],
+        each: impl FnOnce(&Record<'_>, &[u8]),
+    ) {
         self.aggregate.lines.total += 1;
         match self.config.format.parse(line) {
             Ok(Parsed::Record(record)) => {
                 self.aggregate.lines.parsed += 1;
-                self.add_record(position, &record);
+                let key = self.add_record(position, &record);
+                each(&record, key);
             }
             Ok(Parsed::Filtered(_)) => self.aggregate.lines.filtered += 1,
             Err(error) => self.malformed(position, line, &error),
@@ -683,6 +697,11 @@ impl<'c> Aggregator<'c> {
     /// The line accounting so far.
     pub fn lines(&self) -> LineCounts {
         self.aggregate.lines
+    }
+
+    /// The latest request timestamp so far, ns since the epoch.
+    pub fn last_timestamp(&self) -> Option<i64> {
+        self.aggregate.last_timestamp
     }
 
     /// What [`into_aggregate`](Self::into_aggregate) would return now, leaving the aggregator

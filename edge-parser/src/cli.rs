@@ -14,7 +14,11 @@ use vantage_edge::input::{self, Input, InputSpec, Source};
 use vantage_edge::pipeline::{Pipeline, Progress, order_by_time};
 use vantage_edge::report::{self, ReportMeta, ReportOptions, SortKey};
 use vantage_edge::route::RouteRules;
+use vantage_edge::serve::ServeConfig;
+use vantage_edge::serve::ingest::{CheckpointTarget, ServeState};
+use vantage_edge::serve::watch::WatchConfig;
 use vantage_edge::synth::{Generator, SynthConfig};
+use vantage_edge::tail::{Checkpoint, TailConfig};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -39,8 +43,112 @@ enum Command {
     /// Read access logs once and print a report per group.
     #[command(after_help = REPORT_HELP)]
     Report(ReportArgs),
+    /// Follow access logs live (like `tail -F`, across rotations and restarts) and serve
+    /// Prometheus metrics, health, summaries and a live stream over HTTP.
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
     /// Write a synthetic access log to stdout, to try the other commands or benchmark them.
     Generate(GenerateArgs),
+}
+
+const SERVE_HELP: &str = "\
+Endpoints:
+  /metrics       edge_requests_total{router,service,method,code}, edge_request_duration_seconds,
+                 edge_upstream_duration_seconds, and edge-parser's own health (edge_lines_total,
+                 edge_lag_seconds, edge_file_rotations_total, edge_checkpoint_*, edge_anomaly)
+  /health        200 while the process is alive
+  /ready         200 once the checkpoint is restored and every log path is followed or reported
+  /api/summary   JSON per router over 1m, 5m and 1h windows, with stale and partial marks
+  /api/stream    server-sent events: one summary per second
+  /api/snapshot  the aggregate state as a file (read it back with `report --snapshot FILE`)
+
+Examples:
+  edge-parser serve --log '/var/log/traefik/*.log' --checkpoint /var/lib/edge/checkpoint.json
+  edge-parser serve --log /var/log/nginx/access.log --format nginx-combined-rt --listen 127.0.0.1:9898
+
+SIGTERM or SIGINT: reading stops, the final checkpoint is written, exit 0.
+
+Exit codes:
+  0  stopped by SIGTERM or SIGINT
+  2  usage error, a checkpoint that cannot be resumed, or an address that cannot be bound";
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// A log file or a quoted glob pattern to follow; repeatable. New matching files are picked
+    /// up while running.
+    #[arg(short, long = "log", value_name = "PATTERN", required = true)]
+    logs: Vec<String>,
+    #[command(flatten)]
+    parsing: ParsingArgs,
+    /// HTTP listen address.
+    #[arg(long, default_value = "0.0.0.0:9898", value_name = "ADDR")]
+    listen: std::net::SocketAddr,
+    /// Checkpoint file: file positions and counters, written atomically every
+    /// --checkpoint-interval and at shutdown, resumed at startup. Without it, counters start
+    /// from zero at every start.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// Time between two checkpoint writes (e.g. `5s`, `500ms`, `1m`).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    checkpoint_interval: Duration,
+    /// Start from zero even if the checkpoint exists (it is replaced at the next write).
+    #[arg(long)]
+    reset_checkpoint: bool,
+    /// Read the files present at the first start whole, instead of from their end.
+    #[arg(long)]
+    from_start: bool,
+    /// A router with no line for this long is marked stale in /api/summary.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    stale_after: Duration,
+    /// How often the logs are looked at.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration, value_name = "DURATION")]
+    poll_interval: Duration,
+    /// Watch tower: a minute below this share of its router's baseline is a drop.
+    #[arg(long, default_value_t = vantage_edge::serve::watch::DEFAULT_DROP_RATIO, value_name = "RATIO")]
+    drop_ratio: f64,
+    /// Watch tower: a minute above this multiple of its router's baseline is a spike.
+    #[arg(long, default_value_t = vantage_edge::serve::watch::DEFAULT_SPIKE_RATIO, value_name = "RATIO")]
+    spike_ratio: f64,
+    /// Watch tower: routers whose baseline is under this many requests per second are not
+    /// judged for drops.
+    #[arg(long, default_value_t = vantage_edge::serve::watch::DEFAULT_MIN_BASELINE_RPS, value_name = "RPS")]
+    min_baseline_rps: f64,
+}
+
+/// How lines are read and grouped: shared by `report` and `serve`.
+#[derive(Debug, Args)]
+struct ParsingArgs {
+    /// The log format, or `auto` to detect it from the first lines.
+    /// Known: traefik-common, traefik-json, nginx-combined, nginx-combined-rt, ingress-nginx,
+    /// envoy, haproxy, haproxy-syslog, caddy-json, caddy-json-ns, caddy-json-ms.
+    #[arg(short, long, default_value = "auto")]
+    format: String,
+    /// An nginx `log_format` string to compile into a parser (variables such as
+    /// $request_time, $upstream_response_time, $status, $host).
+    #[arg(long, value_name = "LOG_FORMAT", conflicts_with = "nginx_conf")]
+    nginx_log_format: Option<String>,
+    /// Read the `log_format` from an nginx configuration file.
+    #[arg(long, value_name = "FILE")]
+    nginx_conf: Option<PathBuf>,
+    /// Which `log_format` of --nginx-conf to use.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "main",
+        requires = "nginx_conf"
+    )]
+    nginx_log_format_name: String,
+    /// A route template (axum syntax: `{id}` one segment, `{*rest}` the rest); repeatable.
+    /// Paths no template matches are `(other)`. Without templates, numeric, UUID and hex-hash
+    /// segments become `{id}`.
+    #[arg(short, long = "route", value_name = "TEMPLATE")]
+    routes: Vec<String>,
+    /// A file of route templates, one per line (`#` comments).
+    #[arg(long = "routes", value_name = "FILE")]
+    routes_file: Option<PathBuf>,
+    /// At most this many groups; groups first seen later are folded into `(overflow)`.
+    #[arg(long, default_value_t = DEFAULT_MAX_GROUPS, value_name = "N")]
+    max_groups: usize,
 }
 
 #[derive(Debug, Args)]
@@ -87,35 +195,11 @@ struct ReportArgs {
     /// decompressed. Several files are read as one stream, in the order of their first
     /// timestamp. Standard input when none is given.
     files: Vec<String>,
-    /// The log format, or `auto` to detect it from the first lines (-v says which was chosen).
-    /// Known: traefik-common, traefik-json, nginx-combined, nginx-combined-rt, ingress-nginx,
-    /// envoy, haproxy, haproxy-syslog, caddy-json, caddy-json-ns, caddy-json-ms.
-    #[arg(short, long, default_value = "auto")]
-    format: String,
-    /// An nginx `log_format` string to compile into a parser (variables such as $request_time,
-    /// $upstream_response_time, $status, $host), e.g. '$remote_addr [$time_local] "$request"
-    /// $status $request_time'.
-    #[arg(long, value_name = "LOG_FORMAT", conflicts_with = "nginx_conf")]
-    nginx_log_format: Option<String>,
-    /// Read the `log_format` from an nginx configuration file.
-    #[arg(long, value_name = "FILE")]
-    nginx_conf: Option<PathBuf>,
-    /// Which `log_format` of --nginx-conf to use.
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "main",
-        requires = "nginx_conf"
-    )]
-    nginx_log_format_name: String,
-    /// A route template (axum syntax: `{id}` one segment, `{*rest}` the rest); repeatable.
-    /// Paths no template matches are `(other)`. Without templates, numeric, UUID and hex-hash
-    /// segments become `{id}`.
-    #[arg(short, long = "route", value_name = "TEMPLATE")]
-    routes: Vec<String>,
-    /// A file of route templates, one per line (`#` comments).
-    #[arg(long = "routes", value_name = "FILE")]
-    routes_file: Option<PathBuf>,
+    #[command(flatten)]
+    parsing: ParsingArgs,
+    /// Report on a snapshot saved from `serve` (`/api/snapshot`) instead of reading logs.
+    #[arg(long, value_name = "FILE", conflicts_with = "files")]
+    snapshot: Option<PathBuf>,
     /// Group by these dimensions, comma-separated: router, route, service, host, method,
     /// status. Default: router for formats that log one (Traefik, ingress-nginx, HAProxy),
     /// route otherwise.
@@ -133,9 +217,6 @@ struct ReportArgs {
     /// Parser threads (default: one per core).
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
-    /// At most this many groups; groups first seen later are folded into `(overflow)`.
-    #[arg(long, default_value_t = DEFAULT_MAX_GROUPS, value_name = "N")]
-    max_groups: usize,
     /// Never show progress (shown on stderr when it is a terminal).
     #[arg(short, long)]
     quiet: bool,
@@ -144,9 +225,16 @@ struct ReportArgs {
 impl Cli {
     /// Runs the command; the exit code follows [`EXIT_CODES`].
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
-        init_logging(self.verbose);
+        // A daemon logs its lifecycle; one-shot commands only their warnings.
+        let quiet_level = if matches!(self.command, Command::Serve(_)) {
+            1
+        } else {
+            0
+        };
+        init_logging(self.verbose.saturating_add(quiet_level));
         match self.command {
-            Command::Report(args) => report(args),
+            Command::Report(args) => report(&args),
+            Command::Serve(args) => serve(&args),
             Command::Generate(args) => generate(&args),
         }
     }
@@ -172,7 +260,10 @@ fn init_logging(verbose: u8) {
 /// How much of the first input format detection looks at.
 const DETECT_BYTES: usize = 64 << 10;
 
-fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.snapshot {
+        return report_snapshot(args, path);
+    }
     let specs = input::expand(&args.files)?;
     let mut sources: Vec<Source> = Vec::with_capacity(specs.len());
     let mut head = None;
@@ -187,7 +278,19 @@ fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
             sources.push(Source::Spec(spec));
         }
     }
-    let format = choose_format(&args, &sources, head.as_deref())?;
+    let format = match explicit_format(&args.parsing)? {
+        Some(format) => format,
+        None => {
+            let head = match (head, sources.first()) {
+                (Some(head), _) => head,
+                (None, Some(Source::Spec(InputSpec::Path(path)))) => {
+                    Input::head(path, DETECT_BYTES)?
+                }
+                _ => bail!("no input to detect the format from"),
+            };
+            detect_format(&head, &source_name(&sources[0]))?
+        }
+    };
     let sources = order_sources(sources, &format)?;
 
     let mut config = AggregateConfig::new(format.clone());
@@ -196,8 +299,8 @@ fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.by.clone()
     };
-    config.routes = route_rules(&args)?;
-    config.max_groups = args.max_groups.max(1);
+    config.routes = route_rules(&args.parsing)?;
+    config.max_groups = args.parsing.max_groups.max(1);
 
     let names: Vec<String> = sources.iter().map(source_name).collect();
     let total_bytes: u64 = sources.iter().map(source_size).sum();
@@ -220,27 +323,153 @@ fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         format: format.name().to_owned(),
         inputs: names,
     };
+    print_report(args, &aggregate, &meta)
+}
+
+/// Prints the table or the JSON document; exit 1 when no line was a request.
+fn print_report(
+    args: &ReportArgs,
+    aggregate: &vantage_edge::aggregate::Aggregate,
+    meta: &ReportMeta,
+) -> anyhow::Result<ExitCode> {
     let options = ReportOptions {
         sort: args.sort,
         top: args.top,
     };
     let output = if args.json {
-        let mut text = serde_json::to_string_pretty(&report::to_json(&aggregate, &meta, options))?;
+        let mut text = serde_json::to_string_pretty(&report::to_json(aggregate, meta, options))?;
         text.push('\n');
         text
     } else {
-        report::to_table(&aggregate, &meta, options)
+        report::to_table(aggregate, meta, options)
     };
     write_stdout(output.as_bytes())?;
     if aggregate.lines.parsed == 0 {
         tracing::warn!(
             "no line could be parsed as {} ({} lines read)",
-            format.name(),
+            meta.format,
             aggregate.lines.total
         );
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `report --snapshot`: the aggregate `serve` saved, shown as a report.
+fn report_snapshot(args: &ReportArgs, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let snapshot = Checkpoint::<ServeState>::read_any(path)?;
+    let mut aggregate = snapshot.state.aggregate;
+    aggregate.finish(args.parsing.max_groups.max(1));
+    let meta = ReportMeta {
+        format: snapshot.config,
+        inputs: vec![path.display().to_string()],
+    };
+    print_report(args, &aggregate, &meta)
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let format = match explicit_format(&args.parsing)? {
+        Some(format) => format,
+        None => {
+            let (head, name) = first_log_head(&args.logs)?;
+            detect_format(&head, &name).context(
+                "give --format when the logs are empty or new (auto-detection needs lines)",
+            )?
+        }
+    };
+    let mut aggregate = AggregateConfig::new(format.clone());
+    aggregate.group_by = vec![default_dimension(&format), Dimension::Service];
+    aggregate.routes = route_rules(&args.parsing)?;
+    aggregate.max_groups = args.parsing.max_groups.max(1);
+    aggregate.count_codes = true;
+    let mut tail = TailConfig::new(args.logs.iter().cloned());
+    tail.from_start = args.from_start;
+    tail.poll_interval = args.poll_interval;
+    let checkpoint = args.checkpoint.clone().map(|path| CheckpointTarget {
+        path,
+        config: checkpoint_fingerprint(&aggregate),
+        interval: args.checkpoint_interval,
+    });
+    let watch = WatchConfig {
+        drop_ratio: args.drop_ratio,
+        spike_ratio: args.spike_ratio,
+        min_baseline_rps: args.min_baseline_rps,
+        ..WatchConfig::default()
+    };
+    let config = ServeConfig {
+        tail,
+        aggregate,
+        checkpoint,
+        reset_checkpoint: args.reset_checkpoint,
+        stale_after: args.stale_after,
+        watch,
+        listen: args.listen,
+    };
+    vantage_edge::serve::run(&config)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a checkpoint's counters mean: resuming one made with another format, grouping or
+/// routes would mix different things under the same names.
+fn checkpoint_fingerprint(config: &AggregateConfig) -> String {
+    let group_by: Vec<&str> = config.group_by.iter().map(|d| d.name()).collect();
+    let mut fingerprint = format!("format={} by={}", config.format.name(), group_by.join(","));
+    if let Some(log_format) = config.format.log_format() {
+        fingerprint.push_str(&format!(" log_format={:?}", log_format.source()));
+    }
+    let routes: Vec<&str> = config.routes.templates().collect();
+    if !routes.is_empty() {
+        fingerprint.push_str(&format!(" routes={}", routes.join(",")));
+    }
+    fingerprint
+}
+
+/// The first bytes of the first existing file the patterns name, and its name.
+fn first_log_head(patterns: &[String]) -> anyhow::Result<(Vec<u8>, String)> {
+    for pattern in patterns {
+        let paths: Vec<PathBuf> = match glob::glob(pattern) {
+            Ok(paths) => paths.filter_map(Result::ok).collect(),
+            Err(_) => vec![PathBuf::from(pattern)],
+        };
+        for path in paths {
+            if let Ok(head) = Input::head(&path, DETECT_BYTES) {
+                if !head.is_empty() {
+                    return Ok((head, path.display().to_string()));
+                }
+            }
+        }
+    }
+    bail!(
+        "--format auto: no line to detect the format from in {}",
+        patterns.join(", ")
+    )
+}
+
+/// Parses `250ms`, `5s`, `2m`, `1h` or a number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 250ms, 5s, 2m or 1h"))?;
+    let seconds = match unit {
+        "ms" => value / 1e3,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use ms, s, m or h"
+            ));
+        }
+    };
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!("{text:?} must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
@@ -278,11 +507,8 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn choose_format(
-    args: &ReportArgs,
-    sources: &[Source],
-    stdin_head: Option<&[u8]>,
-) -> anyhow::Result<Format> {
+/// The format the flags name, or `None` for `--format auto`.
+fn explicit_format(args: &ParsingArgs) -> anyhow::Result<Option<Format>> {
     let custom = if let Some(source) = &args.nginx_log_format {
         Some(LogFormat::compile(source).context("--nginx-log-format")?)
     } else if let Some(path) = &args.nginx_conf {
@@ -303,18 +529,18 @@ fn choose_format(
                 args.format
             );
         }
-        return Ok(Format::Nginx(custom));
+        return Ok(Some(Format::Nginx(custom)));
     }
-    if args.format != "auto" {
-        return args.format.parse().context("--format");
+    if args.format == "auto" {
+        return Ok(None);
     }
-    let head = match (stdin_head, sources.first()) {
-        (Some(head), _) => head.to_vec(),
-        (None, Some(Source::Spec(InputSpec::Path(path)))) => Input::head(path, DETECT_BYTES)?,
-        _ => bail!("no input to detect the format from"),
-    };
-    let detection = detect(&head).context("--format auto")?;
-    tracing::info!("{detection} (from {})", source_name(&sources[0]));
+    Ok(Some(args.format.parse().context("--format")?))
+}
+
+/// Detects the format of `head`, the first bytes of the input called `name`.
+fn detect_format(head: &[u8], name: &str) -> anyhow::Result<Format> {
+    let detection = detect(head).context("--format auto")?;
+    tracing::info!("{detection} (from {name})");
     Ok(detection.format)
 }
 
@@ -335,7 +561,7 @@ fn order_sources(sources: Vec<Source>, format: &Format) -> anyhow::Result<Vec<So
         .collect())
 }
 
-fn route_rules(args: &ReportArgs) -> anyhow::Result<RouteRules> {
+fn route_rules(args: &ParsingArgs) -> anyhow::Result<RouteRules> {
     let mut templates = args.routes.clone();
     if let Some(path) = &args.routes_file {
         let text = std::fs::read_to_string(path)
@@ -344,7 +570,7 @@ fn route_rules(args: &ReportArgs) -> anyhow::Result<RouteRules> {
             .with_context(|| format!("--routes {}", path.display()))?;
         templates.extend(from_file.templates().map(str::to_owned));
     }
-    Ok(RouteRules::new(&templates).context("--route")?)
+    RouteRules::new(&templates).context("--route")
 }
 
 fn source_name(source: &Source) -> String {

@@ -548,7 +548,7 @@ mod tests {
             std::fs::write(dir.join(name), "x\n").expect("write");
         }
         let pattern = format!("{}/*.log", dir.display());
-        let got = expand(&[pattern.clone(), "-".to_owned()]).expect("matches");
+        let got = expand(&[pattern, "-".to_owned()]).expect("matches");
         assert_eq!(
             got,
             [
@@ -559,7 +559,7 @@ mod tests {
         );
         let none = format!("{}/*.gz", dir.display());
         assert_eq!(
-            expand(&[none.clone()]).unwrap_err().to_string(),
+            expand(std::slice::from_ref(&none)).unwrap_err().to_string(),
             format!("no file matches {none:?}")
         );
         assert_eq!(expand(&[]).expect("stdin"), [InputSpec::Stdin]);

@@ -1,7 +1,7 @@
 //! Edge-side traffic measurement for Vantage: parse the access logs of the ingress in front of
 //! the services into request rate, status mix and latency histograms.
 //!
-//! - [`format`]: one parser per proxy log format, all producing the same borrowed
+//! - [`format`](mod@format): one parser per proxy log format, all producing the same borrowed
 //!   [`Record`](format::Record); format detection.
 //! - [`synth`]: a deterministic generator of realistic synthetic log lines with their ground
 //!   truth, for tests, benches and demos.
@@ -9,14 +9,14 @@
 //! # Example
 //!
 //! ```
-//! use vantage_edge::format::{Format, Parsed, detect};
+//! use vantage_edge::format::{Format, Parsed, detect, lines};
 //!
 //! let log = br#"{"DownstreamStatus":200,"Duration":8764859,"RequestMethod":"GET","RequestPath":"/users/42","RouterName":"users@docker"}
 //! {"DownstreamStatus":502,"Duration":3100000,"RequestMethod":"POST","RequestPath":"/orders","RouterName":"orders@docker"}
 //! "#;
 //! let detection = detect(log)?;
 //! assert_eq!(detection.format, Format::TraefikJson);
-//! for line in log.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+//! for line in lines(log) {
 //!     if let Ok(Parsed::Record(record)) = detection.format.parse(line) {
 //!         assert!(record.duration_ns.is_some());
 //!     }
@@ -44,7 +44,7 @@
 //! (UTC); statuses are kept as logged, including Caddy's and Envoy's `0` and HAProxy's `-1`.
 //! Every line is either a record, filtered (Caddy entries of other loggers; HAProxy TCP logs
 //! and non-HTTP syslog messages) or malformed with an error kind and byte offset: see
-//! [`format`].
+//! [`format`](mod@format).
 
 pub mod aggregate;
 pub mod format;
@@ -53,4 +53,6 @@ pub mod input;
 pub mod pipeline;
 pub mod report;
 pub mod route;
+pub mod serve;
 pub mod synth;
+pub mod tail;

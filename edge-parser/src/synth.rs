@@ -528,7 +528,7 @@ pub struct Request {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Truth {
     /// A request line.
-    Request(Request),
+    Request(Box<Request>),
     /// A malformed line.
     Malformed(MalformedKind),
     /// A line the format's parser filters out.
@@ -1005,19 +1005,22 @@ impl Iterator for Generator {
         let request = self.next_request();
         Some(SynthLine {
             text: write_request(&self.format, &request),
-            truth: Truth::Request(request),
+            truth: Truth::Request(Box::new(request)),
         })
     }
 }
 
 /// Where to cut a request line for a malformed line: a fraction of its length, moved past
-/// the start of an HAProxy syslog message so the result cannot pass for another program's
-/// message.
+/// the ` [` that opens an HAProxy syslog message's timestamp, as a syslog line cut before it
+/// cannot be told from another program's message (it would be filtered, not malformed).
 fn cut_point(rng: &mut Rng, format: &Format, line: &[u8], min: f64, max: f64) -> usize {
     let len = line.len() as f64;
     let cut = (len * (min + (max - min) * rng.f64())) as usize;
     let floor = match format {
-        Format::HaproxySyslog => line.iter().position(|&b| b == b'[').map_or(0, |p| p + 1),
+        Format::HaproxySyslog => line
+            .windows(2)
+            .position(|w| w == b" [")
+            .map_or(0, |p| p + 2),
         _ => 1,
     };
     cut.max(floor).min(line.len().saturating_sub(1))
@@ -1328,8 +1331,8 @@ fn json_string(out: &mut Vec<u8>, value: &str, html: bool) {
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\t' => out.extend_from_slice(b"\\t"),
-            b'<' | b'>' | b'&' if html => put(out, format_args!("\\u{:04x}", b)),
-            0..0x20 => put(out, format_args!("\\u{:04x}", b)),
+            b'<' | b'>' | b'&' if html => put(out, format_args!("\\u{b:04x}")),
+            0..0x20 => put(out, format_args!("\\u{b:04x}")),
             _ => out.push(b),
         }
     }
@@ -1952,7 +1955,7 @@ mod tests {
         let config = SynthConfig::new().seed(42).malformed_rate(0.05);
         let a = generate(&Format::TraefikCommon, &config, 200);
         let b = generate(&Format::TraefikCommon, &config, 200);
-        let c = generate(&Format::TraefikCommon, &config.clone().seed(43), 200);
+        let c = generate(&Format::TraefikCommon, &config.seed(43), 200);
         assert_eq!(a, b);
         assert_ne!(a.text, c.text);
         assert_eq!(a.lines.len(), 200);

@@ -1,1 +1,18 @@
 //! Integration tests of the `edge-parser` library and binary.
+
+// Real sample lines per format (`tests/data/<format>/`) against hand-checked expectations.
+mod corpus;
+// Format detection on the corpora, on generated logs, and its refusals.
+mod detection;
+// Samples written by loggen.py (an independent generator) against its ground truth.
+mod loggen;
+// Property tests: arbitrary bytes never panic; generated records parse back exactly.
+mod props;
+// Helpers: a temporary directory per test, and a runner for the real binary.
+mod util;
+// The binary's exit codes, messages, inputs, output and options.
+mod cli;
+// Real nginx, Caddy and HAProxy logs, read back against what the client sent.
+mod proxies;
+// The deployment files: Kubernetes manifests, Dockerfile and systemd unit.
+mod deploy;

@@ -116,8 +116,9 @@ fn quoted_fields(line: &[u8], start: usize) -> Result<Option<&[u8]>, ParseError>
             syntax("five quoted fields", start)
         });
     }
+    // A line that does not end in a quote was cut short.
     if line.last() != Some(&b'"') {
-        return Err(syntax("'\"' at the end of the line", line.len()));
+        return Err(ParseError::new(ErrorKind::Truncated, line.len()));
     }
     let bad = syntax("five quoted fields", start);
     // Upstream host, then authority: neither holds a quote.

@@ -10,7 +10,9 @@
 //!   (HAProxy ≤ 1.8's `Tt` in the same position), the upstream duration `Tr`.
 //! - The status may be `-1`; it is kept. The backend (`%b`) is the [`Record::router`].
 //! - `"<BADREQ>"` (an invalid request) leaves method and target empty; `#XX` escapes in the
-//!   request line are undone. HAProxy truncates lines at its `log ... len` limit (1024 bytes
+//!   request line are undone. HAProxy writes `"`, `#`, `{`, `|` and `}` in the request line
+//!   and header captures as `#XX`, so a raw `"` (or `{` in a capture) there is malformed: two
+//!   lines glued together by interleaved writes. HAProxy truncates lines at its `log ... len` limit (1024 bytes
 //!   by default), which can cut the request's closing quote: a line of at least
 //!   [`TRUNCATED_LINE_LEN`] bytes without it is accepted with the request as far as it goes;
 //!   a shorter one is a cut write and malformed.
@@ -206,20 +208,35 @@ fn parse_body(line: &[u8], start: usize) -> Result<Parsed<'_>, ParseError> {
         ));
     }
     cur.byte(b' ', "' ' after the queue positions")?;
-    // Up to two header captures.
+    // Up to two header captures. HAProxy encodes `"#{|}` in them (and in the request line)
+    // as `#XX`, so a raw `{` or `"` inside is two lines glued together.
     for _ in 0..2 {
         if cur.peek() != Some(b'{') {
             break;
         }
-        cur.until(b'}')?;
+        cur.advance(1);
+        let at = cur.pos();
+        let capture = cur.until(b'}')?;
+        if let Some(n) = memchr::memchr2(b'{', b'"', capture) {
+            return Err(ParseError::new(
+                ErrorKind::Syntax {
+                    expected: "'}' closing the header capture",
+                },
+                at + n,
+            ));
+        }
         cur.tag(b"} ", "'} ' after a header capture")?;
     }
     cur.byte(b'"', "'\"' before the request")?;
+    let request_start = cur.pos();
     let request_text = match cur.rest() {
         [text @ .., b'"'] => text,
         text if line.len() >= TRUNCATED_LINE_LEN => text,
         _ => return Err(ParseError::new(ErrorKind::Truncated, line.len())),
     };
+    if let Some(n) = memchr(b'"', request_text) {
+        return Err(ParseError::new(ErrorKind::Request, request_start + n));
+    }
     let request = if request_text == b"<BADREQ>" {
         None
     } else {
@@ -364,6 +381,21 @@ mod tests {
         assert_eq!(
             parse_raw(line),
             Err(ParseError::new(ErrorKind::Truncated, line.len()))
+        );
+        let line = br#"10.0.0.1:1 [09/Mar/2025:12:00:00.001] fe be/s1 0/0/0/1/2 200 5 - - ---- 1/1/0/0/0 0/0 "GET /a"b HTTP/1.1""#;
+        assert_eq!(
+            parse_raw(line),
+            Err(ParseError::new(ErrorKind::Request, 93))
+        );
+        let line = br#"10.0.0.1:1 [09/Mar/2025:12:00:00.001] fe be/s1 0/0/0/1/2 200 5 - - ---- 1/1/0/0/0 0/0 {a{b} "GET /a HTTP/1.1""#;
+        assert_eq!(
+            parse_raw(line),
+            Err(ParseError::new(
+                ErrorKind::Syntax {
+                    expected: "'}' closing the header capture"
+                },
+                88
+            ))
         );
         let line = br#"10.0.0.1:1 [09/Mar/2025:12:00:00.001] fe be/s1 0/0/0/2 200 5 - - ---- 1/1/0/0/0 0/0 "GET /a HTTP/1.1""#;
         assert_eq!(

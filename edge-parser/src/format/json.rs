@@ -8,8 +8,12 @@
 //!
 //! # Performance
 //!
-//! About 3× faster than `serde_json` borrowed deserialisation into a struct of the same fields
-//! on Traefik JSON lines (see the `parse` bench, `traefik-json` group).
+//! Strings are scanned eight bytes at a time with a bit trick instead of `memchr2`, whose setup
+//! costs more than the scan on the short keys and values that make up most of a line. On
+//! Traefik JSON lines of ~900 bytes this parses 2.0 M lines/s, against 0.8 M lines/s for
+//! `serde_json` borrowed deserialisation into a struct of the same fields (without timestamp
+//! parsing), measured side by side on the 2-core dev machine; `parse` bench, `traefik-json`
+//! group, for the current figure.
 
 use std::borrow::Cow;
 
@@ -189,7 +193,7 @@ impl<'a> Json<'a> {
 
     /// A string value, unescaped; `null` is `None`.
     pub(crate) fn string(&mut self) -> Result<Option<Cow<'a, [u8]>>, ParseError> {
-        if self.null() {
+        if self.peek() != Some(b'"') && self.null() {
             return Ok(None);
         }
         let start = self.pos;
@@ -215,30 +219,38 @@ impl<'a> Json<'a> {
     /// The bytes of a number literal (its syntax is checked by the caller's conversion);
     /// `null` is `None`.
     pub(crate) fn number(&mut self) -> Result<Option<&'a [u8]>, ParseError> {
-        if self.null() {
-            return Ok(None);
+        let start = self.pos;
+        let mut end = start;
+        while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.line.get(end) {
+            end += 1;
         }
-        let rest = self.line.get(self.pos..).unwrap_or_default();
-        let n = rest
-            .iter()
-            .take_while(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-            .count();
-        if n == 0 {
-            return Err(self.invalid());
+        if end == start {
+            return if self.null() {
+                Ok(None)
+            } else {
+                Err(self.invalid())
+            };
         }
-        self.pos += n;
-        Ok(Some(&rest[..n]))
+        self.pos = end;
+        Ok(Some(&self.line[start..end]))
     }
 
-    /// A number converted by `convert`, failing with `kind` at the number when it does not
-    /// convert; `null` is `None`.
+    /// A number converted by `convert`, failing with `kind` at the value when it is not a
+    /// number or does not convert; `null` is `None`.
     pub(crate) fn number_as<T>(
         &mut self,
         kind: ErrorKind,
         convert: impl FnOnce(&[u8]) -> Option<T>,
     ) -> Result<Option<T>, ParseError> {
         let start = self.pos;
-        match self.number()? {
+        let number = self.number().map_err(|err| {
+            if err.kind == ErrorKind::Json {
+                ParseError::new(kind, start)
+            } else {
+                err
+            }
+        })?;
+        match number {
             None => Ok(None),
             Some(text) => convert(text).map(Some).ok_or(ParseError::new(kind, start)),
         }
@@ -257,6 +269,12 @@ impl<'a> Json<'a> {
     /// A duration number in units of `10^-scale` s, as nanoseconds; negative is missing.
     pub(crate) fn duration(&mut self, scale: i32) -> Result<Option<u64>, ParseError> {
         self.number_as(ErrorKind::Duration, |text| {
+            // Integers (Traefik's nanoseconds) skip the general decimal parser.
+            if scale == 0 {
+                if let Some(n) = parse_u64(text) {
+                    return Some(Some(n));
+                }
+            }
             Decimal::parse(text)?.duration(scale)
         })
         .map(Option::flatten)
@@ -419,7 +437,7 @@ mod tests {
     fn wrong_value_types_fail_at_the_value() {
         let mut json = Json::new(br#"{"st":"200"}"#);
         let err = json.object(|json, _| json.status().map(drop)).unwrap_err();
-        assert_eq!(err, ParseError::new(ErrorKind::Json, 6));
+        assert_eq!(err, ParseError::new(ErrorKind::Status, 6));
         let mut json = Json::new(br#"{"st":2.5}"#);
         let err = json.object(|json, _| json.status().map(drop)).unwrap_err();
         assert_eq!(err, ParseError::new(ErrorKind::Status, 6));

@@ -7,6 +7,18 @@ use memchr::memchr;
 
 use super::{ErrorKind, ParseError, Status};
 
+/// Offset of the first `byte` in `haystack`: the first bytes inline (tokens are mostly short,
+/// where `memchr`'s setup costs more than the scan), then `memchr`.
+#[inline(always)]
+pub(crate) fn find_byte(haystack: &[u8], byte: u8) -> Option<usize> {
+    const INLINE: usize = 16;
+    let head = &haystack[..haystack.len().min(INLINE)];
+    if let Some(n) = head.iter().position(|&b| b == byte) {
+        return Some(n);
+    }
+    memchr(byte, &haystack[head.len()..]).map(|n| head.len() + n)
+}
+
 /// A position in one line, for the hand-written parsers.
 ///
 /// Every method that fails returns a [`ParseError`] at the cursor's offset: [`ErrorKind::Truncated`]
@@ -78,7 +90,8 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub(crate) fn tag(&mut self, tag: &[u8], expected: &'static str) -> Result<(), ParseError> {
         let rest = self.rest();
-        if rest.starts_with(tag) {
+        // Compared inline: tags are a few bytes, where a `memcmp` call costs more.
+        if rest.len() >= tag.len() && rest.iter().zip(tag).all(|(a, b)| a == b) {
             self.pos += tag.len();
             return Ok(());
         }
@@ -91,7 +104,7 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub(crate) fn until(&mut self, byte: u8) -> Result<&'a [u8], ParseError> {
         let rest = self.rest();
-        match memchr(byte, rest) {
+        match find_byte(rest, byte) {
             Some(n) => {
                 self.pos += n;
                 Ok(&rest[..n])
@@ -107,7 +120,7 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub(crate) fn token(&mut self) -> &'a [u8] {
         let rest = self.rest();
-        let n = memchr(b' ', rest).unwrap_or(rest.len());
+        let n = find_byte(rest, b' ').unwrap_or(rest.len());
         self.pos += n;
         &rest[..n]
     }
@@ -595,6 +608,18 @@ mod tests {
         assert_eq!(unescape_json(br"ab\ud800x"), Err(8));
         assert_eq!(unescape_json(br"\u12"), Err(0));
         assert_eq!(unescape_json(b"\\"), Err(0));
+    }
+
+    #[test]
+    fn find_byte_scans_inline_then_with_memchr() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut bytes = vec![b'a'; len];
+                bytes[at] = b' ';
+                assert_eq!(find_byte(&bytes, b' '), Some(at));
+            }
+            assert_eq!(find_byte(&vec![b'a'; len], b' '), None);
+        }
     }
 
     #[test]

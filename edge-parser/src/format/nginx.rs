@@ -6,7 +6,7 @@
 //! either from the variable's own shape (the 26 bytes of `$time_local`, the digits of
 //! `$status`, the `, `/` : `-separated lists of `$upstream_*`) or by searching for the literal
 //! that follows it. Two variables with nothing between them are refused at compile time unless
-//! the first one ends by its shape.
+//! the first one has a fixed width (`$time_local`, `$time_iso8601`).
 //!
 //! Variables that fill [`Record`] fields (when a format has several for one field, the one
 //! listed first here wins):
@@ -125,7 +125,8 @@ pub enum LogFormatError {
         /// Byte offset of the `$` in the format string.
         offset: usize,
     },
-    /// Two variables with no text between them, where the first has no shape that ends it.
+    /// Two variables with no text between them, where the first does not have a fixed width
+    /// (only `$time_local` and `$time_iso8601` have one).
     #[error(
         "${first} is followed directly by ${second}, so where ${first} ends cannot be found; put text between them"
     )]
@@ -343,7 +344,10 @@ impl LogFormat {
                 },
                 Piece::Variable(name) => {
                     if let Some(previous) = fields.last() {
-                        if previous.then.is_empty() && previous.extent == Extent::Literal {
+                        // Only a fixed width tells where a value ends without text after it:
+                        // `$status$request_length` could be split anywhere.
+                        if previous.then.is_empty() && !matches!(previous.extent, Extent::Fixed(_))
+                        {
                             return Err(LogFormatError::AdjacentVariables {
                                 first: previous.name.clone(),
                                 second: name.to_owned(),
@@ -509,7 +513,7 @@ impl LogFormat {
         let end = match field.extent {
             // A fixed-width value may still be unset (`-`).
             Extent::Fixed(_)
-                if rest.first() == Some(&b'-') && rest[1..].starts_with(&field.then) =>
+                if rest.first() == Some(&b'-') && has_prefix(&rest[1..], &field.then) =>
             {
                 start + 1
             }
@@ -537,42 +541,39 @@ impl LogFormat {
     ///
     /// With `escape=default` and `escape=json` a value holds no unescaped `"` (nginx escapes
     /// it), so the first unescaped quote must be where the value ends; this is what rejects two
-    /// lines glued together by interleaved writes.
+    /// lines glued together by interleaved writes. A quote after a backslash is escaped: JSON's
+    /// `\"`, and in default mode (where nginx itself writes `\x22` and `\x5C`, never a raw
+    /// backslash) Traefik's `genericCLF` `\"`, so its lines parse as `combined`.
     fn literal_end(&self, line: &[u8], start: usize, literal: &[u8]) -> Result<usize, ParseError> {
         let rest = &line[start..];
-        let escape = self.inner.escape;
-        let quotes_are_escaped = escape != Escape::None;
+        let quotes_are_escaped = self.inner.escape != Escape::None;
         let first = literal[0];
         let mut from = 0;
         loop {
-            let found = if quotes_are_escaped && first != b'"' {
-                memchr2(first, b'"', &rest[from..])
+            let found = if quotes_are_escaped {
+                find_either(&rest[from..], first, b'"')
             } else {
-                memchr(first, &rest[from..])
+                find_either(&rest[from..], first, first)
             };
             let Some(at) = found.map(|n| from + n) else {
                 return Err(ParseError::new(ErrorKind::Truncated, line.len()));
             };
             let tail = &rest[at..];
-            if tail.starts_with(literal) {
-                if !(rest[at] == b'"'
-                    && escape == Escape::Json
-                    && escaped_by_backslash(&rest[..at]))
-                {
-                    return Ok(start + at);
-                }
-            } else if rest[at] == b'"' && quotes_are_escaped {
+            let escaped_quote =
+                rest[at] == b'"' && quotes_are_escaped && escaped_by_backslash(&rest[..at]);
+            if has_prefix(tail, literal) && !escaped_quote {
+                return Ok(start + at);
+            }
+            if rest[at] == b'"' && quotes_are_escaped && !escaped_quote {
                 if literal.starts_with(tail) {
                     return Err(ParseError::new(ErrorKind::Truncated, line.len()));
                 }
-                if !(escape == Escape::Json && escaped_by_backslash(&rest[..at])) {
-                    return Err(ParseError::new(
-                        ErrorKind::Syntax {
-                            expected: "the log_format's literal text",
-                        },
-                        start + at,
-                    ));
-                }
+                return Err(ParseError::new(
+                    ErrorKind::Syntax {
+                        expected: "the log_format's literal text",
+                    },
+                    start + at,
+                ));
             }
             from = at + 1;
         }
@@ -584,11 +585,36 @@ fn escaped_by_backslash(before: &[u8]) -> bool {
     before.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
 }
 
+/// Whether `rest` starts with `literal`, compared inline: literals are a few bytes, where a
+/// `memcmp` call costs more than the comparison.
+#[inline(always)]
+fn has_prefix(rest: &[u8], literal: &[u8]) -> bool {
+    rest.len() >= literal.len() && rest.iter().zip(literal).all(|(a, b)| a == b)
+}
+
+/// Offset of the first `a` or `b` in `haystack`: the first bytes inline (values are mostly
+/// short, where `memchr`'s setup costs more than the scan), then `memchr2`.
+#[inline(always)]
+fn find_either(haystack: &[u8], a: u8, b: u8) -> Option<usize> {
+    const INLINE: usize = 16;
+    let head = &haystack[..haystack.len().min(INLINE)];
+    if let Some(n) = head.iter().position(|&x| x == a || x == b) {
+        return Some(n);
+    }
+    let rest = &haystack[head.len()..];
+    if a == b {
+        memchr(a, rest)
+    } else {
+        memchr2(a, b, rest)
+    }
+    .map(|n| head.len() + n)
+}
+
 /// Consumes `literal` at `pos`.
 #[inline]
 fn expect_literal(line: &[u8], pos: usize, literal: &[u8]) -> Result<usize, ParseError> {
     let rest = &line[pos..];
-    if rest.starts_with(literal) {
+    if has_prefix(rest, literal) {
         return Ok(pos + literal.len());
     }
     let common = rest.iter().zip(literal).take_while(|(a, b)| a == b).count();
@@ -711,7 +737,15 @@ impl Compiled {
                     }
                 }
             }
-            Role::Method => record.method = Some(self.text(value, at)?),
+            // nginx accepts only methods of `A-Z`, `_` and `-`: anything else is not one.
+            Role::Method
+                if !value
+                    .iter()
+                    .all(|&b| b.is_ascii_uppercase() || b == b'_' || b == b'-') =>
+            {
+                return Err(fail(ErrorKind::Request));
+            }
+            Role::Method => record.method = Some(Cow::Borrowed(value)),
             Role::Target => record.target = Some(self.text(value, at)?),
             Role::Protocol => record.protocol = Some(self.text(value, at)?),
             Role::Host => record.host = Some(self.text(value, at)?),
@@ -850,18 +884,19 @@ mod tests {
     }
 
     #[test]
-    fn self_ending_variables_may_be_adjacent() {
-        let format = LogFormat::compile("$status$uri").unwrap();
-        let r = format.parse(b"404/x").unwrap();
-        assert_eq!(
-            (r.status, text(&r.target)),
-            (Some(Status::new(404)), Some("/x"))
-        );
+    fn only_fixed_width_variables_may_be_followed_directly_by_another() {
         let format = LogFormat::compile("[$time_local]$uri").unwrap();
         let r = format.parse(b"[09/Mar/2025:12:00:00 +0000]/x").unwrap();
         assert_eq!(text(&r.target), Some("/x"));
         let r = format.parse(b"[-]/x").unwrap();
         assert_eq!(r.timestamp, None);
+        assert_eq!(
+            LogFormat::compile("$status$request_length").unwrap_err(),
+            LogFormatError::AdjacentVariables {
+                first: "status".to_owned(),
+                second: "request_length".to_owned()
+            }
+        );
     }
 
     #[test]

@@ -78,9 +78,20 @@ struct Left<'a> {
 /// value holding a `[` would hide it; accepting a later `[` instead would accept lines glued
 /// together by interleaved writes, which matter more.)
 fn parse_left(line: &[u8]) -> Result<Left<'_>, ParseError> {
-    let open = memchr_iter(b'[', line)
-        .find(|&open| open > 0 && line[open - 1] == b' ')
-        .ok_or_else(|| Cursor::at(line, line.len()).expected("'[' before the timestamp"))?;
+    let Some(open) = memchr_iter(b'[', line).find(|&open| open > 0 && line[open - 1] == b' ')
+    else {
+        // `<client> - <user> ` cut before the timestamp, or not a CLF line at all.
+        return Err(if memchr::memmem::find(line, b" - ").is_some() {
+            ParseError::new(ErrorKind::Truncated, line.len())
+        } else {
+            ParseError::new(
+                ErrorKind::Syntax {
+                    expected: "'<client> - <user> [<timestamp>]'",
+                },
+                0,
+            )
+        });
+    };
     parse_from_timestamp(line, open)
 }
 
@@ -171,12 +182,9 @@ fn prev_open_quote(line: &[u8], mut end: usize) -> Option<usize> {
 fn parse_right(line: &[u8], min: usize) -> Result<Right<'_>, ParseError> {
     let syntax = |expected, at| ParseError::new(ErrorKind::Syntax { expected }, at);
     let len = line.len();
+    // Anything else at the end is almost always a line cut short.
     let Some(ms) = line.strip_suffix(b"ms") else {
-        return Err(if len < min + 8 {
-            ParseError::new(ErrorKind::Truncated, len)
-        } else {
-            syntax("'<N>ms' at the end of the line", len)
-        });
+        return Err(ParseError::new(ErrorKind::Truncated, len));
     };
     let space = memrchr(b' ', ms)
         .filter(|&s| s > min)
@@ -258,21 +266,22 @@ pub(crate) fn parse_json(line: &[u8]) -> Result<Record<'_>, ParseError> {
     let mut json = Json::new(line);
     json.object(|json, key| {
         let at = json.pos();
-        match key {
-            b"DownstreamStatus" => record.status = json.status()?,
-            b"DownstreamContentSize" => record.bytes_sent = json.unsigned()?,
-            b"Duration" => record.duration_ns = json.duration(0)?,
-            b"OriginDuration" => origin_duration = json.duration(0)?,
-            b"OriginStatus" => origin_status = json.status()?,
-            b"RequestMethod" => record.method = json.string()?,
-            b"RequestPath" => record.target = json.string()?,
-            b"RequestProtocol" => record.protocol = json.string()?,
-            b"RequestHost" => record.host = json.string()?,
-            b"RouterName" => record.router = json.string()?,
-            b"ServiceName" => record.service = json.string()?,
-            b"StartUTC" => record.timestamp = timestamp(json, at)?,
-            b"StartLocal" => start_local = timestamp(json, at)?,
-            _ => return json.skip(),
+        match json_key(key) {
+            Key::DownstreamStatus => record.status = json.status()?,
+            Key::DownstreamContentSize => record.bytes_sent = json.unsigned()?,
+            Key::Duration => record.duration_ns = json.duration(0)?,
+            Key::OriginDuration => origin_duration = json.duration(0)?,
+            Key::OriginStatus => origin_status = json.status()?,
+            Key::RequestMethod => record.method = json.string()?,
+            Key::RequestPath => record.target = json.string()?,
+            Key::RequestProtocol => record.protocol = json.string()?,
+            Key::RequestHost => record.host = json.string()?,
+            Key::RouterName => record.router = json.string()?,
+            Key::ServiceName => record.service = json.string()?,
+            Key::StartUtc => record.timestamp = timestamp(json.string()?, at)?,
+            // Parsed only if `StartUTC` is missing (it usually follows).
+            Key::StartLocal => start_local = json.string()?.map(|text| (text, at)),
+            Key::Other => return json.skip(),
         }
         known = true;
         Ok(())
@@ -282,7 +291,9 @@ pub(crate) fn parse_json(line: &[u8]) -> Result<Record<'_>, ParseError> {
         return Err(ParseError::new(ErrorKind::Foreign, 0));
     }
     if record.timestamp.is_none() {
-        record.timestamp = start_local;
+        if let Some((text, at)) = start_local {
+            record.timestamp = timestamp(Some(text), at)?;
+        }
     }
     // Traefik answered itself (no router, redirect, auth failure): 0 and 0 mean "no upstream".
     let answered_itself = origin_status == Some(Status::new(0)) && origin_duration == Some(0);
@@ -293,8 +304,48 @@ pub(crate) fn parse_json(line: &[u8]) -> Result<Record<'_>, ParseError> {
     Ok(record)
 }
 
-fn timestamp(json: &mut Json<'_>, at: usize) -> Result<Option<Timestamp>, ParseError> {
-    match json.string()? {
+/// The Traefik JSON keys a record is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Key {
+    DownstreamStatus,
+    DownstreamContentSize,
+    Duration,
+    OriginDuration,
+    OriginStatus,
+    RequestMethod,
+    RequestPath,
+    RequestProtocol,
+    RequestHost,
+    RouterName,
+    ServiceName,
+    StartUtc,
+    StartLocal,
+    Other,
+}
+
+/// Dispatch on the length first: most keys of a line are not wanted and differ in length.
+#[inline]
+fn json_key(key: &[u8]) -> Key {
+    match (key.len(), key) {
+        (8, b"Duration") => Key::Duration,
+        (8, b"StartUTC") => Key::StartUtc,
+        (10, b"RouterName") => Key::RouterName,
+        (10, b"StartLocal") => Key::StartLocal,
+        (11, b"RequestPath") => Key::RequestPath,
+        (11, b"RequestHost") => Key::RequestHost,
+        (11, b"ServiceName") => Key::ServiceName,
+        (12, b"OriginStatus") => Key::OriginStatus,
+        (13, b"RequestMethod") => Key::RequestMethod,
+        (14, b"OriginDuration") => Key::OriginDuration,
+        (15, b"RequestProtocol") => Key::RequestProtocol,
+        (16, b"DownstreamStatus") => Key::DownstreamStatus,
+        (21, b"DownstreamContentSize") => Key::DownstreamContentSize,
+        _ => Key::Other,
+    }
+}
+
+fn timestamp(text: Option<Cow<'_, [u8]>>, at: usize) -> Result<Option<Timestamp>, ParseError> {
+    match text {
         None => Ok(None),
         Some(text) => parse_iso8601(&text)
             .map(Some)
@@ -378,14 +429,16 @@ mod tests {
         let err = parse_common(br#"10.0.0.1 - - [10/Nov/2009:25:00:00 +0000] "GET / HTTP/1.1" 200 0 "-" "-" 1 "r" "u" 1ms"#).unwrap_err();
         assert_eq!(err, ParseError::new(ErrorKind::Timestamp, 14));
         let err = parse_common(br#"10.0.0.1 - - [10/Nov/2009:23:00:00 +0000] "GET / HTTP/1.1" 200 0 "-" "-" 1 "r" "u" 1s"#).unwrap_err();
+        assert_eq!(err, ParseError::new(ErrorKind::Truncated, 85));
+        let err = parse_common(b"no timestamp here").unwrap_err();
         assert_eq!(
             err.kind,
             ErrorKind::Syntax {
-                expected: "'<N>ms' at the end of the line"
+                expected: "'<client> - <user> [<timestamp>]'"
             }
         );
-        let err = parse_common(b"no timestamp here").unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Truncated);
+        let err = parse_common(b"10.0.0.1 - - ").unwrap_err();
+        assert_eq!(err, ParseError::new(ErrorKind::Truncated, 13));
     }
 
     #[test]
@@ -443,7 +496,7 @@ mod tests {
         let err = parse_json(br#"{"DownstreamStatus":200,"Duration":5"#).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Truncated);
         let err = parse_json(br#"{"DownstreamStatus":"200"}"#).unwrap_err();
-        assert_eq!(err, ParseError::new(ErrorKind::Json, 20));
+        assert_eq!(err, ParseError::new(ErrorKind::Status, 20));
         let err = parse_json(br#"{"StartUTC":"yesterday"}"#).unwrap_err();
         assert_eq!(err, ParseError::new(ErrorKind::Timestamp, 12));
     }

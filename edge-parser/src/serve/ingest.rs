@@ -1,0 +1,495 @@
+//! The ingest loop: the one owner of `serve`'s state.
+//!
+//! It takes the tailer's messages in order, parses their lines into the cumulative
+//! [`Aggregate`] (via an [`Aggregator`]), the sliding [`Windows`] and the [`Watch`], keeps the
+//! file [`Positions`] in step with them, answers the HTTP side's [queries](super::http::Query),
+//! and writes the checkpoint: positions and state together, so that after a restart every
+//! counter continues exactly where the checkpoint left it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::exposition::{AnomalyState, Exposition, Health};
+use super::http::{Asked, Query, Reply};
+use super::watch::{AnomalyKind, Watch};
+use super::window::{Percentiles, Windows};
+use crate::aggregate::{
+    Aggregate, AggregateConfig, Aggregator, GroupKey, LinePosition, STATUS_CLASS_NAMES,
+    class_index, decode_key,
+};
+use crate::format::StatusClass;
+use crate::input::for_each_line;
+use crate::tail::{
+    Checkpoint, CheckpointError, FilePosition, Positions, StatusHandle, TailEvent, TailMessage,
+};
+
+/// What the checkpoint holds beside the file positions.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServeState {
+    /// The cumulative aggregate, grouped by router (or route) and service.
+    pub aggregate: Aggregate,
+    /// edge-parser's own counters.
+    pub health: Health,
+    /// Lines taken in since the first start: the order of first appearance of groups.
+    pub sequence: u64,
+}
+
+/// Where and how often the checkpoint is written.
+#[derive(Debug, Clone)]
+pub struct CheckpointTarget {
+    /// The file.
+    pub path: PathBuf,
+    /// The configuration fingerprint a checkpoint must match to be resumed.
+    pub config: String,
+    /// Time between two writes.
+    pub interval: Duration,
+}
+
+/// The ingest loop's state; see the [module docs](self).
+#[derive(Debug)]
+pub struct Ingest<'c> {
+    config: &'c AggregateConfig,
+    aggregator: Aggregator<'c>,
+    health: Health,
+    sequence: u64,
+    windows: Windows,
+    watch: Watch,
+    positions: Positions,
+    restored: bool,
+    tail_status: StatusHandle,
+    checkpoint: Option<CheckpointTarget>,
+    last_checkpoint: Instant,
+    /// When each group last had a line, on this process's clock: for `stale` marks.
+    last_seen: HashMap<GroupKey, Instant>,
+    files_open: usize,
+    stale_after: Duration,
+    started: Instant,
+    /// Lines that were not records, since this process started: for `partial` marks.
+    recent_lines: (u64, u64),
+}
+
+/// The restored state and positions, or a fresh start.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// The state from the checkpoint.
+    pub state: ServeState,
+    /// The file positions from the checkpoint.
+    pub files: Vec<FilePosition>,
+    /// Whether a checkpoint was restored.
+    pub restored: bool,
+}
+
+/// Reads the checkpoint at `target`, if any.
+///
+/// # Errors
+///
+/// A checkpoint exists but is corrupt, foreign or made for another configuration.
+pub fn restore(target: Option<&CheckpointTarget>) -> Result<Restored, CheckpointError> {
+    let Some(target) = target else {
+        return Ok(Restored::default());
+    };
+    Ok(
+        match Checkpoint::<ServeState>::read(&target.path, &target.config)? {
+            Some(checkpoint) => Restored {
+                state: checkpoint.state,
+                files: checkpoint.files,
+                restored: true,
+            },
+            None => Restored::default(),
+        },
+    )
+}
+
+impl<'c> Ingest<'c> {
+    /// An ingest loop going on from `restored`.
+    pub fn new(
+        config: &'c AggregateConfig,
+        restored: Restored,
+        watch: Watch,
+        tail_status: StatusHandle,
+        checkpoint: Option<CheckpointTarget>,
+        stale_after: Duration,
+    ) -> Self {
+        let Restored {
+            state,
+            files,
+            restored,
+        } = restored;
+        Self {
+            config,
+            aggregator: Aggregator::resume(config, state.aggregate),
+            health: state.health,
+            sequence: state.sequence,
+            windows: Windows::new(),
+            watch,
+            positions: Positions::new(files),
+            restored,
+            tail_status,
+            checkpoint,
+            last_checkpoint: Instant::now(),
+            last_seen: HashMap::new(),
+            files_open: 0,
+            stale_after,
+            started: Instant::now(),
+            recent_lines: (0, 0),
+        }
+    }
+
+    /// Takes one message of the tailer into the state.
+    pub fn handle(&mut self, message: &TailMessage) {
+        match message {
+            TailMessage::Lines(batch) => {
+                self.health.bytes_read += batch.end_offset.saturating_sub(batch.start_offset);
+                let now = unix_now();
+                for too_long in &batch.too_long {
+                    self.sequence += 1;
+                    self.aggregator.add_too_long(
+                        LinePosition::new(0, self.sequence),
+                        &too_long.prefix,
+                        self.config_max_line(),
+                    );
+                    self.recent_lines.1 += 1;
+                }
+                for_each_line(&batch.bytes, 0, |_, line| self.add_line(line, now));
+            }
+            TailMessage::Event(event) => self.event(event),
+        }
+        self.positions.observe(message);
+    }
+
+    fn config_max_line(&self) -> usize {
+        crate::tail::DEFAULT_MAX_LINE_BYTES
+    }
+
+    fn add_line(&mut self, line: &[u8], now: f64) {
+        self.sequence += 1;
+        let (windows, watch, last_seen) = (&mut self.windows, &mut self.watch, &mut self.last_seen);
+        let mut parsed = false;
+        self.aggregator
+            .add_line_with(LinePosition::new(0, self.sequence), line, |record, key| {
+                parsed = true;
+                let at = record
+                    .timestamp
+                    .map_or(now as i64, |timestamp| timestamp.unix_secs());
+                let class = record
+                    .status
+                    .map_or(StatusClass::Other, |status| status.class());
+                windows.record(
+                    key,
+                    at,
+                    class_index(class),
+                    record.duration_ns.map(|ns| ns / 1000),
+                );
+                let group = decode_key(key);
+                if let Some(router) = group.0.first() {
+                    watch.record(router, at, class == StatusClass::ServerError);
+                }
+                match last_seen.get_mut(&group) {
+                    Some(seen) => *seen = Instant::now(),
+                    None => {
+                        last_seen.insert(group, Instant::now());
+                    }
+                }
+            });
+        self.recent_lines.0 += 1;
+        if !parsed {
+            self.recent_lines.1 += 1;
+        }
+    }
+
+    fn event(&mut self, event: &TailEvent) {
+        match event {
+            TailEvent::Opened { path, offset, .. } => {
+                self.files_open += 1;
+                tracing::info!(path = %path.display(), offset, "following");
+            }
+            TailEvent::Closed { path, .. } => {
+                self.files_open = self.files_open.saturating_sub(1);
+                tracing::debug!(path = %path.display(), "finished a rotated file");
+            }
+            TailEvent::Rotated { path, kind } => {
+                *self
+                    .health
+                    .rotations
+                    .entry(kind.as_str().to_owned())
+                    .or_default() += 1;
+                tracing::info!(path = %path.display(), %kind, "rotation");
+            }
+            TailEvent::Missing { path, offset, .. } => {
+                tracing::warn!(
+                    path = %path.display(),
+                    offset,
+                    "a checkpointed file is gone: lines it received after the checkpoint are lost"
+                );
+            }
+            TailEvent::Error { path, reason } => {
+                tracing::warn!(path = %path.display(), %reason, "cannot follow");
+            }
+        }
+    }
+
+    /// Periodic work: anomaly verdicts, window expiry, the checkpoint when due.
+    pub fn tick(&mut self) {
+        let now = unix_now() as i64;
+        self.watch.tick(now);
+        self.windows.expire(now);
+        let due = self
+            .checkpoint
+            .as_ref()
+            .is_some_and(|target| self.last_checkpoint.elapsed() >= target.interval);
+        if due {
+            self.write_checkpoint();
+        }
+    }
+
+    /// Writes the checkpoint now (also at shutdown).
+    pub fn write_checkpoint(&mut self) {
+        let Some(target) = self.checkpoint.clone() else {
+            return;
+        };
+        self.last_checkpoint = Instant::now();
+        // Counted before writing, so that the written state includes this write.
+        self.health.checkpoint_writes += 1;
+        self.health.checkpoint_last_success = Some(unix_now() as i64);
+        let checkpoint = self.checkpoint_now(target.config.clone());
+        if let Err(error) = checkpoint.write_atomic(&target.path) {
+            self.health.checkpoint_writes -= 1;
+            self.health.checkpoint_errors += 1;
+            tracing::error!(%error, "checkpoint not written");
+        }
+    }
+
+    fn checkpoint_now(&self, config: String) -> Checkpoint<ServeState> {
+        Checkpoint {
+            config,
+            files: self.positions.files(),
+            state: ServeState {
+                aggregate: self.aggregator.snapshot(),
+                health: self.health.clone(),
+                sequence: self.sequence,
+            },
+        }
+    }
+
+    /// Answers one query of the HTTP side.
+    pub fn answer(&self, asked: Asked) {
+        let reply = match asked.query {
+            Query::Metrics => self.metrics(),
+            Query::Ready => self.ready(),
+            Query::Summary => json_reply(StatusCode::OK, &self.summary()),
+            Query::Snapshot => self.snapshot(),
+        };
+        // The requester may have gone away.
+        let _ = asked.reply.send(reply);
+    }
+
+    fn finished(&self) -> Aggregate {
+        let mut aggregate = self.aggregator.snapshot();
+        aggregate.finish(self.config.max_groups);
+        aggregate
+    }
+
+    fn anomalies(&self) -> Vec<AnomalyState> {
+        self.watch
+            .anomalies()
+            .map(|anomaly| AnomalyState {
+                router: anomaly.router.to_owned(),
+                kind: anomaly.kind.as_str(),
+                active: anomaly.active,
+            })
+            .collect()
+    }
+
+    fn metrics(&self) -> Reply {
+        let aggregate = self.finished();
+        let anomalies = self.anomalies();
+        let mut text = String::with_capacity(16 << 10);
+        Exposition {
+            aggregate: &aggregate,
+            health: &self.health,
+            files_open: self.files_open,
+            restored: self.restored,
+            anomalies: &anomalies,
+            now: unix_now(),
+        }
+        .render(&mut text);
+        Reply {
+            status: StatusCode::OK,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: Bytes::from(text),
+        }
+    }
+
+    fn ready(&self) -> Reply {
+        let status = self.tail_status.get();
+        let mut reasons = Vec::new();
+        if status.polls == 0 {
+            reasons.push("the log files have not been looked at yet".to_owned());
+        }
+        for pattern in &status.patterns {
+            if pattern.followed.is_empty() && pattern.failing.is_empty() {
+                reasons.push(format!("{} matches no file yet", pattern.pattern));
+            }
+        }
+        let failing: Vec<Value> = status
+            .patterns
+            .iter()
+            .flat_map(|pattern| &pattern.failing)
+            .map(|(path, reason)| json!({"path": path.display().to_string(), "reason": reason}))
+            .collect();
+        let body = json!({
+            "ready": reasons.is_empty(),
+            "reasons": reasons,
+            "checkpoint_restored": self.restored,
+            "failing": failing,
+        });
+        let code = if reasons.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        json_reply(code, &body)
+    }
+
+    fn snapshot(&self) -> Reply {
+        let config = self
+            .checkpoint
+            .as_ref()
+            .map_or_else(String::new, |target| target.config.clone());
+        match self.checkpoint_now(config).to_json() {
+            Ok(body) => Reply {
+                status: StatusCode::OK,
+                content_type: "application/json",
+                body: Bytes::from(body),
+            },
+            Err(error) => json_reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": error.to_string()}),
+            ),
+        }
+    }
+
+    /// The `/api/summary` document.
+    pub fn summary(&self) -> Value {
+        let now = unix_now();
+        let lines = self.aggregator.lines();
+        let last = self.aggregator.last_timestamp();
+        let lag = last.map(|last| (now - last as f64 / 1e9).max(0.0));
+        let (recent, recent_bad) = self.recent_lines;
+        let malformed_share = if recent == 0 {
+            0.0
+        } else {
+            recent_bad as f64 / recent as f64
+        };
+        let uptime = self.started.elapsed().as_secs_f64();
+        let group_by: Vec<&str> = self.config.group_by.iter().map(|d| d.name()).collect();
+        let windows: Vec<Value> = self
+            .windows
+            .summarise(now as i64)
+            .into_iter()
+            .map(|window| {
+                let seconds = window.seconds as f64;
+                let mut partial = Vec::new();
+                if uptime < seconds && !self.restored {
+                    partial.push("started less than a window ago");
+                }
+                if lag.is_some_and(|lag| lag > seconds / 10.0 && lag > 10.0) {
+                    partial.push("the log lags behind the clock");
+                }
+                if malformed_share > MALFORMED_PARTIAL_SHARE {
+                    partial.push("many lines could not be parsed");
+                }
+                let mut groups: Vec<_> = window.groups.iter().collect();
+                groups.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(b.0)));
+                let groups: Vec<Value> = groups
+                    .into_iter()
+                    .map(|(key, stats)| {
+                        let since = self.last_seen.get(key).map(Instant::elapsed);
+                        let stale = since.is_none_or(|since| since > self.stale_after);
+                        let key_json: serde_json::Map<String, Value> = group_by
+                            .iter()
+                            .zip(&key.0)
+                            .map(|(dimension, value)| ((*dimension).to_owned(), json!(value)))
+                            .collect();
+                        json!({
+                            "key": key_json,
+                            "requests": stats.requests,
+                            "rps": stats.requests as f64 / seconds,
+                            "status_class": classes(&stats.status_classes),
+                            "latency_seconds": Percentiles::of(&stats.latency),
+                            "stale": stale,
+                            "partial": !partial.is_empty(),
+                            "seconds_since_last_line": since.map(|s| s.as_secs_f64()),
+                        })
+                    })
+                    .collect();
+                json!({
+                    "window": window.spec.name,
+                    "seconds": window.seconds,
+                    "partial": partial,
+                    "groups": groups,
+                })
+            })
+            .collect();
+        let anomalies: Vec<Value> = self
+            .watch
+            .anomalies()
+            .filter(|anomaly| anomaly.active)
+            .map(|anomaly| json!({"router": anomaly.router, "kind": anomaly.kind}))
+            .collect();
+        json!({
+            "now": now,
+            "format": self.config.format.name(),
+            "group_by": group_by,
+            "lines": lines,
+            "lag_seconds": lag,
+            "stale": self.last_seen.values().all(|seen| seen.elapsed() > self.stale_after),
+            "files_open": self.files_open,
+            "windows": windows,
+            "anomalies": anomalies,
+        })
+    }
+
+    /// Whether any watch kind is on for `router` (tests and logs).
+    pub fn anomaly(&self, router: &str, kind: AnomalyKind) -> bool {
+        self.watch
+            .anomalies()
+            .any(|anomaly| anomaly.router == router && anomaly.kind == kind && anomaly.active)
+    }
+}
+
+/// A window is marked partial when more than this share of its process's lines were not
+/// requests.
+const MALFORMED_PARTIAL_SHARE: f64 = 0.01;
+
+fn classes(counts: &[u64; 6]) -> Value {
+    STATUS_CLASS_NAMES
+        .iter()
+        .zip(counts)
+        .map(|(name, count)| ((*name).to_owned(), json!(count)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn json_reply(status: StatusCode, value: &Value) -> Reply {
+    let mut body = serde_json::to_vec(value).unwrap_or_default();
+    body.push(b'\n');
+    Reply {
+        status,
+        content_type: "application/json",
+        body: Bytes::from(body),
+    }
+}
+
+/// Seconds since the epoch, on the wall clock.
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64())
+}

@@ -1,0 +1,223 @@
+//! `edge-parser serve`: follow access logs live and serve what they say.
+//!
+//! ```text
+//! log files ──edge-tail thread──▶ bounded channel ──▶ ingest thread (parse, aggregate,
+//!   (poll, rotations)                                   windows, watch, checkpoint)
+//!                                                              ▲ queries │ replies
+//!                                     HTTP (hyper, one port) ──┘         ▼
+//! ```
+//!
+//! The tailer ([`crate::tail`]) reads complete lines and blocks when the channel is full, so
+//! reading slows down when parsing falls behind and memory does not grow with a backlog. One
+//! ingest thread owns all the state ([`ingest`]): it parses every line in order (millions of
+//! lines per second on one core, far above what a proxy writes), answers the HTTP side's
+//! queries between batches, and writes the checkpoint (file positions with the state they
+//! produced) every few seconds and at shutdown. SIGTERM or SIGINT stops the reading, the last
+//! batches are taken in, the final checkpoint is written and the process exits 0.
+//!
+//! - [`exposition`]: `/metrics` in the Prometheus text format.
+//! - [`http`]: the endpoints, answered by the ingest loop through queries.
+//! - [`ingest`]: the state and the checkpoint.
+//! - [`watch`]: the watch tower: per-router baselines, drops, spikes and error bursts.
+//! - [`window`]: sliding windows per group for `/api/summary` and the live stream.
+
+pub mod exposition;
+pub mod http;
+pub mod ingest;
+pub mod watch;
+pub mod window;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, select};
+
+use crate::aggregate::AggregateConfig;
+use crate::tail::{CheckpointError, TailConfig, TailError, Tailer};
+use ingest::{CheckpointTarget, Ingest, restore};
+use watch::{Watch, WatchConfig, WatchConfigError};
+
+/// Messages in flight between the tailer and the ingest loop (each up to a batch of lines).
+pub const TAIL_CHANNEL: usize = 64;
+/// Queries waiting for the ingest loop.
+const QUERY_CHANNEL: usize = 256;
+/// How often the ingest loop does its periodic work.
+const TICK: Duration = Duration::from_millis(500);
+
+/// Everything `serve` runs with.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// What to follow.
+    pub tail: TailConfig,
+    /// How lines are parsed and grouped.
+    pub aggregate: AggregateConfig,
+    /// Where the checkpoint goes, if anywhere.
+    pub checkpoint: Option<CheckpointTarget>,
+    /// Start over even if a checkpoint exists (it is replaced at the first write).
+    pub reset_checkpoint: bool,
+    /// A group with no line for this long is marked stale in `/api/summary`.
+    pub stale_after: Duration,
+    /// The watch tower's thresholds.
+    pub watch: WatchConfig,
+    /// The HTTP listen address.
+    pub listen: SocketAddr,
+}
+
+/// Why `serve` could not start or went wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The checkpoint cannot be resumed.
+    #[error("{0} (start over with --reset-checkpoint)")]
+    Checkpoint(#[from] CheckpointError),
+    /// The tail configuration is not usable.
+    #[error(transparent)]
+    Tail(#[from] TailError),
+    /// The watch thresholds are not usable.
+    #[error(transparent)]
+    Watch(#[from] WatchConfigError),
+    /// The listen address cannot be bound or served.
+    #[error("cannot listen on {addr}: {error}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A thread or the runtime could not be started.
+    #[error("cannot start: {0}")]
+    Start(std::io::Error),
+}
+
+/// Runs until SIGTERM or SIGINT; see the [module docs](self).
+///
+/// # Errors
+///
+/// A checkpoint that cannot be resumed, an unusable configuration, or a listen address that
+/// cannot be bound.
+pub fn run(config: &ServeConfig) -> Result<(), ServeError> {
+    let watch = Watch::new(config.watch.clone())?;
+    let restored = if config.reset_checkpoint {
+        ingest::Restored::default()
+    } else {
+        restore(config.checkpoint.as_ref())?
+    };
+    if restored.restored {
+        tracing::info!(
+            files = restored.files.len(),
+            lines = restored.state.aggregate.lines.total,
+            "continuing from the checkpoint"
+        );
+    }
+    let tailer = if restored.restored {
+        Tailer::resume(config.tail.clone(), restored.files.clone())?
+    } else {
+        Tailer::new(config.tail.clone())?
+    };
+    let tail_status = tailer.status_handle();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Start)?;
+    let listener = runtime
+        .block_on(http::bind(config.listen))
+        .map_err(|error| ServeError::Listen {
+            addr: config.listen,
+            error,
+        })?;
+    let local = listener.local_addr().map_err(ServeError::Start)?;
+    tracing::info!(
+        "serving on http://{local}: /metrics /health /ready /api/summary /api/stream /api/snapshot"
+    );
+
+    let (lines, tail_messages) = bounded(TAIL_CHANNEL);
+    let (queries, asked) = bounded(QUERY_CHANNEL);
+    let stop_reading = Arc::new(AtomicBool::new(false));
+    let tail_thread = tailer
+        .spawn(lines, Arc::clone(&stop_reading))
+        .map_err(ServeError::Start)?;
+    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+
+    std::thread::scope(|scope| -> Result<(), ServeError> {
+        let ingest_thread = std::thread::Builder::new()
+            .name("edge-ingest".to_owned())
+            .spawn_scoped(scope, move || {
+                let mut ingest = Ingest::new(
+                    &config.aggregate,
+                    restored,
+                    watch,
+                    tail_status,
+                    config.checkpoint.clone(),
+                    config.stale_after,
+                );
+                let mut last_tick = Instant::now();
+                loop {
+                    select! {
+                        recv(tail_messages) -> message => match message {
+                            Ok(message) => ingest.handle(&message),
+                            // The tailer stopped: everything it sent is in.
+                            Err(_) => break,
+                        },
+                        recv(asked) -> query => {
+                            if let Ok(query) = query {
+                                ingest.answer(query);
+                            }
+                        },
+                        default(TICK) => {},
+                    }
+                    if last_tick.elapsed() >= TICK {
+                        ingest.tick();
+                        last_tick = Instant::now();
+                    }
+                }
+                ingest.write_checkpoint();
+            })
+            .map_err(ServeError::Start)?;
+
+        let served = runtime.block_on(async {
+            let server = http::serve(listener, queries, http_stopped);
+            tokio::select! {
+                result = server => result,
+                () = shutdown_signal() => Ok(()),
+            }
+        });
+        tracing::info!(
+            "stopping: reading stops, the last lines are taken in, the checkpoint is written"
+        );
+        let _ = stop_http.send(true);
+        stop_reading.store(true, Ordering::Release);
+        let _ = tail_thread.join();
+        let _ = ingest_thread.join();
+        served.map_err(|error| ServeError::Listen { addr: local, error })
+    })
+}
+
+/// Resolves at SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot watch for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            () = terminate => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

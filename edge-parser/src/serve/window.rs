@@ -1,0 +1,318 @@
+//! Sliding windows (1 minute, 5 minutes, 1 hour) of requests, status classes and latency per
+//! group, for `/api/summary` and the live stream.
+//!
+//! Each window is a ring of slots (6 of 10 s, 5 of 1 min, 12 of 5 min): a request is counted in
+//! the slot of its own timestamp (the time the proxy logged, so a backlog read late still lands
+//! in the right minute), and a window's figures merge the slots that lie within it. Memory is
+//! bounded by the number of slots times the number of groups, which the aggregate caps; slot
+//! histograms are sparse (see [`LatencyHistogram`]).
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::Serialize;
+
+use crate::aggregate::{GroupKey, decode_key};
+use crate::histogram::LatencyHistogram;
+
+/// One window: how far back it looks and how finely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowSpec {
+    /// The name in JSON (`1m`).
+    pub name: &'static str,
+    /// Seconds per slot.
+    pub slot_seconds: i64,
+    /// Slots in the window.
+    pub slots: usize,
+}
+
+impl WindowSpec {
+    /// The window's length in seconds.
+    pub const fn seconds(&self) -> i64 {
+        self.slot_seconds * self.slots as i64
+    }
+}
+
+/// The windows `/api/summary` shows.
+pub const WINDOWS: [WindowSpec; 3] = [
+    WindowSpec {
+        name: "1m",
+        slot_seconds: 10,
+        slots: 6,
+    },
+    WindowSpec {
+        name: "5m",
+        slot_seconds: 60,
+        slots: 5,
+    },
+    WindowSpec {
+        name: "1h",
+        slot_seconds: 300,
+        slots: 12,
+    },
+];
+
+/// What one group did within a slot or a window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WindowStats {
+    /// Requests.
+    pub requests: u64,
+    /// Requests by status class: 1xx, 2xx, 3xx, 4xx, 5xx, other.
+    pub status_classes: [u64; 6],
+    /// Latencies, µs.
+    pub latency: LatencyHistogram,
+}
+
+impl WindowStats {
+    fn merge(&mut self, other: &Self) {
+        self.requests += other.requests;
+        for (mine, theirs) in self.status_classes.iter_mut().zip(other.status_classes) {
+            *mine += theirs;
+        }
+        self.latency.merge(&other.latency);
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    start: i64,
+    groups: HashMap<Box<[u8]>, WindowStats, foldhash::fast::RandomState>,
+}
+
+#[derive(Debug)]
+struct Ring {
+    spec: WindowSpec,
+    /// Oldest first; at most `spec.slots`.
+    slots: VecDeque<Slot>,
+}
+
+impl Ring {
+    fn record(&mut self, key: &[u8], at: i64, class: usize, latency_us: Option<u64>) {
+        let start = at.div_euclid(self.spec.slot_seconds) * self.spec.slot_seconds;
+        let newest = self.slots.back().map_or(i64::MIN, |slot| slot.start);
+        if start > newest {
+            self.slots.push_back(Slot {
+                start,
+                groups: HashMap::default(),
+            });
+            self.expire(start + self.spec.slot_seconds);
+        }
+        let Some(slot) = self.slots.iter_mut().rev().find(|slot| slot.start == start) else {
+            // Older than the window, or in a gap of slots already closed: not in any window.
+            return;
+        };
+        let stats = match slot.groups.get_mut(key) {
+            Some(stats) => stats,
+            None => slot.groups.entry(key.into()).or_default(),
+        };
+        stats.requests += 1;
+        stats.status_classes[class] += 1;
+        if let Some(latency) = latency_us {
+            stats.latency.record(latency);
+        }
+    }
+
+    /// Drops the slots that end before the window that ends at `end`.
+    fn expire(&mut self, end: i64) {
+        let window_start = end - self.spec.seconds();
+        while self
+            .slots
+            .front()
+            .is_some_and(|slot| slot.start < window_start)
+        {
+            self.slots.pop_front();
+        }
+    }
+
+    fn summarise(&self, now: i64) -> Summary {
+        // The slot holding `now` and the ones before it, back to a window's length.
+        let first_start = (now.div_euclid(self.spec.slot_seconds) + 1 - self.spec.slots as i64)
+            * self.spec.slot_seconds;
+        let mut groups: HashMap<GroupKey, WindowStats> = HashMap::new();
+        for slot in self
+            .slots
+            .iter()
+            .filter(|slot| slot.start >= first_start && slot.start <= now)
+        {
+            for (key, stats) in &slot.groups {
+                groups.entry(decode_key(key)).or_default().merge(stats);
+            }
+        }
+        Summary {
+            spec: self.spec,
+            seconds: now - first_start + 1,
+            groups,
+        }
+    }
+}
+
+/// One window's figures per group.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The window.
+    pub spec: WindowSpec,
+    /// The seconds it covers: from its oldest slot's start to now (slots are whole, so this is
+    /// a little less than a slot beyond [`WindowSpec::seconds`] at most).
+    pub seconds: i64,
+    /// Per group.
+    pub groups: HashMap<GroupKey, WindowStats>,
+}
+
+/// The three windows of every group; see the [module docs](self).
+#[derive(Debug)]
+pub struct Windows {
+    rings: Vec<Ring>,
+}
+
+impl Default for Windows {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Windows {
+    /// Empty windows.
+    pub fn new() -> Self {
+        Self {
+            rings: WINDOWS
+                .iter()
+                .map(|spec| Ring {
+                    spec: *spec,
+                    slots: VecDeque::with_capacity(spec.slots + 1),
+                })
+                .collect(),
+        }
+    }
+
+    /// Counts a request of group `key` (encoded as the aggregator returns it) made at `at`
+    /// (unix seconds), of status class index `class`, with its latency if logged.
+    pub fn record(&mut self, key: &[u8], at: i64, class: usize, latency_us: Option<u64>) {
+        for ring in &mut self.rings {
+            ring.record(key, at, class, latency_us);
+        }
+    }
+
+    /// Forgets slots that fell out of every window by `now` (unix seconds), so that a router
+    /// that stops sending lines stops holding memory.
+    pub fn expire(&mut self, now: i64) {
+        for ring in &mut self.rings {
+            ring.expire(now + 1);
+        }
+    }
+
+    /// Each window's figures per group as of `now` (unix seconds): the slot holding `now` and
+    /// the slots before it, a window's worth.
+    pub fn summarise(&self, now: i64) -> Vec<Summary> {
+        self.rings.iter().map(|ring| ring.summarise(now)).collect()
+    }
+}
+
+/// Latency percentiles of a window, in seconds, for JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+}
+
+impl Percentiles {
+    /// The percentiles of `histogram` (µs), or `None` when it is empty.
+    pub fn of(histogram: &LatencyHistogram) -> Option<Self> {
+        let seconds = |q: f64| histogram.quantile(q) as f64 / 1e6;
+        (histogram.count() > 0).then(|| Self {
+            p50: seconds(0.5),
+            p90: seconds(0.9),
+            p99: seconds(0.99),
+            p999: seconds(0.999),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(router: &str) -> Vec<u8> {
+        let mut encoded = (router.len() as u16).to_le_bytes().to_vec();
+        encoded.extend_from_slice(router.as_bytes());
+        encoded
+    }
+
+    fn group(router: &str) -> GroupKey {
+        GroupKey(vec![router.to_owned()])
+    }
+
+    #[test]
+    fn each_window_counts_its_own_span() {
+        let mut windows = Windows::new();
+        let t0 = 1_741_521_600; // a multiple of 300
+        for second in 0..3600 {
+            windows.record(&key("a"), t0 + second, 1, Some(1_000 + second as u64));
+        }
+        let now = t0 + 3599;
+        let summary = windows.summarise(now);
+        let requests: Vec<(&str, i64, u64)> = summary
+            .iter()
+            .map(|window| {
+                (
+                    window.spec.name,
+                    window.seconds,
+                    window.groups[&group("a")].requests,
+                )
+            })
+            .collect();
+        // The 1-minute window holds the current 10 s slot and the five before it.
+        assert_eq!(
+            requests,
+            [("1m", 60, 60), ("5m", 300, 300), ("1h", 3600, 3600)]
+        );
+        let minute = &summary[0].groups;
+        assert_eq!(minute[&group("a")].latency.min(), 1_000 + 3540);
+        assert_eq!(minute[&group("a")].status_classes, [0, 60, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn old_requests_and_quiet_groups_fall_out() {
+        let mut windows = Windows::new();
+        let t0 = 1_741_521_600;
+        windows.record(&key("a"), t0, 4, None);
+        windows.record(&key("b"), t0 + 100, 1, Some(5));
+        // Late line for a slot that left the 1-minute window: only longer windows count it.
+        windows.record(&key("a"), t0 + 10, 4, None);
+        let summary = windows.summarise(t0 + 100);
+        assert!(!summary[0].groups.contains_key(&group("a")));
+        assert_eq!(summary[0].groups[&group("b")].requests, 1);
+        assert_eq!(summary[1].groups[&group("a")].requests, 2);
+        // Nothing arrived for two hours: the windows are empty (and hold no memory).
+        assert!(
+            windows
+                .summarise(t0 + 7200)
+                .iter()
+                .all(|w| w.groups.is_empty())
+        );
+        windows.expire(t0 + 7200);
+        assert!(windows.rings.iter().all(|ring| ring.slots.is_empty()));
+    }
+
+    #[test]
+    fn percentiles_are_in_seconds() {
+        let mut histogram = LatencyHistogram::new();
+        for micros in [1_000, 2_000, 3_000, 4_000] {
+            histogram.record(micros);
+        }
+        assert_eq!(
+            Percentiles::of(&histogram),
+            Some(Percentiles {
+                p50: 0.002,
+                p90: 0.004,
+                p99: 0.004,
+                p999: 0.004
+            })
+        );
+        assert_eq!(Percentiles::of(&LatencyHistogram::new()), None);
+    }
+}

@@ -1,0 +1,676 @@
+//! One test per behaviour of the tailer, each on a real temporary directory, driving
+//! [`Tailer::poll`] directly: no sleeps, exact assertions.
+
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::test_helpers::{Delivered, TempDir, file_name};
+use super::*;
+
+/// Every poll rescans, and files rotated away are closed once read to their end.
+fn config(dir: &TempDir, glob: &str) -> TailConfig {
+    let mut config = TailConfig::new([dir.glob(glob)]);
+    config.rescan_interval = Duration::ZERO;
+    config.rotate_wait = Duration::ZERO;
+    config
+}
+
+fn from_start(dir: &TempDir, glob: &str) -> TailConfig {
+    let mut config = config(dir, glob);
+    config.from_start = true;
+    config
+}
+
+fn tailer(config: TailConfig) -> Tailer {
+    Tailer::new(config).expect("valid configuration")
+}
+
+/// What the consumer would checkpoint after observing `delivered`.
+fn observe_all(positions: &mut Positions, delivered: &Delivered) {
+    for message in &delivered.messages {
+        positions.observe(message);
+    }
+}
+
+fn ino(dir: &TempDir, name: &str) -> u64 {
+    std::fs::metadata(dir.join(name)).expect("stat").ino()
+}
+
+#[test]
+fn appended_lines_are_delivered_and_a_partial_line_waits_for_its_newline() {
+    let dir = TempDir::new("append");
+    dir.write("access.log", "");
+    let mut tailer = tailer(config(&dir, "*.log"));
+    let first = Delivered::poll(&mut tailer);
+    assert_eq!(first.opened(), [("access.log".to_owned(), 0)]);
+    assert!(first.lines().is_empty());
+
+    dir.append("access.log", "one\ntwo\nthr");
+    let second = Delivered::poll(&mut tailer);
+    assert_eq!(second.lines(), ["one", "two"]);
+    let batch = second.batches().next().expect("a batch");
+    assert_eq!((batch.start_offset, batch.end_offset), (0, 8));
+
+    assert!(Delivered::poll(&mut tailer).messages.is_empty(), "idle");
+    dir.append("access.log", "ee\nfo");
+    let third = Delivered::poll(&mut tailer);
+    assert_eq!(third.lines(), ["three"]);
+    let batch = third.batches().next().expect("a batch");
+    assert_eq!((batch.start_offset, batch.end_offset), (8, 14));
+    dir.append("access.log", "ur\n");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["four"]);
+}
+
+#[test]
+fn files_present_at_startup_are_read_from_their_end_unless_from_start() {
+    let dir = TempDir::new("from-end");
+    dir.write("access.log", "old 1\nold 2\nhalf");
+    let mut from_end = tailer(config(&dir, "*.log"));
+    let first = Delivered::poll(&mut from_end);
+    assert_eq!(first.opened(), [("access.log".to_owned(), 12)]);
+    assert!(first.lines().is_empty());
+    dir.append("access.log", " line\nnew\n");
+    assert_eq!(Delivered::poll(&mut from_end).lines(), ["half line", "new"]);
+
+    let mut whole = tailer(from_start(&dir, "*.log"));
+    let delivered = Delivered::poll(&mut whole);
+    assert_eq!(delivered.opened(), [("access.log".to_owned(), 0)]);
+    assert_eq!(delivered.lines(), ["old 1", "old 2", "half line", "new"]);
+}
+
+#[test]
+fn a_new_file_matching_the_glob_is_read_from_its_start() {
+    let dir = TempDir::new("new-file");
+    dir.write("a.log", "a old\n");
+    let mut tailer = tailer(config(&dir, "*.log"));
+    assert!(Delivered::poll(&mut tailer).lines().is_empty());
+    dir.write("b.log", "b 1\nb 2\n");
+    dir.write("ignored.txt", "not matched\n");
+    let delivered = Delivered::poll(&mut tailer);
+    assert_eq!(delivered.opened(), [("b.log".to_owned(), 0)]);
+    assert_eq!(delivered.lines(), ["b 1", "b 2"]);
+    assert!(delivered.rotations().is_empty());
+}
+
+#[test]
+fn a_literal_path_is_followed_once_it_exists() {
+    let dir = TempDir::new("literal");
+    let mut config = TailConfig::new([dir.join("access.log").display().to_string()]);
+    config.rescan_interval = Duration::ZERO;
+    let mut tailer = tailer(config);
+    assert!(Delivered::poll(&mut tailer).messages.is_empty());
+    assert!(!tailer.status().is_ready());
+    dir.write("access.log", "first\n");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["first"]);
+    assert!(tailer.status().is_ready());
+}
+
+#[test]
+fn rename_rotation_delivers_the_old_tail_before_the_new_file() {
+    let dir = TempDir::new("rename");
+    dir.write("access.log", "");
+    let mut tailer = tailer(config(&dir, "*.log"));
+    Delivered::poll(&mut tailer);
+    dir.append("access.log", "a1\na2\n");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["a1", "a2"]);
+    dir.append("access.log", "a3\n");
+    dir.rename("access.log", "access.log.1");
+    dir.write("access.log", "b1\n");
+    let delivered = Delivered::poll(&mut tailer);
+    assert_eq!(delivered.lines(), ["a3", "b1"]);
+    assert_eq!(delivered.rotations(), [RotationKind::Rename]);
+    let order: Vec<String> = delivered
+        .messages
+        .iter()
+        .map(|message| match message {
+            TailMessage::Lines(batch) => format!("lines {}", file_name(&batch.path)),
+            TailMessage::Event(TailEvent::Rotated { kind, .. }) => format!("rotated {kind}"),
+            TailMessage::Event(TailEvent::Opened { offset, .. }) => format!("opened {offset}"),
+            TailMessage::Event(TailEvent::Closed { offset, .. }) => format!("closed {offset}"),
+            TailMessage::Event(other) => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "lines access.log",
+            "rotated rename",
+            "opened 0",
+            "lines access.log",
+            "closed 9",
+        ]
+    );
+    dir.append("access.log", "b2\n");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["b2"]);
+}
+
+#[test]
+fn a_file_renamed_to_another_matching_name_is_followed_there_without_rereading() {
+    let dir = TempDir::new("rename-matching");
+    dir.write("access.log", "");
+    let mut tailer = tailer(config(&dir, "access.log*"));
+    Delivered::poll(&mut tailer);
+    dir.append("access.log", "a1\n");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["a1"]);
+    dir.append("access.log", "a2\n");
+    dir.rename("access.log", "access.log.1");
+    dir.write("access.log", "b1\n");
+    let delivered = Delivered::poll(&mut tailer);
+    assert_eq!(delivered.lines(), ["a2", "b1"]);
+    assert_eq!(delivered.rotations(), [RotationKind::Rename]);
+    assert_eq!(delivered.opened(), [("access.log".to_owned(), 0)]);
+    dir.append("access.log.1", "a3\n");
+    let delivered = Delivered::poll(&mut tailer);
+    assert_eq!(delivered.lines(), ["a3"]);
+    let batch = delivered.batches().next().expect("a batch");
+    assert_eq!(file_name(&batch.path), "access.log.1");
+    assert_eq!(
+        tailer.status().patterns[0].followed,
+        [dir.join("access.log"), dir.join("access.log.1")]
+    );
+}
+
+#[test]
+fn a_renamed_file_is_followed_until_rotate_wait_for_writers_that_reopen_late() {
+    let dir = TempDir::new("rotate-wait");
+    dir.write("access.log", "");
+    let mut config = config(&dir, "*.log");
+    config.rotate_wait = Duration::from_secs(3600);
+    let mut tailer = tailer(config);
+    Delivered::poll(&mut tailer);
+    dir.rename("access.log", "access.log.1");
+    dir.write("access.log", "");
+    let rotated = Delivered::poll(&mut tailer);
+    assert_eq!(rotated.rotations(), [RotationKind::Rename]);
+    // The writer still has the old file open.
+    dir.append("access.log.1", "late\n");
+    dir.append("access.log", "new\n");
+    let delivered = Delivered::poll(&mut tailer);
+    assert_eq!(delivered.lines(), ["late", "new"]);
+    assert!(
+        !delivered
+            .events()
+            .any(|event| matches!(event, TailEvent::Closed { .. }))
+    );
+}
+
+#[test]
+fn copytruncate_rereads_the_file_from_its_start() {
+    let dir = TempDir::new("copytruncate");
+    dir.write("access.log", "");
+    let mut tailer = tailer(config(&dir, "access.log"));
+    Delivered::poll(&mut tailer);
+    dir.append("access.log", "a1\na2\n");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["a1", "a2"]);
+    let inode = ino(&dir, "access.log");
+
+    dir.copy_truncate("access.log", "access.log.1");
+    dir.append("access.log", "b1\n");
+    let delivered = Delivered::poll(&mut tailer);
+    assert_eq!(ino(&dir, "access.log"), inode, "truncated in place");
+    assert_eq!(delivered.rotations(), [RotationKind::CopyTruncate]);
+    assert_eq!(delivered.opened(), [("access.log".to_owned(), 0)]);
+    assert_eq!(delivered.lines(), ["b1"]);
+
+    // Truncated and refilled past the old offset before the next poll: the first bytes
+    // changed.
+    dir.append("access.log", "b2\n");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["b2"]);
+    dir.copy_truncate("access.log", "access.log.1");
+    dir.append("access.log", "c1 is longer\n");
+    let delivered = Delivered::poll(&mut tailer);
+    assert_eq!(delivered.rotations(), [RotationKind::CopyTruncate]);
+    assert_eq!(delivered.lines(), ["c1 is longer"]);
+}
+
+#[test]
+fn delete_and_recreate_drains_the_old_file_first() {
+    let dir = TempDir::new("recreate");
+    dir.write("access.log", "");
+    let mut tailer = tailer(config(&dir, "*.log"));
+    Delivered::poll(&mut tailer);
+    dir.append("access.log", "a1\n");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["a1"]);
+    dir.append("access.log", "a2\n");
+    dir.remove("access.log");
+    dir.write("access.log", "b1\n");
+    let delivered = Delivered::poll(&mut tailer);
+    assert_eq!(delivered.lines(), ["a2", "b1"]);
+    assert_eq!(delivered.rotations(), [RotationKind::Recreate]);
+}
+
+#[test]
+fn a_deleted_file_is_read_to_its_end_then_closed() {
+    let dir = TempDir::new("deleted");
+    dir.write("access.log", "");
+    let mut tailer = tailer(config(&dir, "*.log"));
+    let opened = Delivered::poll(&mut tailer);
+    dir.append("access.log", "last\n");
+    dir.remove("access.log");
+    let delivered = Delivered::poll(&mut tailer);
+    assert_eq!(delivered.lines(), ["last"]);
+    let identity = opened
+        .events()
+        .find_map(|event| match event {
+            TailEvent::Opened { identity, .. } => Some(*identity),
+            _ => None,
+        })
+        .expect("opened");
+    assert!(delivered.events().any(|event| matches!(
+        event,
+        TailEvent::Closed { identity: closed, offset: 5, .. } if closed.key() == identity.key()
+    )));
+    assert!(!tailer.status().is_ready());
+}
+
+#[test]
+fn a_new_file_given_the_inode_of_a_closed_one_is_a_rotation_of_its_own_kind() {
+    let dir = TempDir::new("inode-reuse");
+    dir.write("access.log", "");
+    let mut tailer = tailer(config(&dir, "*.log"));
+    Delivered::poll(&mut tailer);
+    dir.append("access.log", "a1\n");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["a1"]);
+    let old = ino(&dir, "access.log");
+    dir.remove("access.log");
+    // The tailer reads the deleted file to its end and closes it: its inode is free again.
+    Delivered::poll(&mut tailer);
+    dir.write("access.log", "b1\n");
+    let delivered = Delivered::poll(&mut tailer);
+    assert_eq!(delivered.lines(), ["b1"]);
+    // ext4 and xfs hand the freed inode out again at once; tmpfs does not.
+    let expected = if ino(&dir, "access.log") == old {
+        RotationKind::InodeReuse
+    } else {
+        RotationKind::Recreate
+    };
+    assert_eq!(delivered.rotations(), [expected]);
+}
+
+#[test]
+fn over_long_lines_are_reported_once_complete_and_never_delivered() {
+    let dir = TempDir::new("too-long");
+    dir.write("access.log", "");
+    let mut config = config(&dir, "*.log");
+    config.max_line_bytes = 10;
+    let mut tailer = tailer(config);
+    Delivered::poll(&mut tailer);
+    let long = "x".repeat(300);
+    dir.append("access.log", format!("short\n{long}\nafter\n0123456789\n"));
+    let delivered = Delivered::poll(&mut tailer);
+    assert_eq!(delivered.lines(), ["short", "after", "0123456789"]);
+    let too_long: Vec<&TooLong> = delivered.batches().flat_map(|b| &b.too_long).collect();
+    assert_eq!(too_long.len(), 1);
+    assert_eq!(too_long[0].offset, 6);
+    assert_eq!(too_long[0].prefix, vec![b'x'; 256]);
+
+    // One growing across polls is skipped as it comes and reported when it ends.
+    dir.append("access.log", "y".repeat(25));
+    let pending = Delivered::poll(&mut tailer);
+    assert!(pending.batches().next().is_none(), "nothing to report yet");
+    dir.append("access.log", "y".repeat(25));
+    assert!(Delivered::poll(&mut tailer).batches().next().is_none());
+    dir.append("access.log", "yy\nok\n");
+    let delivered = Delivered::poll(&mut tailer);
+    assert_eq!(delivered.lines(), ["ok"]);
+    let batch = delivered.batches().next().expect("a batch");
+    assert_eq!(
+        batch.too_long,
+        [TooLong {
+            offset: 324,
+            prefix: vec![b'y'; 52],
+        }]
+    );
+    assert_eq!(batch.end_offset, 324 + 53 + 3);
+}
+
+#[test]
+fn a_batch_that_only_skips_an_over_long_line_still_moves_the_position() {
+    let dir = TempDir::new("too-long-only");
+    dir.write("access.log", "");
+    let mut config = config(&dir, "*.log");
+    config.max_line_bytes = 4;
+    let mut tailer = tailer(config);
+    Delivered::poll(&mut tailer);
+    dir.append("access.log", "toolong\n");
+    let delivered = Delivered::poll(&mut tailer);
+    let batch = delivered.batches().next().expect("a batch");
+    assert!(batch.bytes.is_empty());
+    assert_eq!((batch.start_offset, batch.end_offset), (0, 8));
+    assert_eq!(batch.too_long.len(), 1);
+}
+
+#[test]
+fn batches_end_on_line_boundaries_near_batch_bytes() {
+    let dir = TempDir::new("batches");
+    let lines: Vec<String> = (0..100).map(|n| format!("line number {n}")).collect();
+    dir.write("access.log", lines.join("\n") + "\n");
+    let mut config = from_start(&dir, "*.log");
+    config.batch_bytes = 100;
+    let (spare_tx, spare_rx) = crossbeam_channel::bounded(1);
+    let spare = Vec::with_capacity(4096);
+    let spare_address = spare.as_ptr();
+    spare_tx.send(spare).expect("room");
+    let size = std::fs::metadata(dir.join("access.log"))
+        .expect("stat")
+        .len();
+    let mut tailer = tailer(config).recycle_buffers(spare_rx);
+    let delivered = Delivered::poll(&mut tailer);
+    assert_eq!(delivered.lines(), lines);
+    let batches: Vec<&Batch> = delivered.batches().collect();
+    assert!(batches.len() > 10, "{} batches", batches.len());
+    assert_eq!(
+        batches[0].bytes.as_ptr(),
+        spare_address,
+        "a recycled buffer"
+    );
+    for pair in batches.windows(2) {
+        assert_eq!(pair[0].end_offset, pair[1].start_offset);
+    }
+    for batch in &batches {
+        assert!(batch.bytes.len() >= 100 || batch.end_offset == size);
+        assert!(batch.bytes.len() < 100 + 16, "{}", batch.bytes.len());
+        assert_eq!(
+            batch.end_offset - batch.start_offset,
+            batch.bytes.len() as u64
+        );
+    }
+}
+
+#[test]
+fn unreadable_paths_are_reported_and_the_other_files_followed() {
+    let dir = TempDir::new("unreadable");
+    dir.write("good.log", "");
+    std::os::unix::fs::symlink(dir.join("loop.log"), dir.join("loop.log")).expect("symlink");
+    std::fs::create_dir(dir.join("directory.log")).expect("mkdir");
+    let mut tailer = tailer(config(&dir, "*.log"));
+    let first = Delivered::poll(&mut tailer);
+    let mut errors = first.errors();
+    errors.sort();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(
+        errors[0],
+        ("directory.log".to_owned(), "not a regular file".to_owned())
+    );
+    assert_eq!(errors[1].0, "loop.log");
+    assert!(
+        errors[1].1.contains("symbolic links"),
+        "the reason: {}",
+        errors[1].1
+    );
+    let status = tailer.status();
+    assert_eq!(status.patterns[0].failing.len(), 2);
+    assert_eq!(status.patterns[0].followed, [dir.join("good.log")]);
+    assert!(status.is_ready());
+
+    dir.append("good.log", "still followed\n");
+    let second = Delivered::poll(&mut tailer);
+    assert_eq!(second.lines(), ["still followed"]);
+    assert!(second.errors().is_empty(), "reported once");
+
+    // Fixed: the file is new, so it is read from its start.
+    dir.remove("loop.log");
+    dir.write("loop.log", "fixed\n");
+    let third = Delivered::poll(&mut tailer);
+    assert_eq!(third.lines(), ["fixed"]);
+    assert_eq!(tailer.status().patterns[0].failing.len(), 1);
+}
+
+#[test]
+fn an_unreadable_file_is_reported_and_read_once_permitted() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("permission");
+    let path = dir.write("secret.log", "old\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    if std::fs::File::open(&path).is_ok() {
+        // Running as root: permissions do not apply, the symlink test covers the path.
+        return;
+    }
+    let mut tailer = tailer(config(&dir, "*.log"));
+    let first = Delivered::poll(&mut tailer);
+    assert_eq!(first.errors().len(), 1);
+    assert!(first.errors()[0].1.starts_with("cannot open: "));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    dir.append("secret.log", "new\n");
+    // Present at startup: read from its end like the others.
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["new"]);
+}
+
+#[test]
+fn a_restart_resumes_exactly_at_the_checkpointed_positions() {
+    let dir = TempDir::new("restart");
+    dir.write("a.log", "");
+    dir.write("b.log", "");
+    let mut positions = Positions::new(Vec::new());
+    let mut first = tailer(config(&dir, "*.log"));
+    observe_all(&mut positions, &Delivered::poll(&mut first));
+    dir.append("a.log", "a1\na2\npart");
+    dir.append("b.log", "b1\n");
+    let delivered = Delivered::poll(&mut first);
+    assert_eq!(delivered.lines(), ["a1", "a2", "b1"]);
+    observe_all(&mut positions, &delivered);
+    drop(first);
+
+    dir.append("a.log", "ial\na3\n");
+    dir.append("b.log", "b2\n");
+    dir.write("c.log", "c1\n");
+    let saved = positions.files();
+    assert_eq!(
+        saved.iter().map(|p| p.offset).collect::<Vec<_>>(),
+        [6, 3],
+        "a.log then b.log"
+    );
+    let mut second = Tailer::resume(config(&dir, "*.log"), saved).expect("valid");
+    let delivered = Delivered::poll(&mut second);
+    assert_eq!(delivered.lines(), ["partial", "a3", "b2", "c1"]);
+    assert_eq!(
+        delivered.opened(),
+        [
+            ("a.log".to_owned(), 6),
+            ("b.log".to_owned(), 3),
+            ("c.log".to_owned(), 0),
+        ]
+    );
+    assert!(delivered.rotations().is_empty());
+}
+
+#[test]
+fn a_restart_after_a_rename_while_stopped_finishes_the_old_file_then_the_new_one() {
+    let dir = TempDir::new("restart-rename");
+    dir.write("access.log", "");
+    let mut positions = Positions::new(Vec::new());
+    let mut first = tailer(config(&dir, "*.log"));
+    observe_all(&mut positions, &Delivered::poll(&mut first));
+    dir.append("access.log", "a1\n");
+    observe_all(&mut positions, &Delivered::poll(&mut first));
+    drop(first);
+
+    dir.append("access.log", "a2\n");
+    dir.rename("access.log", "access.log.1");
+    dir.write("access.log", "b1\n");
+    let mut second = Tailer::resume(config(&dir, "*.log"), positions.files()).expect("valid");
+    let delivered = Delivered::poll(&mut second);
+    assert_eq!(delivered.lines(), ["a2", "b1"]);
+    assert_eq!(delivered.rotations(), [RotationKind::Rename]);
+    assert_eq!(
+        delivered.opened(),
+        [("access.log.1".to_owned(), 3), ("access.log".to_owned(), 0)]
+    );
+    observe_all(&mut positions, &delivered);
+    assert_eq!(
+        positions.files().len(),
+        1,
+        "the old file was closed: {:?}",
+        positions.files()
+    );
+}
+
+#[test]
+fn a_restart_finds_a_same_inode_file_with_other_contents_and_reads_it_whole() {
+    let dir = TempDir::new("restart-reuse");
+    dir.write("access.log", "");
+    let mut positions = Positions::new(Vec::new());
+    let mut first = tailer(config(&dir, "*.log"));
+    observe_all(&mut positions, &Delivered::poll(&mut first));
+    dir.append("access.log", "a1\n");
+    observe_all(&mut positions, &Delivered::poll(&mut first));
+    drop(first);
+    let inode = ino(&dir, "access.log");
+
+    // Rewritten in place while stopped: the same inode, other first bytes, longer.
+    dir.write("access.log", "b1 other\nb2\n");
+    assert_eq!(ino(&dir, "access.log"), inode);
+    let mut second = Tailer::resume(config(&dir, "*.log"), positions.files()).expect("valid");
+    let delivered = Delivered::poll(&mut second);
+    assert_eq!(delivered.rotations(), [RotationKind::InodeReuse]);
+    assert_eq!(delivered.lines(), ["b1 other", "b2"]);
+
+    // Truncated below the checkpointed offset while stopped.
+    observe_all(&mut positions, &delivered);
+    drop(second);
+    dir.write("access.log", "c\n");
+    let mut third = Tailer::resume(config(&dir, "*.log"), positions.files()).expect("valid");
+    let delivered = Delivered::poll(&mut third);
+    assert_eq!(delivered.rotations(), [RotationKind::CopyTruncate]);
+    assert_eq!(delivered.lines(), ["c"]);
+}
+
+#[test]
+fn a_checkpointed_file_gone_while_stopped_is_reported_missing() {
+    let dir = TempDir::new("restart-missing");
+    dir.write("access.log", "");
+    let mut positions = Positions::new(Vec::new());
+    let mut first = tailer(config(&dir, "*.log"));
+    observe_all(&mut positions, &Delivered::poll(&mut first));
+    dir.append("access.log", "a1\n");
+    observe_all(&mut positions, &Delivered::poll(&mut first));
+    drop(first);
+
+    dir.append("access.log", "a2 lost\n");
+    dir.remove("access.log");
+    dir.write("other.txt", "keeps the inode busy\n");
+    dir.write("access.log", "b1\n");
+    let saved = positions.files();
+    let mut second = Tailer::resume(config(&dir, "*.log"), saved.clone()).expect("valid");
+    let delivered = Delivered::poll(&mut second);
+    let missing: Vec<(String, u64)> = delivered
+        .events()
+        .filter_map(|event| match event {
+            TailEvent::Missing { path, offset, .. } => Some((file_name(path), *offset)),
+            _ => None,
+        })
+        .collect();
+    if ino(&dir, "access.log") == saved[0].identity.ino {
+        // The file system gave the new file the old inode: told apart by the fingerprint.
+        assert!(missing.is_empty());
+        assert_eq!(delivered.rotations(), [RotationKind::InodeReuse]);
+    } else {
+        assert_eq!(missing, [("access.log".to_owned(), 3)]);
+        assert_eq!(delivered.rotations(), [RotationKind::Recreate]);
+    }
+    assert_eq!(delivered.lines(), ["b1"]);
+    observe_all(&mut positions, &delivered);
+    assert_eq!(positions.files().len(), 1);
+}
+
+#[test]
+fn status_tells_which_patterns_have_files_and_which_fail() {
+    let dir = TempDir::new("status");
+    dir.write("a.log", "");
+    std::fs::create_dir(dir.join("b.log")).expect("mkdir");
+    let mut config = config(&dir, "*.log");
+    config
+        .patterns
+        .push(dir.join("missing.json").display().to_string());
+    let mut tailer = tailer(config);
+    let handle = tailer.status_handle();
+    assert_eq!(handle.get(), TailStatus::default());
+    Delivered::poll(&mut tailer);
+    let status = handle.get();
+    assert_eq!(status.polls, 1);
+    assert_eq!(
+        status.patterns,
+        [
+            PatternStatus {
+                pattern: dir.glob("*.log"),
+                followed: vec![dir.join("a.log")],
+                failing: vec![(dir.join("b.log"), "not a regular file".to_owned())],
+            },
+            PatternStatus {
+                pattern: dir.join("missing.json").display().to_string(),
+                followed: Vec::new(),
+                failing: Vec::new(),
+            },
+        ]
+    );
+    assert!(!status.is_ready(), "the second pattern has no file yet");
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let error = |config: TailConfig| Tailer::new(config).unwrap_err().to_string();
+    assert_eq!(
+        error(TailConfig::new(Vec::<String>::new())),
+        "no log file pattern given"
+    );
+    assert_eq!(
+        error(TailConfig::new([""])),
+        "bad pattern \"\": empty pattern"
+    );
+    let mut zero = TailConfig::new(["/var/log/access.log"]);
+    zero.batch_bytes = 0;
+    assert_eq!(error(zero), "batch_bytes must be at least 1");
+}
+
+#[test]
+fn the_spawned_thread_is_named_blocks_on_a_full_channel_and_stops_on_shutdown() {
+    let dir = TempDir::new("spawn");
+    let lines: Vec<String> = (0..50).map(|n| format!("line {n}")).collect();
+    dir.write("access.log", lines.join("\n") + "\n");
+    let mut config = from_start(&dir, "*.log");
+    config.batch_bytes = 10;
+    config.poll_interval = Duration::from_millis(5);
+    let (sender, receiver) = crossbeam_channel::bounded(1);
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let handle = tailer(config)
+        .spawn(sender, Arc::clone(&shutdown))
+        .expect("spawns");
+    assert_eq!(handle.thread().name(), Some("edge-tail"));
+
+    let mut delivered = Delivered::default();
+    while delivered.lines().len() < 20 {
+        let message = receiver
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a message within the time limit");
+        delivered.messages.push(message);
+        assert!(receiver.len() <= 1, "the channel is bounded");
+    }
+    // Leave the thread blocked on the full channel, then stop it.
+    shutdown.store(true, Ordering::Release);
+    handle.join().expect("the thread ends");
+    delivered.messages.extend(receiver.try_iter());
+    let got = delivered.lines();
+    assert_eq!(got[..], lines[..got.len()], "in order, none twice");
+    assert!(got.len() < lines.len(), "stopped before the end");
+}
+
+#[test]
+fn the_spawned_thread_stops_at_its_next_message_once_the_receiver_is_dropped() {
+    let dir = TempDir::new("spawn-drop");
+    let lines: Vec<String> = (0..50).map(|n| format!("line {n}")).collect();
+    dir.write("access.log", lines.join("\n") + "\n");
+    let mut config = from_start(&dir, "*.log");
+    config.batch_bytes = 10;
+    config.poll_interval = Duration::from_millis(5);
+    let (sender, receiver) = crossbeam_channel::bounded(1);
+    let handle = tailer(config)
+        .spawn(sender, Arc::new(AtomicBool::new(false)))
+        .expect("spawns");
+    receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a first message");
+    drop(receiver);
+    handle.join().expect("the thread ends");
+}
