@@ -1,0 +1,4 @@
+//! Integration tests of `vantage-instrument`.
+
+// The hot paths allocate nothing: traceparent parsing and formatting, the timing fast path.
+mod allocations;
