@@ -394,9 +394,15 @@ impl<'c> Ingest<'c> {
             .summarise(now as i64)
             .into_iter()
             .map(|window| {
-                let seconds = window.seconds as f64;
+                // Before a window's length has passed since the start, only that much of it
+                // was watched: rates are over what was watched.
+                let seconds = if self.restored {
+                    window.seconds as f64
+                } else {
+                    (window.seconds as f64).min(uptime.max(1.0))
+                };
                 let mut partial = Vec::new();
-                if uptime < seconds && !self.restored {
+                if uptime < window.seconds as f64 && !self.restored {
                     partial.push("started less than a window ago");
                 }
                 if lag.is_some_and(|lag| lag > seconds / 10.0 && lag > 10.0) {
@@ -432,6 +438,7 @@ impl<'c> Ingest<'c> {
                 json!({
                     "window": window.spec.name,
                     "seconds": window.seconds,
+                    "covered_seconds": seconds,
                     "partial": partial,
                     "groups": groups,
                 })

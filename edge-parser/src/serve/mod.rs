@@ -98,6 +98,20 @@ pub enum ServeError {
 /// A checkpoint that cannot be resumed, an unusable configuration, or a listen address that
 /// cannot be bound.
 pub fn run(config: &ServeConfig) -> Result<(), ServeError> {
+    run_until(config, |_| {}, shutdown_signal())
+}
+
+/// Runs until `shutdown` resolves, calling `listening` with the bound address once the HTTP
+/// side accepts connections (useful with port 0): `serve` embedded in another program.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_until(
+    config: &ServeConfig,
+    listening: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
     let watch = Watch::new(config.watch.clone())?;
     let restored = if config.reset_checkpoint {
         ingest::Restored::default()
@@ -129,6 +143,7 @@ pub fn run(config: &ServeConfig) -> Result<(), ServeError> {
             error,
         })?;
     let local = listener.local_addr().map_err(ServeError::Start)?;
+    listening(local);
     tracing::info!(
         "serving on http://{local}: /metrics /health /ready /api/summary /api/stream /api/snapshot"
     );
@@ -181,7 +196,7 @@ pub fn run(config: &ServeConfig) -> Result<(), ServeError> {
             let server = http::serve(listener, queries, http_stopped);
             tokio::select! {
                 result = server => result,
-                () = shutdown_signal() => Ok(()),
+                () = shutdown => Ok(()),
             }
         });
         tracing::info!(

@@ -14,6 +14,7 @@
 mod app;
 mod edge;
 mod load;
+mod sidecar;
 mod table;
 
 use std::net::SocketAddr;
@@ -59,7 +60,18 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, app::app(&metrics)).await });
+
+    // The edge: the service's traffic as a proxy's access log, followed live by the sidecar.
+    let log_dir = std::env::temp_dir().join(format!("vantage-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+    let log_path = log_dir.join("access.log");
+    let access_log = sidecar::AccessLog::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let sidecar = tokio::task::block_in_place(|| sidecar::Sidecar::start(log_path.clone()))?;
+    let app = app::app(&metrics).layer(axum::middleware::from_fn(move |request, next| {
+        sidecar::log_request(access_log.clone(), request, next)
+    }));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     println!(
         "Vantage demo: instrumented service on http://{addr}, {} clients for {} s ...",
@@ -76,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
     // Clients that hung up are recorded when the server notices; give it a moment.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let exposition = scrape(addr).await?;
+    let exposition = get(addr, "/metrics").await?;
     println!(
         "\nSent {} requests ({} hung up early, {} failed on the client side; /health is excluded).\n\
          What the service measured, per route, from its own /metrics:\n",
@@ -84,6 +96,22 @@ async fn main() -> anyhow::Result<()> {
     );
     print!("{}", table::render(&exposition, elapsed));
     println!("\nScrape it: curl http://{addr}/metrics");
+
+    // The sidecar polls every 100 ms; let it take in the last lines.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let summary: serde_json::Value =
+        serde_json::from_str(&get(sidecar.addr, "/api/summary").await?)?;
+    println!(
+        "\nThe edge view, live: `edge-parser serve` followed the access log of that traffic\n\
+         ({}) the way a sidecar next to the proxy does:\n",
+        sidecar.log.display()
+    );
+    print!("{}", sidecar::render_summary(&summary));
+    println!(
+        "\nThe sidecar's own endpoints: curl http://{0}/metrics (edge_requests_total, \
+         edge_lag_seconds, ...), http://{0}/api/summary, http://{0}/api/stream",
+        sidecar.addr
+    );
 
     println!(
         "\nThe edge view: what the proxy in front saw. `edge-parser report` on the bundled sample\n\
@@ -93,24 +121,32 @@ async fn main() -> anyhow::Result<()> {
     print!("{}", edge::report()?);
 
     if args.serve {
-        println!("Serving until Ctrl-C.");
+        println!(
+            "\nServing until Ctrl-C: the service on http://{addr}, the sidecar on http://{}.",
+            sidecar.addr
+        );
         tokio::select! {
             result = server => result??,
             _ = tokio::signal::ctrl_c() => {}
         }
     }
+    tokio::task::block_in_place(|| sidecar.stop())?;
+    let _ = std::fs::remove_dir_all(&log_dir);
     Ok(())
 }
 
-/// `GET /metrics` from the running service.
-async fn scrape(addr: SocketAddr) -> anyhow::Result<String> {
+/// `GET path` from a running server, as text.
+async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     use http_body_util::{BodyExt, Empty};
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
 
     let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let uri: http::Uri = format!("http://{addr}/metrics").parse()?;
-    let response = client.get(uri).await.context("scraping /metrics")?;
+    let uri: http::Uri = format!("http://{addr}{path}").parse()?;
+    let response = client
+        .get(uri)
+        .await
+        .with_context(|| format!("GET {path}"))?;
     let body = response.into_body().collect().await?.to_bytes();
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
