@@ -37,6 +37,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod http_metrics;
+mod macros;
 pub mod propagate;
 pub mod slow;
 pub mod trace;

@@ -4,8 +4,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use http::Request;
 use http::request::Parts;
-use http::{Extensions, Request};
 use metrics::{Recorder, SharedString};
 use tower_layer::Layer;
 use vantage_instrument::ConfigError;
@@ -15,6 +15,7 @@ use super::body::{BodySizes, NoBodySizes, RecordBodySizes};
 use super::labels::{Registry, RouteId, SharedRecorder};
 use super::service::HttpMetrics;
 use super::slow_hook::SlowHook;
+use crate::macros::matched_path;
 use crate::slow::SlowRequests;
 
 /// Default cap on distinct `http_route` values; past it, new routes are recorded as
@@ -119,18 +120,6 @@ impl Shared {
 
 /// A request the user's predicate excluded.
 struct Excluded;
-
-#[cfg(feature = "axum")]
-fn matched_path(extensions: &Extensions) -> Option<&str> {
-    extensions
-        .get::<axum::extract::MatchedPath>()
-        .map(axum::extract::MatchedPath::as_str)
-}
-
-#[cfg(not(feature = "axum"))]
-fn matched_path(_extensions: &Extensions) -> Option<&str> {
-    None
-}
 
 impl HttpMetricsLayer {
     /// A layer with the defaults: route from axum's `MatchedPath` (with the `axum` feature),

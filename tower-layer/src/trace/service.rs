@@ -2,13 +2,14 @@
 
 use std::task::{Context, Poll};
 
-use http::{Extensions, Request, Response};
+use http::{Request, Response};
 use tower_service::Service;
 use tracing::field::{self, Empty};
 use vantage_instrument::trace_context::TraceContext;
 
 use super::current::Entered;
 use super::future::ResponseFuture;
+use crate::macros::matched_path;
 
 /// The `tracing` target of the `http.request` spans, for filters such as
 /// `RUST_LOG=vantage_tower::trace=info`.
@@ -28,20 +29,7 @@ impl<S> Traced<S> {
         Self { inner }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::define_inner_service_accessors!();
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Traced<S>
@@ -80,16 +68,4 @@ where
         };
         ResponseFuture::new(future, span, context)
     }
-}
-
-#[cfg(feature = "axum")]
-fn matched_path(extensions: &Extensions) -> Option<&str> {
-    extensions
-        .get::<axum::extract::MatchedPath>()
-        .map(axum::extract::MatchedPath::as_str)
-}
-
-#[cfg(not(feature = "axum"))]
-fn matched_path(_extensions: &Extensions) -> Option<&str> {
-    None
 }
