@@ -6,7 +6,7 @@
 //! and writes the checkpoint: positions and state together, so that after a restart every
 //! counter continues exactly where the checkpoint left it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -187,7 +187,10 @@ impl<'c> Ingest<'c> {
                     record.duration_ns.map(|ns| ns / 1000),
                 );
                 let group = decode_key(key);
-                if let Some(router) = group.0.first() {
+                // A backlog read late (a first start with --from-start, a long stop) says
+                // nothing about the current minute: only recent lines feed the baselines.
+                let recent = (now as i64 - at).abs() <= WATCH_HORIZON_SECONDS;
+                if let Some(router) = group.0.first().filter(|_| recent) {
                     watch.record(router, at, class == StatusClass::ServerError);
                 }
                 match last_seen.get_mut(&group) {
@@ -295,9 +298,19 @@ impl<'c> Ingest<'c> {
         aggregate
     }
 
-    fn anomalies(&self) -> Vec<AnomalyState> {
+    /// The watch's signals for the routers that have a group of their own in `aggregate`: a
+    /// router the group cap folded into `(overflow)` would otherwise bring its own label value
+    /// back to the page (the watch follows up to `max_routers`, far more than the cap).
+    fn anomalies(&self, aggregate: &Aggregate) -> Vec<AnomalyState> {
+        let routers: HashSet<&str> = aggregate
+            .groups
+            .keys()
+            .filter_map(|key| key.0.first())
+            .map(String::as_str)
+            .collect();
         self.watch
             .anomalies()
+            .filter(|anomaly| routers.contains(anomaly.router))
             .map(|anomaly| AnomalyState {
                 router: anomaly.router.to_owned(),
                 kind: anomaly.kind.as_str(),
@@ -308,7 +321,7 @@ impl<'c> Ingest<'c> {
 
     fn metrics(&self) -> Reply {
         let aggregate = self.finished();
-        let anomalies = self.anomalies();
+        let anomalies = self.anomalies(&aggregate);
         let mut text = String::with_capacity(16 << 10);
         Exposition {
             aggregate: &aggregate,
@@ -471,6 +484,9 @@ impl<'c> Ingest<'c> {
     }
 }
 
+/// Lines further than this from the clock are not fed to the watch tower.
+const WATCH_HORIZON_SECONDS: i64 = 120;
+
 /// A window is marked partial when more than this share of its process's lines were not
 /// requests.
 const MALFORMED_PARTIAL_SHARE: f64 = 0.01;
@@ -499,4 +515,132 @@ fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |since| since.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::aggregate::Dimension;
+    use crate::format::Format;
+    use crate::serve::watch::WatchConfig;
+    use crate::tail::{Batch, FileIdentity, Fingerprint};
+
+    fn config() -> AggregateConfig {
+        let mut config = AggregateConfig::new(Format::TraefikCommon);
+        config.group_by = vec![Dimension::Router, Dimension::Service];
+        config.count_codes = true;
+        config
+    }
+
+    fn ingest<'c>(
+        config: &'c AggregateConfig,
+        restored: Restored,
+        checkpoint: &Path,
+    ) -> Ingest<'c> {
+        Ingest::new(
+            config,
+            restored,
+            Watch::new(WatchConfig::default()).expect("default watch"),
+            StatusHandle::default(),
+            Some(CheckpointTarget {
+                path: checkpoint.to_owned(),
+                config: "test".to_owned(),
+                interval: Duration::from_secs(3600),
+            }),
+            Duration::from_secs(60),
+        )
+    }
+
+    fn line(router: &str, status: u16) -> String {
+        format!(
+            "1.1.1.1 - - [09/Mar/2025:12:00:00 +0000] \"GET /a HTTP/1.1\" {status} 5 \"-\" \"-\" 1 \"{router}\" \"http://x\" 3ms\n"
+        )
+    }
+
+    /// A batch of `lines` appended to a file at `start`.
+    fn batch(lines: &[String], start: u64) -> TailMessage {
+        let bytes: Vec<u8> = lines.concat().into_bytes();
+        TailMessage::Lines(Batch {
+            path: Arc::from(Path::new("/var/log/access.log")),
+            identity: FileIdentity {
+                dev: 1,
+                ino: 2,
+                fingerprint: Fingerprint { len: 3, hash: 4 },
+            },
+            start_offset: start,
+            end_offset: start + bytes.len() as u64,
+            bytes,
+            too_long: Vec::new(),
+        })
+    }
+
+    fn metrics(ingest: &Ingest<'_>) -> String {
+        String::from_utf8(ingest.metrics().body.to_vec()).expect("utf-8")
+    }
+
+    #[test]
+    fn counters_continue_from_the_checkpoint() {
+        let dir = std::env::temp_dir().join(format!("vantage-ingest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("checkpoint.json");
+        let config = config();
+        let first_lines = [line("a@x", 200), line("a@x", 503), line("b@x", 200)];
+        let mut first = ingest(&config, Restored::default(), &path);
+        first.handle(&batch(&first_lines, 0));
+        first.write_checkpoint();
+        let end = first_lines.concat().len() as u64;
+
+        let restored = restore(first.checkpoint.as_ref()).expect("readable checkpoint");
+        assert!(restored.restored);
+        assert_eq!(restored.files[0].offset, end);
+        let mut second = ingest(&config, restored, &path);
+        second.handle(&batch(&[line("a@x", 200)], end));
+        let text = metrics(&second);
+        for expected in [
+            "edge_requests_total{router=\"a@x\",service=\"-\",method=\"GET\",code=\"200\"} 2\n",
+            "edge_requests_total{router=\"a@x\",service=\"-\",method=\"GET\",code=\"503\"} 1\n",
+            "edge_requests_total{router=\"b@x\",service=\"-\",method=\"GET\",code=\"200\"} 1\n",
+            "edge_lines_total{result=\"parsed\"} 4\n",
+            "edge_checkpoint_writes_total 1\n",
+            "edge_checkpoint_restored 1\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn malformed_and_over_long_lines_are_counted_and_bytes_read() {
+        let dir = std::env::temp_dir().join(format!("vantage-ingest-bad-{}", std::process::id()));
+        let config = config();
+        let mut ingest = ingest(&config, Restored::default(), &dir.join("cp.json"));
+        let mut message = batch(&[line("a@x", 200), "garbage\n".to_owned()], 0);
+        if let TailMessage::Lines(batch) = &mut message {
+            batch.too_long.push(crate::tail::TooLong {
+                offset: 7,
+                prefix: b"x".repeat(10),
+            });
+        }
+        ingest.handle(&message);
+        let text = metrics(&ingest);
+        assert!(
+            text.contains("edge_lines_total{result=\"parsed\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edge_lines_total{result=\"malformed\"} 2\n"),
+            "{text}"
+        );
+        let bytes = line("a@x", 200).len() + "garbage\n".len();
+        assert!(
+            text.contains(&format!("edge_bytes_read_total {bytes}\n")),
+            "{text}"
+        );
+        let summary = ingest.summary();
+        assert_eq!(summary["lines"]["total"], 3);
+        assert_eq!(summary["windows"][0]["window"], "1m");
+    }
 }
