@@ -16,3 +16,11 @@ mod cli;
 mod proxies;
 // The deployment files: Kubernetes manifests, Dockerfile and systemd unit.
 mod deploy;
+// Helpers for `serve`: a running server found by its port, an HTTP client, exposition parsing.
+mod serve_util;
+// `serve` against a model through appends, partial lines, rotations and restarts.
+mod serve_model;
+// `serve` for an operator: shutdown, checkpoints, endpoints, stream, snapshot, group cap.
+mod serve_cli;
+// `serve` following a real nginx log rotated by a real logrotate (copytruncate, create).
+mod serve_logrotate;

@@ -242,7 +242,7 @@ async fn get_status(addr: SocketAddr, path: &str) -> u16 {
 /// The program `name` from `PATH` or the sbin directories (where Debian installs nginx and
 /// HAProxy, often not on a user's `PATH`). `None`, after saying why, when it is missing
 /// outside CI; a failure under CI.
-fn require(name: &str) -> Option<PathBuf> {
+pub(crate) fn require(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let found = std::env::split_paths(&path)
         .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
@@ -259,13 +259,13 @@ fn require(name: &str) -> Option<PathBuf> {
 }
 
 /// A loopback port that was free a moment ago.
-fn free_port() -> SocketAddr {
+pub(crate) fn free_port() -> SocketAddr {
     let listener = StdListener::bind("127.0.0.1:0").expect("binding a loopback port");
     listener.local_addr().expect("a local address")
 }
 
 /// A running proxy, killed when dropped.
-struct Proxy {
+pub(crate) struct Proxy {
     name: &'static str,
     child: Child,
     addr: SocketAddr,
@@ -278,7 +278,12 @@ struct Proxy {
 impl Proxy {
     /// Starts `command` with its output in files of `dir` and waits until `addr` accepts
     /// connections.
-    fn start(name: &'static str, mut command: Command, dir: &Dir, addr: SocketAddr) -> Self {
+    pub(crate) fn start(
+        name: &'static str,
+        mut command: Command,
+        dir: &Dir,
+        addr: SocketAddr,
+    ) -> Self {
         let stdout = dir.join(&format!("{name}.stdout"));
         let stderr = dir.join(&format!("{name}.stderr"));
         let file = |path: &Path| std::fs::File::create(path).expect("creating an output file");
@@ -312,7 +317,7 @@ impl Proxy {
     }
 
     /// Its output so far, to explain a failure.
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
         format!(
             "--- {} stdout ---\n{}\n--- stderr ---\n{}",

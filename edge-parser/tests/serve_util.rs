@@ -1,0 +1,692 @@
+//! Helpers for the tests of `edge-parser serve`: a running server (killed when dropped) whose
+//! port is read from its log, a small HTTP/1.1 client over a raw loopback connection, a parser
+//! of the Prometheus text exposition, and `promtool check metrics`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::util::{Dir, WAIT_LIMIT};
+
+/// What the server prints once it listens: `serving on http://ADDR: /metrics ...`.
+const SERVING_ON: &str = "serving on http://";
+/// How much of the server's standard error is kept to explain a failure.
+const KEPT_LOG_BYTES: usize = 64 << 10;
+/// Time between two looks while waiting for a condition.
+pub(crate) const POLL: Duration = Duration::from_millis(10);
+
+/// A running `edge-parser serve`, listening on a loopback port it chose; killed when dropped.
+#[derive(Debug)]
+pub(crate) struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+    exited: Option<ExitStatus>,
+}
+
+impl Server {
+    /// Starts `edge-parser serve ARGS --listen 127.0.0.1:0` in `dir` and waits for the
+    /// `serving on` line to learn the port.
+    pub(crate) fn start(dir: &Dir, args: &[&str]) -> Self {
+        let mut child = dir
+            .command()
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .spawn(Stdio::null());
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, address) = mpsc::channel();
+        // The server logs as it goes: the pipe is drained until it closes, or it would block.
+        let reader = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut found = Some(found);
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(addr) = serving_address(&line)
+                        && let Some(found) = found.take()
+                    {
+                        let _ = found.send(addr);
+                    }
+                    let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+                    log.push_str(&line);
+                    log.push('\n');
+                    if log.len() > KEPT_LOG_BYTES {
+                        let cut = log.len() - KEPT_LOG_BYTES / 2;
+                        let cut = (cut..log.len())
+                            .find(|&at| log.is_char_boundary(at))
+                            .unwrap_or(log.len());
+                        log.replace_range(..cut, "[...]\n");
+                    }
+                }
+            })
+        };
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+            reader: Some(reader),
+            exited: None,
+        };
+        match address.recv_timeout(WAIT_LIMIT) {
+            Ok(addr) => server.addr = addr,
+            Err(_) => {
+                let status = server.child.try_wait().ok().flatten();
+                panic!(
+                    "edge-parser serve did not say where it listens (exit: {status:?}):\n{}",
+                    server.stderr()
+                );
+            }
+        }
+        server
+    }
+
+    /// The address it listens on.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its standard error so far (the start of a long log is cut).
+    pub(crate) fn stderr(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// `GET path`; fails the test if there is no answer.
+    pub(crate) fn get(&self, path: &str) -> Response {
+        get(self.addr, path).unwrap_or_else(|error| {
+            panic!("GET {path}: {error}\n--- server log ---\n{}", self.stderr())
+        })
+    }
+
+    /// `GET /metrics`, parsed.
+    pub(crate) fn metrics(&self) -> Exposition {
+        let response = self.get("/metrics");
+        assert_eq!(response.status, 200, "GET /metrics: {}", response.text());
+        Exposition::parse(response.text())
+    }
+
+    /// Waits until `/ready` answers 200.
+    pub(crate) fn wait_ready(&self) {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            let response = self.get("/ready");
+            if response.status == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not ready after {WAIT_LIMIT:?}: {} {}\n--- server log ---\n{}",
+                response.status,
+                response.text(),
+                self.stderr()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code (-1 for a signal).
+    pub(crate) fn terminate(mut self) -> i32 {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let status = self.wait_exit();
+        status.code().unwrap_or(-1)
+    }
+
+    /// Kills it with SIGKILL (`kill -9`): no final checkpoint.
+    pub(crate) fn kill(mut self) {
+        self.stop();
+    }
+
+    /// Waits for the process to exit within [`WAIT_LIMIT`], failing the test past it.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for edge-parser") {
+                self.exited = Some(status);
+                self.join_reader();
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "edge-parser serve did not exit within {WAIT_LIMIT:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn stop(&mut self) {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            self.exited = self.child.wait().ok();
+        }
+        self.join_reader();
+    }
+
+    fn join_reader(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The address in a `serving on http://ADDR: ...` log line.
+fn serving_address(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(SERVING_ON)? + SERVING_ON.len()..];
+    rest[..rest.find(": ")?].parse().ok()
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub(crate) struct Response {
+    /// The status code.
+    pub(crate) status: u16,
+    /// The header fields, names in lower case.
+    pub(crate) headers: Vec<(String, String)>,
+    /// The body (de-chunked).
+    pub(crate) body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as text.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; fails the test otherwise.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("{error}: {}", self.text()))
+    }
+
+    /// The value of a header field.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// `GET path` over a new connection (closed after the answer), within [`WAIT_LIMIT`].
+pub(crate) fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, WAIT_LIMIT)?;
+    stream.set_read_timeout(Some(WAIT_LIMIT))?;
+    stream.set_write_timeout(Some(WAIT_LIMIT))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let Head {
+        status,
+        headers,
+        body_at,
+    } = parse_head(&raw).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "not an HTTP response: {:?}",
+            String::from_utf8_lossy(&raw)
+        ))
+    })?;
+    let chunked = headers
+        .iter()
+        .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
+    let body = if chunked {
+        dechunk(&raw[body_at..]).0
+    } else {
+        raw[body_at..].to_vec()
+    };
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The head of an HTTP response.
+#[derive(Debug)]
+struct Head {
+    status: u16,
+    /// Names in lower case.
+    headers: Vec<(String, String)>,
+    /// Where the body starts.
+    body_at: usize,
+}
+
+/// The head of `raw`, once it is complete.
+fn parse_head(raw: &[u8]) -> Option<Head> {
+    let end = raw.windows(4).position(|window| window == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()?
+        .strip_prefix("HTTP/1.1 ")?
+        .get(..3)?
+        .parse()
+        .ok()?;
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    Some(Head {
+        status,
+        headers,
+        body_at: end + 4,
+    })
+}
+
+/// The data of the complete chunks at the start of a chunked body, and whether the last
+/// chunk was seen.
+fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
+    let mut data = Vec::new();
+    loop {
+        let Some(line_end) = raw.windows(2).position(|window| window == b"\r\n") else {
+            return (data, false);
+        };
+        let size_text = String::from_utf8_lossy(&raw[..line_end]);
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let Ok(size) = usize::from_str_radix(size_text, 16) else {
+            return (data, false);
+        };
+        if size == 0 {
+            return (data, true);
+        }
+        let start = line_end + 2;
+        if raw.len() < start + size + 2 {
+            return (data, false);
+        }
+        data.extend_from_slice(&raw[start..start + size]);
+        raw = &raw[start + size + 2..];
+    }
+}
+
+/// Reads server-sent events from `GET path` until `count` have arrived; fails the test past
+/// [`WAIT_LIMIT`]. Returns `(event, data)` pairs.
+pub(crate) fn read_events(addr: SocketAddr, path: &str, count: usize) -> Vec<(String, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, WAIT_LIMIT).expect("connecting");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("setting a read timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("sending the request");
+    let deadline = Instant::now() + WAIT_LIMIT;
+    let mut raw = Vec::new();
+    let mut buffer = [0; 8192];
+    loop {
+        if let Some(head) = parse_head(&raw) {
+            assert_eq!(head.status, 200, "{}", String::from_utf8_lossy(&raw));
+            let content_type = head
+                .headers
+                .iter()
+                .find(|(name, _)| name == "content-type")
+                .map(|(_, value)| value.as_str());
+            assert_eq!(content_type, Some("text/event-stream"));
+            let (body, ended) = dechunk(&raw[head.body_at..]);
+            let events = parse_events(&String::from_utf8_lossy(&body));
+            if events.len() >= count {
+                return events;
+            }
+            assert!(!ended, "the stream ended after {} events", events.len());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {count} events after {WAIT_LIMIT:?}: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        match stream.read(&mut buffer) {
+            Ok(0) => panic!(
+                "the stream closed early: {:?}",
+                String::from_utf8_lossy(&raw)
+            ),
+            Ok(read) => raw.extend_from_slice(&buffer[..read]),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(error) => panic!("reading the stream: {error}"),
+        }
+    }
+}
+
+/// The complete events (ended by an empty line) of an event stream.
+fn parse_events(text: &str) -> Vec<(String, String)> {
+    let mut events = Vec::new();
+    let mut rest = text;
+    while let Some(end) = rest.find("\n\n") {
+        let (mut event, mut data) = (String::new(), Vec::new());
+        for line in rest[..end].lines() {
+            if let Some(name) = line.strip_prefix("event:") {
+                event = name.trim_start().to_owned();
+            } else if let Some(value) = line.strip_prefix("data:") {
+                data.push(value.strip_prefix(' ').unwrap_or(value));
+            }
+        }
+        events.push((event, data.join("\n")));
+        rest = &rest[end + 2..];
+    }
+    events
+}
+
+/// One sample of an exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sample {
+    /// The metric name (with `_bucket`, `_sum` or `_count` for histograms).
+    pub(crate) name: String,
+    /// The labels.
+    pub(crate) labels: BTreeMap<String, String>,
+    /// The value.
+    pub(crate) value: f64,
+}
+
+/// A Prometheus text exposition, parsed.
+#[derive(Debug, Clone)]
+pub(crate) struct Exposition {
+    /// The text as served.
+    pub(crate) text: String,
+    /// Every sample, in order.
+    pub(crate) samples: Vec<Sample>,
+}
+
+impl Exposition {
+    /// Parses `text`; fails the test on a line that is not a comment or a sample.
+    pub(crate) fn parse(text: String) -> Self {
+        let samples = text
+            .lines()
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(|line| {
+                parse_sample(line).unwrap_or_else(|| panic!("not a sample: {line:?}\n{text}"))
+            })
+            .collect();
+        Self { text, samples }
+    }
+
+    /// The samples named `name`.
+    pub(crate) fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.samples
+            .iter()
+            .filter(move |sample| sample.name == name)
+    }
+
+    /// The value of the sample named `name` whose labels include `labels`, if there is one.
+    pub(crate) fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.named(name)
+            .find(|sample| {
+                labels.iter().all(|(label, value)| {
+                    sample.labels.get(*label).map(String::as_str) == Some(value)
+                })
+            })
+            .map(|sample| sample.value)
+    }
+
+    /// The value of `name` with `labels` as a whole number; 0 when there is no such sample.
+    pub(crate) fn count(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        self.value(name, labels).map_or(0, whole)
+    }
+
+    /// The samples of `name` summed by the values of `labels` (a missing label is `""`).
+    pub(crate) fn sum_by(&self, name: &str, labels: &[&str]) -> BTreeMap<Vec<String>, u64> {
+        let mut sums = BTreeMap::new();
+        for sample in self.named(name) {
+            let key = labels
+                .iter()
+                .map(|label| sample.labels.get(*label).cloned().unwrap_or_default())
+                .collect();
+            *sums.entry(key).or_default() += whole(sample.value);
+        }
+        sums
+    }
+
+    /// The samples of `name` summed by the value of one label.
+    pub(crate) fn sum_by_label(&self, name: &str, label: &str) -> BTreeMap<String, u64> {
+        self.sum_by(name, &[label])
+            .into_iter()
+            .map(|(mut key, value)| (key.remove(0), value))
+            .collect()
+    }
+}
+
+/// A counter value as a whole number; fails the test otherwise.
+fn whole(value: f64) -> u64 {
+    assert!(
+        value >= 0.0 && value.fract() == 0.0 && value < 2f64.powi(53),
+        "{value} is not a count"
+    );
+    value as u64
+}
+
+/// `name{label="value",...} number` or `name number`.
+fn parse_sample(line: &str) -> Option<Sample> {
+    let name_end = line.find(['{', ' '])?;
+    let name = line[..name_end].to_owned();
+    let mut labels = BTreeMap::new();
+    let mut rest = &line[name_end..];
+    if let Some(inside) = rest.strip_prefix('{') {
+        let mut chars = inside.char_indices();
+        let mut label = String::new();
+        loop {
+            let (at, c) = chars.next()?;
+            match c {
+                '}' => {
+                    rest = &inside[at + 1..];
+                    break;
+                }
+                ',' => {}
+                '=' => {
+                    if chars.next()?.1 != '"' {
+                        return None;
+                    }
+                    let mut value = String::new();
+                    loop {
+                        match chars.next()?.1 {
+                            '"' => break,
+                            '\\' => match chars.next()?.1 {
+                                'n' => value.push('\n'),
+                                escaped => value.push(escaped),
+                            },
+                            c => value.push(c),
+                        }
+                    }
+                    labels.insert(std::mem::take(&mut label), value);
+                }
+                c => label.push(c),
+            }
+        }
+    }
+    let value = rest.trim().split(' ').next()?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        value => value.parse().ok()?,
+    };
+    Some(Sample {
+        name,
+        labels,
+        value,
+    })
+}
+
+/// Runs `promtool check metrics` on an exposition and fails the test on a complaint. Without
+/// promtool the check is skipped with a message, except under CI (`CI` set).
+pub(crate) fn promtool_check(exposition: &str) {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool cannot run under CI ({error}): .ci/run installs the prometheus package"
+            );
+            eprintln!("skipping promtool check metrics: promtool cannot run ({error})");
+            return;
+        }
+    };
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    // promtool reads all of its input before answering: a thread feeds it.
+    let text = exposition.to_owned();
+    let feeder = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
+    let output = child.wait_with_output().expect("waiting for promtool");
+    feeder
+        .join()
+        .expect("the feeder does not panic")
+        .expect("writing to promtool");
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}\n--- exposition ---\n{exposition}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Unix time of the first line the tests number: 2025-03-09 12:00:00 UTC.
+pub(crate) const FIRST_LINE_TIME: i64 = 1_741_521_600;
+
+/// A Traefik `common` access-log line (with its newline) for request number `n`, path
+/// `/r/<n>`, logged at `FIRST_LINE_TIME + n`: every line differs from every other.
+pub(crate) fn traefik_line(
+    n: u64,
+    router: &str,
+    method: &str,
+    status: u16,
+    duration_ms: u32,
+) -> String {
+    format!(
+        "10.0.{}.{} - - [{}] \"{method} /r/{n} HTTP/1.1\" {status} {} \"-\" \"vantage-tests/1.0\" {n} \"{router}\" \"http://10.1.0.{}:8080\" {duration_ms}ms\n",
+        n / 250 % 250,
+        n % 250 + 1,
+        clf_time(FIRST_LINE_TIME + n as i64),
+        n * 7 % 50_000,
+        n % 8 + 1,
+    )
+}
+
+/// An nginx `combined` line followed by `$request_time` (format `nginx-combined-rt`), logged
+/// at `unix_time`.
+pub(crate) fn nginx_line(n: u64, unix_time: i64, path: &str, status: u16) -> String {
+    format!(
+        "127.0.0.1 - - [{}] \"GET {path} HTTP/1.1\" {status} {} \"-\" \"vantage-tests/1.0\" {}.{:03}\n",
+        clf_time(unix_time),
+        n * 13 % 9_000,
+        n % 3,
+        n % 1000,
+    )
+}
+
+/// The current Unix time, in seconds.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64)
+}
+
+/// `unix_time` as a Common Log Format time in UTC: `09/Mar/2025:12:00:00 +0000`.
+pub(crate) fn clf_time(unix_time: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (days, seconds) = (unix_time.div_euclid(86_400), unix_time.rem_euclid(86_400));
+    let (year, month, day) = civil_date(days);
+    format!(
+        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
+        MONTHS[month as usize - 1],
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01.
+fn civil_date(days: i64) -> (i64, i64, i64) {
+    // Shifted to 0000-03-01, so that a leap day ends its year, in 400-year eras of 146 097
+    // days.
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Calls `check` every [`POLL`] until it returns `Ok`, for at most `limit`; returns the last
+/// error otherwise.
+pub(crate) fn poll_until<T>(
+    limit: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check() {
+            Ok(value) => return Ok(value),
+            Err(error) if Instant::now() >= deadline => return Err(error),
+            Err(_) => std::thread::sleep(POLL),
+        }
+    }
+}
+
+#[test]
+fn the_exposition_parser_reads_labels_escapes_and_values() {
+    let exposition = Exposition::parse(
+        "# HELP a A.\n# TYPE a counter\na{x=\"1\",y=\"q\\\"\\\\\\n\"} 3\nb 2.5\nc_bucket{le=\"+Inf\"} 7\n"
+            .to_owned(),
+    );
+    assert_eq!(exposition.samples.len(), 3);
+    assert_eq!(exposition.count("a", &[("y", "q\"\\\n")]), 3);
+    assert_eq!(exposition.value("b", &[]), Some(2.5));
+    assert_eq!(exposition.count("c_bucket", &[("le", "+Inf")]), 7);
+    assert_eq!(
+        exposition.sum_by_label("a", "x"),
+        BTreeMap::from([("1".to_owned(), 3)])
+    );
+    assert_eq!(
+        serving_address(" INFO serving on http://127.0.0.1:4321: /metrics /health"),
+        Some(SocketAddr::from(([127, 0, 0, 1], 4321)))
+    );
+    assert_eq!(
+        dechunk(b"5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n"),
+        (b"helloabc".to_vec(), true)
+    );
+    assert_eq!(clf_time(FIRST_LINE_TIME), "09/Mar/2025:12:00:00 +0000");
+    assert_eq!(clf_time(0), "01/Jan/1970:00:00:00 +0000");
+    assert_eq!(clf_time(951_782_399), "28/Feb/2000:23:59:59 +0000");
+    assert_eq!(clf_time(951_782_400), "29/Feb/2000:00:00:00 +0000");
+    assert_eq!(clf_time(1_709_251_199), "29/Feb/2024:23:59:59 +0000");
+    assert_eq!(clf_time(4_102_444_800), "01/Jan/2100:00:00:00 +0000");
+    assert_eq!(
+        parse_events("event: summary\ndata: {}\n\nevent: x\n"),
+        [("summary".to_owned(), "{}".to_owned())]
+    );
+}
