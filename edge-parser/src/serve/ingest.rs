@@ -28,6 +28,7 @@ use crate::input::for_each_line;
 use crate::tail::{
     Checkpoint, CheckpointError, FilePosition, Positions, StatusHandle, TailEvent, TailMessage,
 };
+use vantage_instrument::names::OVERFLOW_ROUTE;
 
 /// What the checkpoint holds beside the file positions.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -402,11 +403,15 @@ impl<'c> Ingest<'c> {
         };
         let uptime = self.started.elapsed().as_secs_f64();
         let group_by: Vec<&str> = self.config.group_by.iter().map(|d| d.name()).collect();
+        // The same groups as /metrics: past the cap, windows fold into `(overflow)` too.
+        let finished = self.finished();
+        let overflow = GroupKey(vec![OVERFLOW_ROUTE.to_owned(); self.config.group_by.len()]);
         let windows: Vec<Value> = self
             .windows
             .summarise(now as i64)
             .into_iter()
-            .map(|window| {
+            .map(|mut window| {
+                window.fold_into(&overflow, |key| finished.groups.contains_key(key));
                 // Before a window's length has passed since the start, only that much of it
                 // was watched: rates are over what was watched.
                 let seconds = if self.restored {
@@ -458,8 +463,8 @@ impl<'c> Ingest<'c> {
             })
             .collect();
         let anomalies: Vec<Value> = self
-            .watch
-            .anomalies()
+            .anomalies(&finished)
+            .into_iter()
             .filter(|anomaly| anomaly.active)
             .map(|anomaly| json!({"router": anomaly.router, "kind": anomaly.kind}))
             .collect();

@@ -157,6 +157,27 @@ pub struct Summary {
     pub groups: HashMap<GroupKey, WindowStats>,
 }
 
+impl Summary {
+    /// Folds every group that `keep` refuses into the group `overflow` (the cap of the
+    /// cumulative aggregate applied to the window).
+    pub fn fold_into(&mut self, overflow: &GroupKey, keep: impl Fn(&GroupKey) -> bool) {
+        let folded: Vec<GroupKey> = self
+            .groups
+            .keys()
+            .filter(|key| !keep(key) && *key != overflow)
+            .cloned()
+            .collect();
+        for key in folded {
+            if let Some(stats) = self.groups.remove(&key) {
+                self.groups
+                    .entry(overflow.clone())
+                    .or_default()
+                    .merge(&stats);
+            }
+        }
+    }
+}
+
 /// The three windows of every group; see the [module docs](self).
 #[derive(Debug)]
 pub struct Windows {
@@ -296,6 +317,22 @@ mod tests {
         );
         windows.expire(t0 + 7200);
         assert!(windows.rings.iter().all(|ring| ring.slots.is_empty()));
+    }
+
+    #[test]
+    fn groups_past_the_cap_fold_into_overflow() {
+        let mut windows = Windows::new();
+        let t0 = 1_741_521_600;
+        for router in ["a", "b", "c"] {
+            windows.record(&key(router), t0, 1, Some(10));
+        }
+        let mut minute = windows.summarise(t0).swap_remove(0);
+        let overflow = group("(overflow)");
+        minute.fold_into(&overflow, |key| *key == group("a"));
+        assert_eq!(minute.groups.len(), 2);
+        assert_eq!(minute.groups[&group("a")].requests, 1);
+        assert_eq!(minute.groups[&overflow].requests, 2);
+        assert_eq!(minute.groups[&overflow].latency.count(), 2);
     }
 
     #[test]
