@@ -115,6 +115,8 @@ pub struct AggregateConfig {
     /// Also count each group's requests by method and status code (for `serve`'s
     /// `edge_requests_total{method, code}`).
     pub count_codes: bool,
+    /// Keep the per-second timeline (`report`); `serve`, which runs for months, does not.
+    pub timeline: bool,
 }
 
 impl AggregateConfig {
@@ -129,6 +131,7 @@ impl AggregateConfig {
             max_groups: DEFAULT_MAX_GROUPS,
             malformed_samples: DEFAULT_MALFORMED_SAMPLES,
             count_codes: false,
+            timeline: true,
         }
     }
 }
@@ -428,11 +431,20 @@ mod groups_as_list {
         groups: &HashMap<GroupKey, GroupStats>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        let mut entries: Vec<_> = groups
-            .iter()
-            .map(|(key, stats)| Entry { key, stats })
-            .collect();
-        entries.sort_by(|a, b| a.key.cmp(b.key));
+        serialize_pairs(groups.iter(), serializer)
+    }
+
+    /// Groups as the sorted list of `{key, stats}`, from borrowed pairs.
+    pub(super) fn serialize_pairs<'a, K, S>(
+        groups: impl Iterator<Item = (K, &'a GroupStats)>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error>
+    where
+        K: std::borrow::Borrow<GroupKey> + Serialize,
+        S: Serializer,
+    {
+        let mut entries: Vec<_> = groups.map(|(key, stats)| Entry { key, stats }).collect();
+        entries.sort_by(|a, b| a.key.borrow().cmp(b.key.borrow()));
         entries.serialize(serializer)
     }
 
@@ -468,6 +480,54 @@ type EncodedGroups = HashMap<Box<[u8]>, GroupStats, foldhash::fast::RandomState>
 pub struct ChunkAggregate {
     groups: EncodedGroups,
     counts: Aggregate,
+}
+
+/// An aggregator serialises exactly as the [`Aggregate`] it would return, without copying its
+/// histograms: what `serve` writes into checkpoints and snapshots.
+impl Serialize for Aggregator<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The fields of [`Aggregate`], borrowed.
+        #[derive(Serialize)]
+        struct Shape<'a> {
+            group_by: &'a [Dimension],
+            lines: LineCounts,
+            malformed_samples: &'a [MalformedSample],
+            first_timestamp: Option<i64>,
+            last_timestamp: Option<i64>,
+            statuses: BTreeMap<i16, u64>,
+            timeline: BTreeMap<i64, u64>,
+            groups: Groups<'a>,
+        }
+        struct Groups<'a>(&'a EncodedGroups);
+        impl Serialize for Groups<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                groups_as_list::serialize_pairs(
+                    self.0.iter().map(|(key, stats)| (decode_key(key), stats)),
+                    serializer,
+                )
+            }
+        }
+        let mut counts = Aggregate {
+            statuses: self.aggregate.statuses.clone(),
+            timeline: self.aggregate.timeline.clone(),
+            ..Aggregate::default()
+        };
+        if let Some((second, count)) = self.second {
+            *counts.timeline.entry(second).or_default() += count;
+        }
+        fold_statuses(&self.statuses, &mut counts);
+        Shape {
+            group_by: &self.aggregate.group_by,
+            lines: self.aggregate.lines,
+            malformed_samples: &self.aggregate.malformed_samples,
+            first_timestamp: self.aggregate.first_timestamp,
+            last_timestamp: self.aggregate.last_timestamp,
+            statuses: counts.statuses,
+            timeline: counts.timeline,
+            groups: Groups(&self.groups),
+        }
+        .serialize(serializer)
+    }
 }
 
 /// Status codes counted in [`Aggregator::statuses`] directly: `-1` to `999`.
@@ -557,7 +617,9 @@ impl<'c> Aggregator<'c> {
         }
         if let Some(timestamp) = record.timestamp {
             let nanos = timestamp.unix_nanos();
-            self.count_second(timestamp.unix_secs());
+            if self.config.timeline {
+                self.count_second(timestamp.unix_secs());
+            }
             self.aggregate.first_timestamp =
                 min_option(self.aggregate.first_timestamp, Some(nanos));
             self.aggregate.last_timestamp = self.aggregate.last_timestamp.max(Some(nanos));
@@ -694,6 +756,22 @@ impl<'c> Aggregator<'c> {
         }
     }
 
+    /// Makes the group cap exact as lines come: past [`AggregateConfig::max_groups`] groups,
+    /// new ones go straight to `(overflow)` (for one aggregator that reads every line in
+    /// order, as `serve` does; [`Aggregate::finish`] then has nothing to fold).
+    pub fn with_exact_cap(mut self) -> Self {
+        self.group_limit = self.config.max_groups;
+        self
+    }
+
+    /// Every group, decoded, with its statistics, borrowed (for exports that must not copy
+    /// the histograms).
+    pub fn groups(&self) -> impl Iterator<Item = (GroupKey, &GroupStats)> {
+        self.groups
+            .iter()
+            .map(|(key, stats)| (decode_key(key), stats))
+    }
+
     /// The line accounting so far.
     pub fn lines(&self) -> LineCounts {
         self.aggregate.lines
@@ -757,15 +835,26 @@ fn push_value(key: &mut Vec<u8>, value: &[u8]) {
     key.extend_from_slice(value);
 }
 
-/// The values of an encoded group key, as [`Aggregator::add_record`] returns it.
-pub fn decode_key(mut key: &[u8]) -> GroupKey {
-    let mut values = Vec::new();
-    while let [low, high, rest @ ..] = key {
+/// The values of an encoded group key, borrowed, without decoding them.
+pub fn key_values(mut key: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let [low, high, rest @ ..] = key else {
+            return None;
+        };
         let len = usize::from(u16::from_le_bytes([*low, *high])).min(rest.len());
-        values.push(String::from_utf8_lossy(&rest[..len]).into_owned());
-        key = &rest[len..];
-    }
-    GroupKey(values)
+        let (value, after) = rest.split_at(len);
+        key = after;
+        Some(value)
+    })
+}
+
+/// The values of an encoded group key, as [`Aggregator::add_record`] returns it.
+pub fn decode_key(key: &[u8]) -> GroupKey {
+    GroupKey(
+        key_values(key)
+            .map(|value| String::from_utf8_lossy(value).into_owned())
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -907,6 +996,18 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn an_aggregator_serialises_as_its_aggregate() {
+        let config = AggregateConfig::new(Format::TraefikCommon);
+        let mut aggregator = Aggregator::new(&config);
+        for (n, line) in LINES.iter().enumerate() {
+            aggregator.add_line(LinePosition::new(0, n as u64 + 1), line.as_bytes());
+        }
+        let direct = serde_json::to_value(&aggregator).expect("serialises");
+        let copied = serde_json::to_value(aggregator.snapshot()).expect("serialises");
+        assert_eq!(direct, copied);
     }
 
     #[test]

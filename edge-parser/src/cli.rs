@@ -382,6 +382,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     aggregate.routes = route_rules(&args.parsing)?;
     aggregate.max_groups = args.parsing.max_groups.max(1);
     aggregate.count_codes = true;
+    aggregate.timeline = false;
     let mut tail = TailConfig::new(args.logs.iter().cloned());
     tail.from_start = args.from_start;
     tail.poll_interval = args.poll_interval;

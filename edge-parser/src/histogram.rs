@@ -1,59 +1,89 @@
-//! [`LatencyHistogram`]: HdrHistogram's bucket layout (3 significant digits, microseconds) in
-//! sparse pages, so that a histogram costs memory only where its values fall.
+//! Latency histograms with HdrHistogram's bucket layout, stored sparsely so that a histogram
+//! costs memory only for the values it holds.
 //!
-//! A value `v` (µs) below 2048 has its own counter; above, it shares a counter with the values
-//! that agree with it in their 11 leading bits, so every recorded value is known to within 1/1024
-//! (< 0.1 %) of itself, exactly as HdrHistogram with 3 significant digits. Counters live in pages
-//! of [`PAGE_LEN`] allocated on first use: a route whose latencies span 1 ms to 1 s touches a few
-//! dozen pages (tens of KiB), where a dense HdrHistogram over the same range takes 90 KiB or more.
-//! The exact minimum, maximum and sum are kept beside the counters.
+//! [`LatencyHistogram`] has HdrHistogram's 3 significant digits in microseconds: a value `v`
+//! below 2048 µs has its own counter; above, it shares a counter with the values that agree
+//! with it in their 11 leading bits, so every value is known to within 1/1024 (< 0.1 %) of
+//! itself. [`WindowHistogram`] has 2 significant digits (8 leading bits, < 1 %), for the many
+//! short-lived histograms of sliding windows.
+//!
+//! Counters start in a sorted list of `(index, count)` pairs, 16 bytes per distinct counter;
+//! past [`SPARSE_MAX`] of them the histogram switches to pages of [`PAGE_LEN`] counters
+//! allocated on first use. A route with a few hundred distinct latencies costs a few KiB; a
+//! dense HdrHistogram over 1 µs to 1 h costs 188 KiB. The exact minimum, maximum and sum are
+//! kept beside the counters.
 
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
-/// Values below this have a counter each; above, counters cover `1/HALF` of an octave.
-const SUB_BUCKETS: u64 = 2048;
-const HALF: u64 = SUB_BUCKETS / 2;
-/// Counters per page.
+/// Distinct counters kept as sorted pairs before a histogram switches to pages.
+pub const SPARSE_MAX: usize = 256;
+/// Counters per page once a histogram is dense.
 pub const PAGE_LEN: usize = 128;
 
-/// The index of the counter that holds `value`.
-fn index_of(value: u64) -> usize {
-    if value < SUB_BUCKETS {
-        return value as usize;
-    }
-    let shift = 63 - u64::from(value.leading_zeros()) - 10;
-    (shift * HALF + (value >> shift)) as usize
-}
+/// A histogram of 3 significant digits (HdrHistogram's), in microseconds.
+pub type LatencyHistogram = Histogram<11>;
+/// A histogram of 2 significant digits, in microseconds, for sliding windows.
+pub type WindowHistogram = Histogram<8>;
 
-/// The lowest and highest value that share the counter at `index`.
-fn range_of(index: usize) -> (u64, u64) {
-    let index = index as u64;
-    if index < SUB_BUCKETS {
-        return (index, index);
-    }
-    let shift = index / HALF - 1;
-    let sub = index - shift * HALF;
-    let low = sub << shift;
-    (low, low + (1 << shift) - 1)
-}
-
-/// A latency histogram in microseconds with HdrHistogram's precision and sparse storage.
+/// A histogram whose counters cover `1/2^(BITS-1)` of an octave; see the [module docs](self).
 ///
-/// Merging adds counters, so histograms aggregated on several threads and merged equal the one
-/// aggregated on one thread, exactly.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LatencyHistogram {
-    pages: Vec<Option<Box<[u64]>>>,
+/// Merging adds counters, so histograms filled on several threads and merged equal the one
+/// filled on one thread, exactly.
+#[derive(Clone, Default)]
+pub struct Histogram<const BITS: u32> {
+    counters: Counters,
     count: u64,
     sum: u64,
     min: u64,
     max: u64,
 }
 
-impl LatencyHistogram {
+#[derive(Clone, Debug)]
+enum Counters {
+    /// `(index, count)`, sorted by index, no zero counts.
+    Sparse(Vec<(u32, u64)>),
+    /// Pages of counters by `index / PAGE_LEN`.
+    Dense(Vec<Option<Box<[u64]>>>),
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self::Sparse(Vec::new())
+    }
+}
+
+impl<const BITS: u32> Histogram<BITS> {
+    const SUB_BUCKETS: u64 = 1 << BITS;
+    const HALF: u64 = Self::SUB_BUCKETS / 2;
+
     /// An empty histogram.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The index of the counter that holds `value`.
+    fn index_of(value: u64) -> u32 {
+        if value < Self::SUB_BUCKETS {
+            return value as u32;
+        }
+        let shift = 63 - u64::from(value.leading_zeros()) - u64::from(BITS - 1);
+        (shift * Self::HALF + (value >> shift)) as u32
+    }
+
+    /// The lowest and highest value that share the counter at `index`.
+    fn range_of(index: u32) -> (u64, u64) {
+        let index = u64::from(index);
+        if index < Self::SUB_BUCKETS {
+            return (index, index);
+        }
+        let shift = index / Self::HALF - 1;
+        let sub = index - shift * Self::HALF;
+        let low = sub << shift;
+        (low, low + (1 << shift) - 1)
     }
 
     /// Records one value, in microseconds.
@@ -67,7 +97,7 @@ impl LatencyHistogram {
         if n == 0 {
             return;
         }
-        *self.counter(index_of(micros)) += n;
+        self.add_to_counter(Self::index_of(micros), n);
         if self.count == 0 || micros < self.min {
             self.min = micros;
         }
@@ -76,18 +106,42 @@ impl LatencyHistogram {
         self.sum = self.sum.saturating_add(micros.saturating_mul(n));
     }
 
-    fn counter(&mut self, index: usize) -> &mut u64 {
-        let (page, slot) = (index / PAGE_LEN, index % PAGE_LEN);
-        if page >= self.pages.len() {
-            self.pages.resize_with(page + 1, || None);
+    fn add_to_counter(&mut self, index: u32, n: u64) {
+        match &mut self.counters {
+            Counters::Sparse(pairs) => match pairs.binary_search_by_key(&index, |pair| pair.0) {
+                Ok(at) => pairs[at].1 += n,
+                Err(at) if pairs.len() < SPARSE_MAX => pairs.insert(at, (index, n)),
+                Err(_) => {
+                    self.densify();
+                    self.add_to_counter(index, n);
+                }
+            },
+            Counters::Dense(pages) => {
+                let index = index as usize;
+                let (page, slot) = (index / PAGE_LEN, index % PAGE_LEN);
+                if page >= pages.len() {
+                    pages.resize_with(page + 1, || None);
+                }
+                pages[page].get_or_insert_with(|| vec![0; PAGE_LEN].into())[slot] += n;
+            }
         }
-        &mut self.pages[page].get_or_insert_with(|| vec![0; PAGE_LEN].into())[slot]
+    }
+
+    #[cold]
+    fn densify(&mut self) {
+        let Counters::Sparse(pairs) = std::mem::take(&mut self.counters) else {
+            return;
+        };
+        self.counters = Counters::Dense(Vec::new());
+        for (index, count) in pairs {
+            self.add_to_counter(index, count);
+        }
     }
 
     /// Adds every value of `other`.
     pub fn merge(&mut self, other: &Self) {
         for (index, count) in other.counters() {
-            *self.counter(index) += count;
+            self.add_to_counter(index, count);
         }
         if other.count > 0 {
             if self.count == 0 || other.min < self.min {
@@ -128,9 +182,11 @@ impl LatencyHistogram {
         }
     }
 
-    /// The value at quantile `q` (0 to 1) by the nearest-rank definition: the smallest recorded
-    /// value `v` such that at least `q` of all values are `<= v`, to within 0.1 %. Quantile 1 is
-    /// the exact maximum, quantile 0 the exact minimum.
+    /// The value at quantile `q` (0 to 1) by the nearest-rank definition: the smallest
+    /// recorded value `v` such that at least `q` of all values are `<= v`, to within the
+    /// histogram's precision (reported as the low end of its counter's range, clamped to what
+    /// was recorded: exact for values logged in whole milliseconds up to 16 ms in a
+    /// [`LatencyHistogram`]). Quantile 1 is the exact maximum, quantile 0 the exact minimum.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.count == 0 {
             return 0;
@@ -143,10 +199,7 @@ impl LatencyHistogram {
         for (index, count) in self.counters() {
             seen += count;
             if seen >= rank {
-                // The counter's values are known to within 0.1 %: report the low end of its
-                // range (exact for values logged in whole milliseconds up to 16 ms), clamped to
-                // what was actually recorded.
-                let (low, _) = range_of(index);
+                let (low, _) = Self::range_of(index);
                 return low.clamp(self.min, self.max);
             }
         }
@@ -154,33 +207,182 @@ impl LatencyHistogram {
     }
 
     /// How many recorded values are `<= bound` µs, counting a counter whose range straddles
-    /// the bound as below it (an error of at most 0.1 % of the bound).
+    /// the bound as below it (an error of at most the histogram's precision at the bound).
     pub fn count_at_or_below(&self, bound: u64) -> u64 {
         self.counters()
-            .take_while(|&(index, _)| range_of(index).0 <= bound)
+            .take_while(|&(index, _)| Self::range_of(index).0 <= bound)
             .map(|(_, count)| count)
             .sum()
     }
 
     /// The non-zero counters in value order: `(index, count)`.
-    fn counters(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.pages
-            .iter()
-            .enumerate()
-            .filter_map(|(page, counters)| Some((page, counters.as_ref()?)))
-            .flat_map(|(page, counters)| {
-                counters
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, count)| **count > 0)
-                    .map(move |(slot, count)| (page * PAGE_LEN + slot, *count))
-            })
+    fn counters(&self) -> CounterIter<'_> {
+        match &self.counters {
+            Counters::Sparse(pairs) => CounterIter::Sparse(pairs.iter()),
+            Counters::Dense(pages) => CounterIter::Dense {
+                pages,
+                page: 0,
+                slot: 0,
+            },
+        }
     }
 
     /// Memory held by the counters, in bytes.
     pub fn heap_bytes(&self) -> usize {
-        self.pages.capacity() * std::mem::size_of::<Option<Box<[u64]>>>()
-            + self.pages.iter().flatten().count() * PAGE_LEN * 8
+        match &self.counters {
+            Counters::Sparse(pairs) => pairs.capacity() * std::mem::size_of::<(u32, u64)>(),
+            Counters::Dense(pages) => {
+                pages.capacity() * std::mem::size_of::<Option<Box<[u64]>>>()
+                    + pages.iter().flatten().count() * PAGE_LEN * 8
+            }
+        }
+    }
+}
+
+/// The non-zero counters of a histogram, in index order.
+enum CounterIter<'a> {
+    Sparse(std::slice::Iter<'a, (u32, u64)>),
+    Dense {
+        pages: &'a [Option<Box<[u64]>>],
+        page: usize,
+        slot: usize,
+    },
+}
+
+impl Iterator for CounterIter<'_> {
+    type Item = (u32, u64);
+
+    fn next(&mut self) -> Option<(u32, u64)> {
+        match self {
+            Self::Sparse(pairs) => pairs.next().copied(),
+            Self::Dense { pages, page, slot } => loop {
+                let counters = pages.get(*page)?;
+                match counters.as_ref().and_then(|counters| counters.get(*slot)) {
+                    Some(&count) => {
+                        let index = *page * PAGE_LEN + *slot;
+                        *slot += 1;
+                        if count > 0 {
+                            return Some((index as u32, count));
+                        }
+                    }
+                    None => {
+                        *page += 1;
+                        *slot = 0;
+                    }
+                }
+            },
+        }
+    }
+}
+
+impl<const BITS: u32> PartialEq for Histogram<BITS> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.count, self.sum, self.min, self.max) == (other.count, other.sum, other.min, other.max)
+            && self.counters().eq(other.counters())
+    }
+}
+
+impl<const BITS: u32> Eq for Histogram<BITS> {}
+
+impl<const BITS: u32> fmt::Debug for Histogram<BITS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Histogram")
+            .field("count", &self.count)
+            .field("min", &self.min)
+            .field("max", &self.max)
+            .field("counters", &self.counters().count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// On disk (checkpoints, snapshots): `{"count", "sum", "min", "max", "counters": [[index,
+/// count], ...]}`, only the non-zero counters.
+#[derive(Serialize, Deserialize)]
+struct Stored<C> {
+    count: u64,
+    sum: u64,
+    min: u64,
+    max: u64,
+    counters: C,
+}
+
+struct CountersOf<'a, const BITS: u32>(&'a Histogram<BITS>);
+
+impl<const BITS: u32> Serialize for CountersOf<'_, BITS> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(None)?;
+        for pair in self.0.counters() {
+            seq.serialize_element(&pair)?;
+        }
+        seq.end()
+    }
+}
+
+impl<const BITS: u32> Serialize for Histogram<BITS> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Stored {
+            count: self.count,
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+            counters: CountersOf(self),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Reads the counters straight into a histogram, refusing indices out of order.
+struct CountersVisitor<const BITS: u32>;
+
+impl<'de, const BITS: u32> Visitor<'de> for CountersVisitor<BITS> {
+    type Value = Histogram<BITS>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of [index, count] pairs in increasing index order")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut histogram = Histogram::<BITS>::new();
+        let mut previous = None;
+        while let Some((index, count)) = seq.next_element::<(u32, u64)>()? {
+            if previous.is_some_and(|previous| index <= previous) {
+                return Err(de::Error::custom("histogram counters out of order"));
+            }
+            previous = Some(index);
+            if count > 0 {
+                histogram.add_to_counter(index, count);
+            }
+        }
+        Ok(histogram)
+    }
+}
+
+/// The counters part of the stored form.
+struct Counted<const BITS: u32>(Histogram<BITS>);
+
+impl<'de, const BITS: u32> Deserialize<'de> for Counted<BITS> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_seq(CountersVisitor::<BITS>)
+            .map(Counted)
+    }
+}
+
+impl<'de, const BITS: u32> Deserialize<'de> for Histogram<BITS> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let stored = Stored::<Counted<BITS>>::deserialize(deserializer)?;
+        let mut histogram = stored.counters.0;
+        let total: u64 = histogram.counters().map(|(_, count)| count).sum();
+        if total != stored.count || (stored.count > 0 && stored.min > stored.max) {
+            return Err(de::Error::custom(
+                "histogram counters do not add up to its count",
+            ));
+        }
+        histogram.count = stored.count;
+        histogram.sum = stored.sum;
+        histogram.min = stored.min;
+        histogram.max = stored.max;
+        Ok(histogram)
     }
 }
 
@@ -188,6 +390,8 @@ impl LatencyHistogram {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    type H = LatencyHistogram;
 
     #[test]
     fn small_values_are_exact_and_large_ones_within_a_thousandth() {
@@ -202,21 +406,25 @@ mod tests {
             3_600_000_000,
             u64::MAX / 4,
         ] {
-            let (low, high) = range_of(index_of(value));
+            let (low, high) = H::range_of(H::index_of(value));
             assert!(low <= value && value <= high, "{value} in {low}..={high}");
             assert!(
                 (high - low) as f64 <= value as f64 / 1024.0,
                 "{value}: {low}..={high}"
             );
         }
-        assert_eq!(range_of(index_of(2047)), (2047, 2047));
-        assert_eq!(range_of(index_of(2049)), (2048, 2049));
-        assert_eq!(range_of(index_of(4097)), (4096, 4099));
+        assert_eq!(H::range_of(H::index_of(2047)), (2047, 2047));
+        assert_eq!(H::range_of(H::index_of(2049)), (2048, 2049));
+        assert_eq!(H::range_of(H::index_of(4097)), (4096, 4099));
+        assert_eq!(
+            WindowHistogram::range_of(WindowHistogram::index_of(300)),
+            (300, 301)
+        );
     }
 
     #[test]
     fn quantiles_follow_nearest_rank() {
-        let mut histogram = LatencyHistogram::new();
+        let mut histogram = H::new();
         for value in 1..=100 {
             histogram.record(value);
         }
@@ -234,7 +442,7 @@ mod tests {
 
     #[test]
     fn an_empty_histogram_answers_zero() {
-        let histogram = LatencyHistogram::new();
+        let histogram = H::new();
         assert_eq!(histogram.quantile(0.99), 0);
         assert_eq!(histogram.mean(), 0.0);
         assert_eq!(histogram.heap_bytes(), 0);
@@ -242,7 +450,7 @@ mod tests {
 
     #[test]
     fn buckets_count_values_at_or_below_a_bound() {
-        let mut histogram = LatencyHistogram::new();
+        let mut histogram = H::new();
         for value in [1_000, 4_999, 5_000, 5_001, 9_000, 20_000] {
             histogram.record(value);
         }
@@ -252,13 +460,40 @@ mod tests {
     }
 
     #[test]
-    fn memory_grows_with_the_spread_not_the_count() {
-        let mut histogram = LatencyHistogram::new();
+    fn memory_grows_with_the_distinct_values_not_the_count() {
+        let mut few = H::new();
         for n in 0..1_000_000u64 {
-            histogram.record(10_000 + n % 100);
+            few.record(10_000 + n % 100);
         }
-        assert_eq!(histogram.count(), 1_000_000);
-        assert!(histogram.heap_bytes() < 4096, "{}", histogram.heap_bytes());
+        assert_eq!(few.count(), 1_000_000);
+        assert!(few.heap_bytes() <= 2048, "{}", few.heap_bytes());
+        // Spread over four octaves: dense pages, still a few KiB.
+        let mut spread = H::new();
+        for n in 0..100_000u64 {
+            spread.record(1_000 + n * 7 % 16_000);
+        }
+        assert!(spread.heap_bytes() <= 64 << 10, "{}", spread.heap_bytes());
+        assert_eq!(spread.count(), 100_000);
+    }
+
+    #[test]
+    fn the_stored_form_lists_only_non_zero_counters() {
+        let mut histogram = H::new();
+        histogram.record_n(3, 2);
+        histogram.record(5_000);
+        let json = serde_json::to_string(&histogram).expect("serialises");
+        assert_eq!(
+            json,
+            r#"{"count":3,"sum":5006,"min":3,"max":5000,"counters":[[3,2],[3298,1]]}"#
+        );
+        let back: H = serde_json::from_str(&json).expect("deserialises");
+        assert_eq!(back, histogram);
+        for corrupt in [
+            r#"{"count":4,"sum":5006,"min":3,"max":5000,"counters":[[3,2],[3298,1]]}"#,
+            r#"{"count":3,"sum":5006,"min":3,"max":5000,"counters":[[3298,1],[3,2]]}"#,
+        ] {
+            assert!(serde_json::from_str::<H>(corrupt).is_err(), "{corrupt}");
+        }
     }
 
     proptest! {
@@ -267,7 +502,7 @@ mod tests {
             mut values in proptest::collection::vec(0u64..50_000_000, 1..400),
             q in 0.0f64..=1.0,
         ) {
-            let mut histogram = LatencyHistogram::new();
+            let mut histogram = H::new();
             for &value in &values {
                 histogram.record(value);
             }
@@ -282,12 +517,12 @@ mod tests {
         }
 
         #[test]
-        fn merging_equals_recording_into_one(
-            left in proptest::collection::vec(0u64..10_000_000, 0..200),
-            right in proptest::collection::vec(0u64..10_000_000, 0..200),
+        fn merging_equals_recording_into_one_in_any_storage(
+            left in proptest::collection::vec(0u64..10_000_000, 0..600),
+            right in proptest::collection::vec(0u64..10_000_000, 0..600),
         ) {
-            let mut one = LatencyHistogram::new();
-            let (mut a, mut b) = (LatencyHistogram::new(), LatencyHistogram::new());
+            let mut one = H::new();
+            let (mut a, mut b) = (H::new(), H::new());
             for &value in &left {
                 one.record(value);
                 a.record(value);
@@ -297,12 +532,12 @@ mod tests {
                 b.record(value);
             }
             a.merge(&b);
-            prop_assert_eq!(a.count(), one.count());
-            prop_assert_eq!(a.min(), one.min());
-            prop_assert_eq!(a.max(), one.max());
+            prop_assert_eq!(&a, &one);
             for q in [0.5, 0.9, 0.99, 0.999] {
                 prop_assert_eq!(a.quantile(q), one.quantile(q));
             }
+            let back: H = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+            prop_assert_eq!(back, a);
         }
     }
 }

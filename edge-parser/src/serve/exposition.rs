@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use vantage_instrument::names::{self, DEFAULT_DURATION_BUCKETS};
 
-use crate::aggregate::{ABSENT, Aggregate};
+use crate::aggregate::{ABSENT, GroupKey, GroupStats, LineCounts};
 use crate::histogram::LatencyHistogram;
 
 /// Counters of edge-parser's own work, kept in the checkpoint so they never go backwards.
@@ -53,8 +53,12 @@ pub struct AnomalyState {
 /// What `/metrics` shows at one moment.
 #[derive(Debug)]
 pub struct Exposition<'a> {
-    /// The cumulative aggregate, grouped by router (or route) and service, with codes counted.
-    pub aggregate: &'a Aggregate,
+    /// The cumulative groups (router or route, then service), with codes counted, borrowed.
+    pub groups: &'a [(GroupKey, &'a GroupStats)],
+    /// The line accounting.
+    pub lines: LineCounts,
+    /// The newest request's timestamp, ns since the epoch.
+    pub last_timestamp: Option<i64>,
     /// Health counters.
     pub health: &'a Health,
     /// Files followed now.
@@ -70,7 +74,11 @@ pub struct Exposition<'a> {
 impl Exposition<'_> {
     /// Renders the exposition into `out` (appending).
     pub fn render(&self, out: &mut String) {
-        let mut groups: Vec<_> = self.aggregate.groups.iter().collect();
+        let mut groups: Vec<(&GroupKey, &GroupStats)> = self
+            .groups
+            .iter()
+            .map(|(key, stats)| (key, *stats))
+            .collect();
         groups.sort_by(|a, b| a.0.cmp(b.0));
         let label = |values: &[String], index: usize| {
             values.get(index).map_or(ABSENT, String::as_str).to_owned()
@@ -133,7 +141,7 @@ impl Exposition<'_> {
             }
         }
 
-        let lines = self.aggregate.lines;
+        let lines = self.lines;
         family(
             out,
             names::EDGE_LINES_TOTAL,
@@ -164,7 +172,7 @@ impl Exposition<'_> {
             &[],
             self.health.bytes_read as f64,
         );
-        if let Some(last) = self.aggregate.last_timestamp {
+        if let Some(last) = self.last_timestamp {
             let last = last as f64 / 1e9;
             family(
                 out,
@@ -349,7 +357,7 @@ mod tests {
     use crate::aggregate::{AggregateConfig, Aggregator, Dimension, LinePosition};
     use crate::format::Format;
 
-    fn aggregate() -> Aggregate {
+    fn aggregate() -> crate::aggregate::Aggregate {
         let mut config = AggregateConfig::new(Format::TraefikCommon);
         config.group_by = vec![Dimension::Router, Dimension::Service];
         config.count_codes = true;
@@ -381,9 +389,16 @@ mod tests {
             kind: "drop",
             active: true,
         }];
+        let groups: Vec<_> = aggregate
+            .groups
+            .iter()
+            .map(|(k, s)| (k.clone(), s))
+            .collect();
         let mut text = String::new();
         Exposition {
-            aggregate: &aggregate,
+            groups: &groups,
+            lines: aggregate.lines,
+            last_timestamp: aggregate.last_timestamp,
             health: &health,
             files_open: 1,
             restored: true,

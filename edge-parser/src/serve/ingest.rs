@@ -20,8 +20,8 @@ use super::http::{Asked, Query, Reply};
 use super::watch::{AnomalyKind, Watch};
 use super::window::{Percentiles, Windows};
 use crate::aggregate::{
-    Aggregate, AggregateConfig, Aggregator, GroupKey, LinePosition, STATUS_CLASS_NAMES,
-    class_index, decode_key,
+    Aggregate, AggregateConfig, Aggregator, GroupKey, GroupStats, LinePosition, STATUS_CLASS_NAMES,
+    class_index, decode_key, key_values,
 };
 use crate::format::StatusClass;
 use crate::input::for_each_line;
@@ -38,6 +38,17 @@ pub struct ServeState {
     /// edge-parser's own counters.
     pub health: Health,
     /// Lines taken in since the first start: the order of first appearance of groups.
+    pub sequence: u64,
+}
+
+/// [`ServeState`] as it is written, borrowed from the live state: the same JSON.
+#[derive(Debug, Serialize)]
+pub struct ServeStateRef<'a, 'c> {
+    /// The cumulative aggregate.
+    pub aggregate: &'a Aggregator<'c>,
+    /// edge-parser's own counters.
+    pub health: &'a Health,
+    /// Lines taken in since the first start.
     pub sequence: u64,
 }
 
@@ -66,8 +77,9 @@ pub struct Ingest<'c> {
     tail_status: StatusHandle,
     checkpoint: Option<CheckpointTarget>,
     last_checkpoint: Instant,
-    /// When each group last had a line, on this process's clock: for `stale` marks.
-    last_seen: HashMap<GroupKey, Instant>,
+    /// When each group (encoded key) last had a line, on this process's clock: for `stale`
+    /// marks.
+    last_seen: HashMap<Box<[u8]>, Instant>,
     files_open: usize,
     stale_after: Duration,
     started: Instant,
@@ -124,7 +136,7 @@ impl<'c> Ingest<'c> {
         } = restored;
         Self {
             config,
-            aggregator: Aggregator::resume(config, state.aggregate),
+            aggregator: Aggregator::resume(config, state.aggregate).with_exact_cap(),
             health: state.health,
             sequence: state.sequence,
             windows: Windows::new(),
@@ -187,17 +199,19 @@ impl<'c> Ingest<'c> {
                     class_index(class),
                     record.duration_ns.map(|ns| ns / 1000),
                 );
-                let group = decode_key(key);
                 // A backlog read late (a first start with --from-start, a long stop) says
                 // nothing about the current minute: only recent lines feed the baselines.
                 let recent = (now as i64 - at).abs() <= WATCH_HORIZON_SECONDS;
-                if let Some(router) = group.0.first().filter(|_| recent) {
+                let router = key_values(key)
+                    .next()
+                    .and_then(|router| std::str::from_utf8(router).ok());
+                if let Some(router) = router.filter(|_| recent) {
                     watch.record(router, at, class == StatusClass::ServerError);
                 }
-                match last_seen.get_mut(&group) {
+                match last_seen.get_mut(key) {
                     Some(seen) => *seen = Instant::now(),
                     None => {
-                        last_seen.insert(group, Instant::now());
+                        last_seen.insert(key.into(), Instant::now());
                     }
                 }
             });
@@ -269,13 +283,14 @@ impl<'c> Ingest<'c> {
         }
     }
 
-    fn checkpoint_now(&self, config: String) -> Checkpoint<ServeState> {
+    /// The checkpoint as of now, borrowing the state (the histograms are not copied).
+    fn checkpoint_now(&self, config: String) -> Checkpoint<ServeStateRef<'_, 'c>> {
         Checkpoint {
             config,
             files: self.positions.files(),
-            state: ServeState {
-                aggregate: self.aggregator.snapshot(),
-                health: self.health.clone(),
+            state: ServeStateRef {
+                aggregate: &self.aggregator,
+                health: &self.health,
                 sequence: self.sequence,
             },
         }
@@ -293,20 +308,18 @@ impl<'c> Ingest<'c> {
         let _ = asked.reply.send(reply);
     }
 
-    fn finished(&self) -> Aggregate {
-        let mut aggregate = self.aggregator.snapshot();
-        aggregate.finish(self.config.max_groups);
-        aggregate
+    /// The groups as they are exported (the cap is exact as lines come), borrowed.
+    fn groups(&self) -> Vec<(GroupKey, &GroupStats)> {
+        self.aggregator.groups().collect()
     }
 
-    /// The watch's signals for the routers that have a group of their own in `aggregate`: a
-    /// router the group cap folded into `(overflow)` would otherwise bring its own label value
-    /// back to the page (the watch follows up to `max_routers`, far more than the cap).
-    fn anomalies(&self, aggregate: &Aggregate) -> Vec<AnomalyState> {
-        let routers: HashSet<&str> = aggregate
-            .groups
-            .keys()
-            .filter_map(|key| key.0.first())
+    /// The watch's signals for the routers that have a group of their own: a router the group
+    /// cap folded into `(overflow)` would otherwise bring its own label value back to the page
+    /// (the watch follows up to `max_routers`, more than the cap).
+    fn anomalies(&self, groups: &[(GroupKey, &GroupStats)]) -> Vec<AnomalyState> {
+        let routers: HashSet<&str> = groups
+            .iter()
+            .filter_map(|(key, _)| key.0.first())
             .map(String::as_str)
             .collect();
         self.watch
@@ -321,11 +334,13 @@ impl<'c> Ingest<'c> {
     }
 
     fn metrics(&self) -> Reply {
-        let aggregate = self.finished();
-        let anomalies = self.anomalies(&aggregate);
+        let groups = self.groups();
+        let anomalies = self.anomalies(&groups);
         let mut text = String::with_capacity(16 << 10);
         Exposition {
-            aggregate: &aggregate,
+            groups: &groups,
+            lines: self.aggregator.lines(),
+            last_timestamp: self.aggregator.last_timestamp(),
             health: &self.health,
             files_open: self.files_open,
             restored: self.restored,
@@ -404,14 +419,20 @@ impl<'c> Ingest<'c> {
         let uptime = self.started.elapsed().as_secs_f64();
         let group_by: Vec<&str> = self.config.group_by.iter().map(|d| d.name()).collect();
         // The same groups as /metrics: past the cap, windows fold into `(overflow)` too.
-        let finished = self.finished();
+        let groups = self.groups();
+        let kept: HashSet<&GroupKey> = groups.iter().map(|(key, _)| key).collect();
+        let last_seen: HashMap<GroupKey, Instant> = self
+            .last_seen
+            .iter()
+            .map(|(key, seen)| (decode_key(key), *seen))
+            .collect();
         let overflow = GroupKey(vec![OVERFLOW_ROUTE.to_owned(); self.config.group_by.len()]);
         let windows: Vec<Value> = self
             .windows
             .summarise(now as i64)
             .into_iter()
             .map(|mut window| {
-                window.fold_into(&overflow, |key| finished.groups.contains_key(key));
+                window.fold_into(&overflow, |key| kept.contains(key));
                 // Before a window's length has passed since the start, only that much of it
                 // was watched: rates are over what was watched.
                 let seconds = if self.restored {
@@ -434,7 +455,7 @@ impl<'c> Ingest<'c> {
                 let groups: Vec<Value> = groups
                     .into_iter()
                     .map(|(key, stats)| {
-                        let since = self.last_seen.get(key).map(Instant::elapsed);
+                        let since = last_seen.get(key).map(Instant::elapsed);
                         let stale = since.is_none_or(|since| since > self.stale_after);
                         let key_json: serde_json::Map<String, Value> = group_by
                             .iter()
@@ -463,7 +484,7 @@ impl<'c> Ingest<'c> {
             })
             .collect();
         let anomalies: Vec<Value> = self
-            .anomalies(&finished)
+            .anomalies(&groups)
             .into_iter()
             .filter(|anomaly| anomaly.active)
             .map(|anomaly| json!({"router": anomaly.router, "kind": anomaly.kind}))

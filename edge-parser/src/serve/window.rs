@@ -5,14 +5,15 @@
 //! the slot of its own timestamp (the time the proxy logged, so a backlog read late still lands
 //! in the right minute), and a window's figures merge the slots that lie within it. Memory is
 //! bounded by the number of slots times the number of groups, which the aggregate caps; slot
-//! histograms are sparse (see [`LatencyHistogram`]).
+//! histograms are sparse and of 2 significant digits (see [`WindowHistogram`]): within 1 %,
+//! plenty for a live view, at a fraction of the memory of the cumulative histograms.
 
 use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
 
 use crate::aggregate::{GroupKey, decode_key};
-use crate::histogram::LatencyHistogram;
+use crate::histogram::{Histogram, WindowHistogram};
 
 /// One window: how far back it looks and how finely.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +60,7 @@ pub struct WindowStats {
     /// Requests by status class: 1xx, 2xx, 3xx, 4xx, 5xx, other.
     pub status_classes: [u64; 6],
     /// Latencies, µs.
-    pub latency: LatencyHistogram,
+    pub latency: WindowHistogram,
 }
 
 impl WindowStats {
@@ -242,7 +243,7 @@ pub struct Percentiles {
 
 impl Percentiles {
     /// The percentiles of `histogram` (µs), or `None` when it is empty.
-    pub fn of(histogram: &LatencyHistogram) -> Option<Self> {
+    pub fn of<const BITS: u32>(histogram: &Histogram<BITS>) -> Option<Self> {
         let seconds = |q: f64| histogram.quantile(q) as f64 / 1e6;
         (histogram.count() > 0).then(|| Self {
             p50: seconds(0.5),
@@ -337,7 +338,7 @@ mod tests {
 
     #[test]
     fn percentiles_are_in_seconds() {
-        let mut histogram = LatencyHistogram::new();
+        let mut histogram = WindowHistogram::new();
         for micros in [1_000, 2_000, 3_000, 4_000] {
             histogram.record(micros);
         }
@@ -350,6 +351,6 @@ mod tests {
                 p999: 0.004
             })
         );
-        assert_eq!(Percentiles::of(&LatencyHistogram::new()), None);
+        assert_eq!(Percentiles::of(&WindowHistogram::new()), None);
     }
 }

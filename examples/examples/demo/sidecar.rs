@@ -154,6 +154,7 @@ impl Sidecar {
         let mut aggregate = AggregateConfig::new(Format::TraefikCommon);
         aggregate.group_by = vec![Dimension::Router, Dimension::Service];
         aggregate.count_codes = true;
+        aggregate.timeline = false;
         let config = ServeConfig {
             tail,
             aggregate,
