@@ -16,8 +16,8 @@
 # The writer is `cargo run --example loadgen` (examples/examples/loadgen.rs): the default
 # format is `envoy`, whose timestamps have millisecond resolution (with a format that logs
 # whole seconds, such as nginx-combined-rt, the lag reads up to 1 s more than the delay). The
-# default paths are 8 000 with numeric ids (folded into 4 routes) and 2 000 of letters (one
-# route each): more groups than serve's default cap of 1 000, so `(overflow)` is in use.
+# default paths are 9 900 with numeric ids (folded into 4 routes) and 100 of letters (one route
+# each); `--id-paths 8000 --word-paths 2000` floods past serve's default cap of 1 000 groups.
 #
 # Everything stays on 127.0.0.1 (a port the system picks) and in a temporary directory, both
 # removed on exit; the log grows by about 27 MiB/s with the defaults. Needs curl.
@@ -27,8 +27,8 @@ cd "$(dirname "$0")/.."
 rate=100000
 seconds=60
 format=envoy
-id_paths=8000
-word_paths=2000
+id_paths=9900
+word_paths=100
 max_groups=1000
 poll_interval=250ms
 checkpoint=yes
