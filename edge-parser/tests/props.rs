@@ -1,6 +1,7 @@
 //! Property tests of every parser and the detector.
 //!
-//! - Arbitrary bytes, and generated lines with random edits, never panic; nor does detection.
+//! - Arbitrary bytes, and generated lines with random edits, never panic; nor does detection,
+//!   nor compiling an arbitrary `log_format` or reading an arbitrary nginx.conf.
 //! - A generated request, written as a line of a format and parsed back, gives exactly the
 //!   record its ground truth says that format logs (`synth::Request::expected`); generated
 //!   malformed lines are malformed and filtered lines filtered. The generator is pushed towards
@@ -76,6 +77,22 @@ proptest! {
             let _ = format.parse(&bytes);
         }
         let _ = detect(&bytes);
+    }
+
+    #[test]
+    fn any_log_format_or_nginx_conf_compiles_or_is_refused_without_panic(
+        source in "[$a-z_{}\\\"' \\[\\]:;/#\n-]{0,80}",
+        text in any::<String>(),
+    ) {
+        for escape in [Escape::Default, Escape::Json, Escape::None] {
+            if let Ok(format) = LogFormat::compile_with_escape(&source, escape) {
+                let _ = Format::Nginx(format).parse(source.as_bytes());
+            }
+        }
+        let _ = LogFormat::compile(&text);
+        let conf = format!("http {{ log_format main {source}; {text} }}");
+        let _ = LogFormat::from_nginx_conf(&conf, "main");
+        let _ = LogFormat::from_nginx_conf(&text, "main");
     }
 
     #[test]
