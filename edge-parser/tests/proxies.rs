@@ -606,14 +606,9 @@ fn check_report(
 /// The nginx `log_format` with the upstream time, as given to nginx and to `edge-parser`.
 const NGINX_UPSTREAM_FORMAT: &str = r#"$remote_addr [$time_local] "$request" $status $body_bytes_sent $request_time $upstream_response_time"#;
 
-#[test]
-fn nginx_logs_read_back_exactly() {
-    let Some(nginx) = require("nginx") else {
-        return;
-    };
-    let dir = Dir::new("nginx");
-    let backend = Backend::start();
-    let addr = free_port();
+/// Starts nginx in the foreground, its files in `dir`, with `http` as the body of its `http`
+/// block; killed when the returned proxy is dropped.
+pub(crate) fn run_nginx(nginx: &Path, dir: &Dir, addr: SocketAddr, http: &str) -> Proxy {
     let root = dir.path().display().to_string();
     let conf = format!(
         r#"daemon off;
@@ -629,7 +624,33 @@ http {{
     fastcgi_temp_path {root}/fastcgi;
     uwsgi_temp_path {root}/uwsgi;
     scgi_temp_path {root}/scgi;
-    log_format combined_time '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_time';
+    {http}
+}}
+"#
+    );
+    let conf_path = dir.create("nginx.conf", &conf);
+    let mut command = Command::new(nginx);
+    command
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-e")
+        .arg(dir.join("error.log"));
+    Proxy::start("nginx", command, dir, addr)
+}
+
+#[test]
+fn nginx_logs_read_back_exactly() {
+    let Some(nginx) = require("nginx") else {
+        return;
+    };
+    let dir = Dir::new("nginx");
+    let backend = Backend::start();
+    let addr = free_port();
+    let root = dir.path().display().to_string();
+    let http = format!(
+        r#"log_format combined_time '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_time';
     log_format upstream '{NGINX_UPSTREAM_FORMAT}';
     server {{
         listen {addr};
@@ -641,21 +662,10 @@ http {{
         location / {{
             proxy_pass http://{backend};
         }}
-    }}
-}}
-"#,
+    }}"#,
         backend = backend.addr,
     );
-    let conf_path = dir.create("nginx.conf", &conf);
-    let mut command = Command::new(nginx);
-    command
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf_path)
-        .arg("-e")
-        .arg(dir.join("error.log"));
-    let proxy = Proxy::start("nginx", command, &dir, addr);
+    let proxy = run_nginx(&nginx, &dir, addr, &http);
 
     let plan = plan();
     backend.drive(proxy.addr, &plan);

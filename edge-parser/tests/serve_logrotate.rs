@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::proxies::{Proxy, free_port, require};
+use crate::proxies::{Proxy, free_port, require, run_nginx};
 use crate::serve_util::{Server, get, poll_until, promtool_check};
 use crate::util::Dir;
 
@@ -54,21 +54,8 @@ fn request(n: u64) -> (String, &'static str, u16) {
 fn start_nginx(nginx: &Path, dir: &Dir) -> (Proxy, SocketAddr) {
     let addr = free_port();
     let root = dir.path().display().to_string();
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{
-    worker_connections 64;
-}}
-http {{
-    client_body_temp_path {root}/client_body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    log_format combined_rt {COMBINED_RT};
+    let http = format!(
+        r#"log_format combined_rt {COMBINED_RT};
     server {{
         listen {addr};
         access_log {root}/access.log combined_rt;
@@ -77,20 +64,9 @@ http {{
         location = /missing {{ return 404; }}
         location = /fail {{ return 500; }}
         location = /limited {{ return 429; }}
-    }}
-}}
-"#
+    }}"#
     );
-    let conf_path = dir.create("nginx.conf", conf);
-    let mut command = Command::new(nginx);
-    command
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf_path)
-        .arg("-e")
-        .arg(dir.join("error.log"));
-    (Proxy::start("nginx", command, dir, addr), addr)
+    (run_nginx(nginx, dir, addr, &http), addr)
 }
 
 /// Runs `logrotate -f -s STATE CONFIG`; fails the test unless it succeeds.
