@@ -123,8 +123,11 @@ fn offset_hhmm(sign: u8, h: u32, m: u32) -> Option<i64> {
     }
 }
 
-/// CLF: `10/Oct/2000:13:55:36 -0700` (exactly 26 bytes).
-pub(crate) fn parse_clf(text: &[u8]) -> Option<Timestamp> {
+/// `(year, month, day)` or `(hour, minute, second)`.
+type Triple = (u32, u32, u32);
+
+/// The date and time of CLF without the zone: `10/Oct/2000:13:55:36` (exactly 20 bytes).
+fn clf_date_time(text: &[u8]) -> Option<(Triple, Triple)> {
     let &[
         d0,
         d1,
@@ -146,24 +149,28 @@ pub(crate) fn parse_clf(text: &[u8]) -> Option<Timestamp> {
         b':',
         s0,
         s1,
-        b' ',
-        sign,
-        z0,
-        z1,
-        z2,
-        z3,
     ] = text
     else {
         return None;
     };
-    let month = month_from_abbr([m0, m1, m2])?;
-    let offset = offset_hhmm(sign, two(z0, z1)?, two(z2, z3)?)?;
-    make(
-        (four(y0, y1, y2, y3)?, month, two(d0, d1)?),
+    Some((
+        (
+            four(y0, y1, y2, y3)?,
+            month_from_abbr([m0, m1, m2])?,
+            two(d0, d1)?,
+        ),
         (two(h0, h1)?, two(i0, i1)?, two(s0, s1)?),
-        0,
-        offset,
-    )
+    ))
+}
+
+/// CLF: `10/Oct/2000:13:55:36 -0700` (exactly 26 bytes).
+pub(crate) fn parse_clf(text: &[u8]) -> Option<Timestamp> {
+    let &[ref date @ .., b' ', sign, z0, z1, z2, z3] = text else {
+        return None;
+    };
+    let (day, time) = clf_date_time(date)?;
+    let offset = offset_hhmm(sign, two(z0, z1)?, two(z2, z3)?)?;
+    make(day, time, 0, offset)
 }
 
 /// HAProxy `%tr`: `06/Feb/2009:12:14:14.655` (local time, no zone: taken as UTC). The
@@ -173,38 +180,8 @@ pub(crate) fn parse_clf_millis(text: &[u8]) -> Option<Timestamp> {
         [date @ .., b'.', a, b, c] => (date, digit(*a)? * 100 + two(*b, *c)?),
         date => (date, 0),
     };
-    let &[
-        d0,
-        d1,
-        b'/',
-        m0,
-        m1,
-        m2,
-        b'/',
-        y0,
-        y1,
-        y2,
-        y3,
-        b':',
-        h0,
-        h1,
-        b':',
-        i0,
-        i1,
-        b':',
-        s0,
-        s1,
-    ] = date
-    else {
-        return None;
-    };
-    let month = month_from_abbr([m0, m1, m2])?;
-    make(
-        (four(y0, y1, y2, y3)?, month, two(d0, d1)?),
-        (two(h0, h1)?, two(i0, i1)?, two(s0, s1)?),
-        millis * 1_000_000,
-        0,
-    )
+    let (day, time) = clf_date_time(date)?;
+    make(day, time, millis * 1_000_000, 0)
 }
 
 /// ISO 8601 / RFC 3339 and their relatives: `2024-12-29T11:42:41.965891254Z`,
