@@ -179,17 +179,7 @@ fn go_duration(text: &[u8]) -> Option<Option<u64>> {
 mod tests {
     use super::*;
     use crate::format::Status;
-
-    fn record(parsed: Result<Parsed<'_>, ParseError>) -> Record<'_> {
-        match parsed {
-            Ok(Parsed::Record(record)) => record,
-            other => panic!("not a record: {other:?}"),
-        }
-    }
-
-    fn text<'a>(field: &'a Option<Cow<'_, [u8]>>) -> Option<&'a str> {
-        field.as_deref().map(|b| std::str::from_utf8(b).unwrap())
-    }
+    use crate::format::test_helpers::{record, text};
 
     #[test]
     fn exporter_test_line() {

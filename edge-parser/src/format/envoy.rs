@@ -164,11 +164,8 @@ fn quoted_fields(line: &[u8], start: usize) -> Result<Option<&[u8]>, ParseError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::test_helpers::text;
     use crate::format::{Status, Timestamp};
-
-    fn text<'a>(field: &'a Option<Cow<'_, [u8]>>) -> Option<&'a str> {
-        field.as_deref().map(|b| std::str::from_utf8(b).unwrap())
-    }
 
     #[test]
     fn docs_example() {

@@ -263,18 +263,8 @@ fn parse_body(line: &[u8], start: usize) -> Result<Parsed<'_>, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::test_helpers::{record, text};
     use crate::format::{Status, Timestamp};
-
-    fn record(parsed: Result<Parsed<'_>, ParseError>) -> Record<'_> {
-        match parsed {
-            Ok(Parsed::Record(record)) => record,
-            other => panic!("not a record: {other:?}"),
-        }
-    }
-
-    fn text<'a>(field: &'a Option<Cow<'_, [u8]>>) -> Option<&'a str> {
-        field.as_deref().map(|b| std::str::from_utf8(b).unwrap())
-    }
 
     #[test]
     fn manual_example_with_captures_and_minimal_syslog_prefix() {

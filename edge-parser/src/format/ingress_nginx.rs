@@ -92,14 +92,9 @@ pub(crate) fn last_status(list: &[u8]) -> Option<Option<Status>> {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
-
     use super::*;
     use crate::format::Timestamp;
-
-    fn text<'a>(field: &'a Option<Cow<'_, [u8]>>) -> Option<&'a str> {
-        field.as_deref().map(|b| std::str::from_utf8(b).unwrap())
-    }
+    use crate::format::test_helpers::text;
 
     #[test]
     fn list_extent_stops_at_the_next_field() {

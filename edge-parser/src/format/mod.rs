@@ -53,6 +53,8 @@ mod lines;
 pub mod nginx;
 mod record;
 mod syslog;
+#[cfg(test)]
+mod test_helpers;
 mod time;
 mod traefik;
 

@@ -803,10 +803,7 @@ impl Eq for LogFormat {}
 mod tests {
     use super::*;
     use crate::format::Status;
-
-    fn text<'a>(field: &'a Option<Cow<'_, [u8]>>) -> Option<&'a str> {
-        field.as_deref().map(|b| std::str::from_utf8(b).unwrap())
-    }
+    use crate::format::test_helpers::text;
 
     #[test]
     fn combined_with_request_time_and_default_escapes() {

@@ -356,10 +356,7 @@ fn timestamp(text: Option<Cow<'_, [u8]>>, at: usize) -> Result<Option<Timestamp>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn text<'a>(field: &'a Option<Cow<'_, [u8]>>) -> Option<&'a str> {
-        field.as_deref().map(|b| std::str::from_utf8(b).unwrap())
-    }
+    use crate::format::test_helpers::text;
 
     #[test]
     fn common_line_from_the_formatter_tests() {
