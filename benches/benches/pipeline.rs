@@ -6,19 +6,19 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use vantage_edge::aggregate::AggregateConfig;
 use vantage_edge::format::Format;
-use vantage_edge::input::{Input, Source, for_each_line};
-use vantage_edge::pipeline::{Pipeline, Progress};
+use vantage_edge::read::lines;
+use vantage_edge::report::{Report, ReportConfig};
 use vantage_edge::synth::{SynthConfig, generate};
 
 const LINES: usize = 200_000;
 
-fn source(log: &Arc<[u8]>) -> Source {
-    let reader = Cursor::new(Arc::clone(log));
-    let input = Input::from_reader("bench".to_owned(), None, Box::new(reader), Arc::default())
-        .expect("in memory");
-    Source::Open(input)
+/// A report of `log`, held in memory, as `format` on `threads` parser threads.
+fn report(log: &Arc<[u8]>, format: &Format, threads: usize) -> Report {
+    let mut config = ReportConfig::new(Vec::<String>::new());
+    config.format = Some(format.clone());
+    config.threads = Some(threads);
+    Report::from_reader(config, "bench", Box::new(Cursor::new(Arc::clone(log)))).expect("in memory")
 }
 
 fn pipeline(c: &mut Criterion) {
@@ -37,25 +37,17 @@ fn pipeline(c: &mut Criterion) {
             BenchmarkId::new("memchr_lines_baseline", format.name()),
             &log,
             |b, log| {
-                b.iter(|| {
-                    let mut lines = 0u64;
-                    for_each_line(log, 1, |_, line| lines += u64::from(!line.is_empty()));
-                    lines
-                });
+                b.iter(|| lines(log).filter(|line| !line.is_empty()).count());
             },
         );
-        let config = AggregateConfig::new(format.clone());
         for threads in [1, 2] {
-            let run = Pipeline {
-                threads,
-                ..Pipeline::default()
-            };
             group.bench_with_input(
                 BenchmarkId::new(format!("{threads}_thread"), format.name()),
                 &log,
                 |b, log| {
                     b.iter(|| {
-                        run.run(vec![source(log)], &config, &Progress::default())
+                        report(log, &format, threads)
+                            .run(&Default::default())
                             .expect("in memory")
                     });
                 },

@@ -8,17 +8,18 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use vantage_edge::aggregate::{AggregateConfig, DEFAULT_MAX_GROUPS, Dimension, default_dimension};
-use vantage_edge::format::{Format, LogFormat, detect};
-use vantage_edge::input::{self, Input, InputSpec, Source};
-use vantage_edge::pipeline::{Pipeline, Progress, order_by_time};
-use vantage_edge::report::{self, ReportMeta, ReportOptions, SortKey};
+use vantage_edge::aggregate::{Aggregate, DEFAULT_MAX_GROUPS, Dimension};
+use vantage_edge::export::{ReportMeta, ReportOptions, SortKey, json, table};
+use vantage_edge::format::{Format, LogFormat};
+use vantage_edge::report::{Progress, Report, ReportConfig, ReportError};
 use vantage_edge::route::RouteRules;
-use vantage_edge::serve::ServeConfig;
-use vantage_edge::serve::ingest::{CheckpointTarget, ServeState};
-use vantage_edge::serve::watch::WatchConfig;
+use vantage_edge::serve::{CheckpointTarget, DetectLogsError, ServeConfig};
+use vantage_edge::state::{read_snapshot, serve_config};
 use vantage_edge::synth::{Generator, SynthConfig};
-use vantage_edge::tail::{Checkpoint, TailConfig};
+use vantage_edge::tail::TailConfig;
+use vantage_edge::watch::{
+    DEFAULT_DROP_RATIO, DEFAULT_MIN_BASELINE_RPS, DEFAULT_SPIKE_RATIO, WatchConfig,
+};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -104,14 +105,14 @@ struct ServeArgs {
     #[arg(long, default_value = "250ms", value_parser = parse_duration, value_name = "DURATION")]
     poll_interval: Duration,
     /// Watch tower: a minute below this share of its router's baseline is a drop.
-    #[arg(long, default_value_t = vantage_edge::serve::watch::DEFAULT_DROP_RATIO, value_name = "RATIO")]
+    #[arg(long, default_value_t = DEFAULT_DROP_RATIO, value_name = "RATIO")]
     drop_ratio: f64,
     /// Watch tower: a minute above this multiple of its router's baseline is a spike.
-    #[arg(long, default_value_t = vantage_edge::serve::watch::DEFAULT_SPIKE_RATIO, value_name = "RATIO")]
+    #[arg(long, default_value_t = DEFAULT_SPIKE_RATIO, value_name = "RATIO")]
     spike_ratio: f64,
     /// Watch tower: routers whose baseline is under this many requests per second are not
     /// judged for drops.
-    #[arg(long, default_value_t = vantage_edge::serve::watch::DEFAULT_MIN_BASELINE_RPS, value_name = "RPS")]
+    #[arg(long, default_value_t = DEFAULT_MIN_BASELINE_RPS, value_name = "RPS")]
     min_baseline_rps: f64,
 }
 
@@ -257,79 +258,38 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-/// How much of the first input format detection looks at.
-const DETECT_BYTES: usize = 64 << 10;
-
 fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.snapshot {
         return report_snapshot(args, path);
     }
-    let specs = input::expand(&args.files)?;
-    let mut sources: Vec<Source> = Vec::with_capacity(specs.len());
-    let mut head = None;
-    for spec in specs {
-        if spec == InputSpec::Stdin {
-            let mut stdin = Input::open(&spec, Default::default())?;
-            if head.is_none() && sources.is_empty() {
-                head = Some(stdin.peek(DETECT_BYTES)?);
-            }
-            sources.push(Source::Open(stdin));
-        } else {
-            sources.push(Source::Spec(spec));
-        }
-    }
-    let format = match explicit_format(&args.parsing)? {
-        Some(format) => format,
-        None => {
-            let head = match (head, sources.first()) {
-                (Some(head), _) => head,
-                (None, Some(Source::Spec(InputSpec::Path(path)))) => {
-                    Input::head(path, DETECT_BYTES)?
-                }
-                _ => bail!("no input to detect the format from"),
-            };
-            detect_format(&head, &source_name(&sources[0]))?
-        }
-    };
-    let sources = order_sources(sources, &format)?;
-
-    let mut config = AggregateConfig::new(format.clone());
-    config.group_by = if args.by.is_empty() {
-        vec![default_dimension(&format)]
-    } else {
-        args.by.clone()
-    };
+    let mut config = ReportConfig::new(args.files.iter().cloned());
+    config.format = explicit_format(&args.parsing)?;
+    config.group_by.clone_from(&args.by);
     config.routes = route_rules(&args.parsing)?;
-    config.max_groups = args.parsing.max_groups.max(1);
-
-    let names: Vec<String> = sources.iter().map(source_name).collect();
-    let total_bytes: u64 = sources.iter().map(source_size).sum();
-    let pipeline = Pipeline {
-        threads: args
-            .threads
-            .map_or(Pipeline::default().threads, usize::from),
-        ..Pipeline::default()
+    config.max_groups = args.parsing.max_groups;
+    config.threads = args.threads.map(usize::from);
+    let report = Report::new(config).map_err(|error| match error {
+        ReportError::Detect(error) => anyhow::Error::new(error).context("--format auto"),
+        error => error.into(),
+    })?;
+    let meta = ReportMeta {
+        format: report.format().name().to_owned(),
+        inputs: report.inputs().to_vec(),
     };
     let progress = Progress::default();
     let display = (!args.quiet && std::io::stderr().is_terminal())
-        .then(|| ProgressDisplay::start(&progress, total_bytes));
-    let aggregate = pipeline.run(sources, &config, &progress);
+        .then(|| ProgressDisplay::start(&progress, report.total_bytes()));
+    let aggregate = report.run(&progress);
     if let Some(display) = display {
         display.finish();
     }
-    let aggregate = aggregate?;
-
-    let meta = ReportMeta {
-        format: format.name().to_owned(),
-        inputs: names,
-    };
-    print_report(args, &aggregate, &meta)
+    print_report(args, &aggregate?, &meta)
 }
 
 /// Prints the table or the JSON document; exit 1 when no line was a request.
 fn print_report(
     args: &ReportArgs,
-    aggregate: &vantage_edge::aggregate::Aggregate,
+    aggregate: &Aggregate,
     meta: &ReportMeta,
 ) -> anyhow::Result<ExitCode> {
     let options = ReportOptions {
@@ -337,18 +297,19 @@ fn print_report(
         top: args.top,
     };
     let output = if args.json {
-        let mut text = serde_json::to_string_pretty(&report::to_json(aggregate, meta, options))?;
+        let mut text = serde_json::to_string_pretty(&json::to_json(aggregate, meta, options))?;
         text.push('\n');
         text
     } else {
-        report::to_table(aggregate, meta, options)
+        table::to_table(aggregate, meta, options)
     };
     write_stdout(output.as_bytes())?;
-    if aggregate.lines.parsed == 0 {
+    let lines = aggregate.lines();
+    if lines.parsed == 0 {
         tracing::warn!(
             "no line could be parsed as {} ({} lines read)",
             meta.format,
-            aggregate.lines.total
+            lines.total
         );
         return Ok(ExitCode::from(1));
     }
@@ -357,7 +318,7 @@ fn print_report(
 
 /// `report --snapshot`: the aggregate `serve` saved, shown as a report.
 fn report_snapshot(args: &ReportArgs, path: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let snapshot = Checkpoint::<ServeState>::read_any(path)?;
+    let snapshot = read_snapshot(path)?;
     let mut aggregate = snapshot.state.aggregate;
     aggregate.finish(args.parsing.max_groups.max(1));
     let meta = ReportMeta {
@@ -370,25 +331,26 @@ fn report_snapshot(args: &ReportArgs, path: &std::path::Path) -> anyhow::Result<
 fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let format = match explicit_format(&args.parsing)? {
         Some(format) => format,
-        None => {
-            let (head, name) = first_log_head(&args.logs)?;
-            detect_format(&head, &name).context(
-                "give --format when the logs are empty or new (auto-detection needs lines)",
-            )?
-        }
+        None => vantage_edge::serve::detect_format(&args.logs).map_err(|error| match error {
+            DetectLogsError::Detect(error) => {
+                anyhow::Error::new(error).context("--format auto").context(
+                    "give --format when the logs are empty or new (auto-detection needs lines)",
+                )
+            }
+            error => anyhow::Error::new(error).context("--format auto"),
+        })?,
     };
-    let mut aggregate = AggregateConfig::new(format.clone());
-    aggregate.group_by = vec![default_dimension(&format), Dimension::Service];
-    aggregate.routes = route_rules(&args.parsing)?;
-    aggregate.max_groups = args.parsing.max_groups.max(1);
-    aggregate.count_codes = true;
-    aggregate.timeline = false;
+    let aggregate = serve_config(
+        format,
+        route_rules(&args.parsing)?,
+        args.parsing.max_groups,
+        None,
+    );
     let mut tail = TailConfig::new(args.logs.iter().cloned());
     tail.from_start = args.from_start;
     tail.poll_interval = args.poll_interval;
     let checkpoint = args.checkpoint.clone().map(|path| CheckpointTarget {
         path,
-        config: checkpoint_fingerprint(&aggregate),
         interval: args.checkpoint_interval,
     });
     let watch = WatchConfig {
@@ -408,42 +370,6 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     };
     vantage_edge::serve::run(&config)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// What a checkpoint's counters mean: resuming one made with another format, grouping or
-/// routes would mix different things under the same names.
-fn checkpoint_fingerprint(config: &AggregateConfig) -> String {
-    let group_by: Vec<&str> = config.group_by.iter().map(|d| d.name()).collect();
-    let mut fingerprint = format!("format={} by={}", config.format.name(), group_by.join(","));
-    if let Some(log_format) = config.format.log_format() {
-        fingerprint.push_str(&format!(" log_format={:?}", log_format.source()));
-    }
-    let routes: Vec<&str> = config.routes.templates().collect();
-    if !routes.is_empty() {
-        fingerprint.push_str(&format!(" routes={}", routes.join(",")));
-    }
-    fingerprint
-}
-
-/// The first bytes of the first existing file the patterns name, and its name.
-fn first_log_head(patterns: &[String]) -> anyhow::Result<(Vec<u8>, String)> {
-    for pattern in patterns {
-        let paths: Vec<PathBuf> = match glob::glob(pattern) {
-            Ok(paths) => paths.filter_map(Result::ok).collect(),
-            Err(_) => vec![PathBuf::from(pattern)],
-        };
-        for path in paths {
-            if let Ok(head) = Input::head(&path, DETECT_BYTES) {
-                if !head.is_empty() {
-                    return Ok((head, path.display().to_string()));
-                }
-            }
-        }
-    }
-    bail!(
-        "--format auto: no line to detect the format from in {}",
-        patterns.join(", ")
-    )
 }
 
 /// Parses `250ms`, `5s`, `2m`, `1h` or a number of seconds.
@@ -538,30 +464,6 @@ fn explicit_format(args: &ParsingArgs) -> anyhow::Result<Option<Format>> {
     Ok(Some(args.format.parse().context("--format")?))
 }
 
-/// Detects the format of `head`, the first bytes of the input called `name`.
-fn detect_format(head: &[u8], name: &str) -> anyhow::Result<Format> {
-    let detection = detect(head).context("--format auto")?;
-    tracing::info!("{detection} (from {name})");
-    Ok(detection.format)
-}
-
-fn order_sources(sources: Vec<Source>, format: &Format) -> anyhow::Result<Vec<Source>> {
-    if sources.len() < 2 || sources.iter().any(|s| matches!(s, Source::Open(_))) {
-        return Ok(sources);
-    }
-    let specs = sources
-        .into_iter()
-        .map(|source| match source {
-            Source::Spec(spec) => spec,
-            Source::Open(_) => InputSpec::Stdin,
-        })
-        .collect();
-    Ok(order_by_time(specs, format)?
-        .into_iter()
-        .map(Source::Spec)
-        .collect())
-}
-
 fn route_rules(args: &ParsingArgs) -> anyhow::Result<RouteRules> {
     let mut templates = args.routes.clone();
     if let Some(path) = &args.routes_file {
@@ -572,20 +474,6 @@ fn route_rules(args: &ParsingArgs) -> anyhow::Result<RouteRules> {
         templates.extend(from_file.templates().map(str::to_owned));
     }
     RouteRules::new(&templates).context("--route")
-}
-
-fn source_name(source: &Source) -> String {
-    match source {
-        Source::Spec(spec) => spec.name(),
-        Source::Open(input) => input.name.clone(),
-    }
-}
-
-fn source_size(source: &Source) -> u64 {
-    match source {
-        Source::Spec(InputSpec::Path(path)) => std::fs::metadata(path).map_or(0, |m| m.len()),
-        _ => 0,
-    }
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.

@@ -20,9 +20,9 @@ use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
 /// Distinct counters kept as sorted pairs before a histogram switches to pages.
-pub const SPARSE_MAX: usize = 256;
+pub(crate) const SPARSE_MAX: usize = 256;
 /// Counters per page once a histogram is dense.
-pub const PAGE_LEN: usize = 128;
+pub(crate) const PAGE_LEN: usize = 128;
 
 /// A histogram of 3 significant digits (HdrHistogram's), in microseconds.
 pub type LatencyHistogram = Histogram<11>;

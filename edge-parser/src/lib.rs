@@ -1,15 +1,41 @@
 //! Edge-side traffic measurement for Vantage: parse the access logs of the ingress in front of
 //! the services into request rate, status mix and latency histograms.
 //!
+//! # Modules
+//!
 //! - [`format`](mod@format): one parser per proxy log format, all producing the same borrowed
 //!   [`Record`](format::Record); format detection.
+//! - [`read`]: the one bounded line reader and splitter, used by `report` and `serve` alike.
+//! - [`route`]: route templates and normalisation, so that labels are `/users/{id}`, never raw
+//!   paths.
+//! - [`aggregate`]: the model: an [`Aggregate`](aggregate::Aggregate) of groups keyed by
+//!   [`Dimension`](aggregate::Dimension)s, made by an [`Aggregator`](aggregate::Aggregator),
+//!   bounded by a group cap, mergeable across threads.
+//! - [`histogram`]: sparse HdrHistogram-layout latency histograms (≤ 0.1 % error).
+//! - [`export`]: the views of the model: report table and JSON, Prometheus exposition.
+//! - [`report`]: `edge-parser report`: read logs once into an aggregate, on several threads.
+//! - [`tail`]: follow files like `tail -F`, across rotations, with exactly-once checkpoints.
+//! - [`watch`]: the watch tower: per-router baselines, drops, spikes and error bursts.
+//! - [`state`]: what `serve` persists (checkpoint and snapshot), versioned and validated.
+//! - [`serve`] (feature `serve`): `edge-parser serve`: follow logs live, serve `/metrics`,
+//!   health, summaries and a live stream over HTTP.
 //! - [`synth`]: a deterministic generator of realistic synthetic log lines with their ground
 //!   truth, for tests, benches and demos.
+//!
+//! # Feature flags
+//!
+//! - `serve` (default): the [`serve`] module and its HTTP side (tokio, hyper).
+//! - `cli` (default): the `edge-parser` binary (clap, anyhow, indicatif, tracing-subscriber);
+//!   implies `serve`.
+//!
+//! With `default-features = false` the crate is the parsers, the reader, the aggregate and its
+//! exports, the tailer and the watch tower, without an async runtime or an HTTP stack.
 //!
 //! # Example
 //!
 //! ```
-//! use vantage_edge::format::{Format, Parsed, detect, lines};
+//! use vantage_edge::format::{Format, Parsed, detect};
+//! use vantage_edge::read::lines;
 //!
 //! let log = br#"{"DownstreamStatus":200,"Duration":8764859,"RequestMethod":"GET","RequestPath":"/users/42","RouterName":"users@docker"}
 //! {"DownstreamStatus":502,"Duration":3100000,"RequestMethod":"POST","RequestPath":"/orders","RouterName":"orders@docker"}
@@ -47,12 +73,19 @@
 //! [`format`](mod@format).
 
 pub mod aggregate;
+pub mod export;
 pub mod format;
 pub mod histogram;
-pub mod input;
-pub mod pipeline;
+mod pipeline;
+pub mod read;
 pub mod report;
 pub mod route;
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
 pub mod serve;
+pub mod state;
 pub mod synth;
 pub mod tail;
+#[cfg(test)]
+mod test_support;
+pub mod watch;

@@ -2,7 +2,7 @@
 //!
 //! | path | answer |
 //! |---|---|
-//! | `GET /metrics` | the Prometheus exposition ([`exposition`](super::exposition)) |
+//! | `GET /metrics` | the Prometheus exposition ([`prometheus`](crate::export::prometheus)) |
 //! | `GET /health` | `200 ok` while the process is alive |
 //! | `GET /ready` | `200` once the checkpoint is restored and every configured path is opened or reported; `503` with a JSON reason otherwise |
 //! | `GET /api/summary` | JSON per group over 1 m, 5 m and 1 h windows |
@@ -30,13 +30,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 /// At most this many `/api/stream` clients at once; more are answered `503`.
-pub const MAX_STREAMS: usize = 32;
+pub(crate) const MAX_STREAMS: usize = 32;
 /// How long a query may wait for the ingest loop before the request fails with `503`.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What an HTTP request asks of the ingest loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Query {
+pub(crate) enum Query {
     /// The Prometheus exposition.
     Metrics,
     /// Readiness, as JSON.
@@ -49,22 +49,22 @@ pub enum Query {
 
 /// The ingest loop's answer to a [`Query`].
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// The status to answer with.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// The content type.
-    pub content_type: &'static str,
+    pub(crate) content_type: &'static str,
     /// The body.
-    pub body: Bytes,
+    pub(crate) body: Bytes,
 }
 
 /// A query with the way back.
 #[derive(Debug)]
-pub struct Asked {
+pub(crate) struct Asked {
     /// The query.
-    pub query: Query,
+    pub(crate) query: Query,
     /// Where the reply goes.
-    pub reply: oneshot::Sender<Reply>,
+    pub(crate) reply: oneshot::Sender<Reply>,
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -80,7 +80,7 @@ struct Server {
 /// # Errors
 ///
 /// Accepting connections failed.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     queries: Sender<Asked>,
     mut shutdown: watch::Receiver<bool>,
@@ -120,7 +120,7 @@ pub async fn serve(
 /// # Errors
 ///
 /// The address cannot be bound (in use, not local, no permission).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 

@@ -15,17 +15,14 @@
 //! produced) every few seconds and at shutdown. SIGTERM or SIGINT stops the reading, the last
 //! batches are taken in, the final checkpoint is written and the process exits 0.
 //!
-//! - [`exposition`]: `/metrics` in the Prometheus text format.
-//! - [`http`]: the endpoints, answered by the ingest loop through queries.
-//! - [`ingest`]: the state and the checkpoint.
-//! - [`watch`]: the watch tower: per-router baselines, drops, spikes and error bursts.
-//! - [`window`]: sliding windows per group for `/api/summary` and the live stream.
+//! Inside (crate-private): `http` (the endpoints, answered by the ingest loop through
+//! queries), `ingest` (the state and the checkpoint), `window` (sliding windows per group for
+//! `/api/summary` and the live stream). What they show is rendered by [`crate::export`], what
+//! they persist is [`crate::state`], the anomaly signals come from [`crate::watch`].
 
-pub mod exposition;
-pub mod http;
-pub mod ingest;
-pub mod watch;
-pub mod window;
+pub(crate) mod http;
+mod ingest;
+pub(crate) mod window;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,12 +32,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, select};
 
 use crate::aggregate::AggregateConfig;
+use crate::format::{DetectError, Format, detect};
+use crate::read::Input;
 use crate::tail::{CheckpointError, TailConfig, TailError, Tailer};
-use ingest::{CheckpointTarget, Ingest, restore};
-use watch::{Watch, WatchConfig, WatchConfigError};
+use crate::watch::{Watch, WatchConfig, WatchConfigError};
+pub use ingest::CheckpointTarget;
+use ingest::{Ingest, IngestConfig, Restored, restore};
 
 /// Messages in flight between the tailer and the ingest loop (each up to a batch of lines).
-pub const TAIL_CHANNEL: usize = 64;
+const TAIL_CHANNEL: usize = 64;
 /// Queries waiting for the ingest loop.
 const QUERY_CHANNEL: usize = 256;
 /// How often the ingest loop does its periodic work.
@@ -51,7 +51,8 @@ const TICK: Duration = Duration::from_millis(500);
 pub struct ServeConfig {
     /// What to follow.
     pub tail: TailConfig,
-    /// How lines are parsed and grouped.
+    /// How lines are parsed and grouped: [`state::serve_config`](crate::state::serve_config)
+    /// gives `serve`'s grouping.
     pub aggregate: AggregateConfig,
     /// Where the checkpoint goes, if anywhere.
     pub checkpoint: Option<CheckpointTarget>,
@@ -114,9 +115,9 @@ pub fn run_until(
 ) -> Result<(), ServeError> {
     let watch = Watch::new(config.watch.clone())?;
     let restored = if config.reset_checkpoint {
-        ingest::Restored::default()
+        Restored::default()
     } else {
-        restore(config.checkpoint.as_ref())?
+        restore(config.checkpoint.as_ref(), &config.aggregate)?
     };
     if restored.restored {
         tracing::info!(
@@ -160,14 +161,13 @@ pub fn run_until(
         let ingest_thread = std::thread::Builder::new()
             .name("edge-ingest".to_owned())
             .spawn_scoped(scope, move || {
-                let mut ingest = Ingest::new(
-                    &config.aggregate,
-                    restored,
-                    watch,
-                    tail_status,
-                    config.checkpoint.clone(),
-                    config.stale_after,
-                );
+                let ingest_config = IngestConfig {
+                    aggregate: &config.aggregate,
+                    checkpoint: config.checkpoint.clone(),
+                    stale_after: config.stale_after,
+                    max_line_bytes: config.tail.max_line_bytes,
+                };
+                let mut ingest = Ingest::new(ingest_config, restored, watch, tail_status);
                 let mut last_tick = Instant::now();
                 loop {
                     select! {
@@ -207,6 +207,51 @@ pub fn run_until(
         let _ = tail_thread.join();
         let _ = ingest_thread.join();
         served.map_err(|error| ServeError::Listen { addr: local, error })
+    })
+}
+
+/// How much of the first log format detection looks at.
+const DETECT_BYTES: usize = 64 << 10;
+
+/// Why the format of the logs to follow could not be detected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DetectLogsError {
+    /// No file the patterns name has a line yet.
+    #[error("no line to detect the format from in {patterns}")]
+    NoLines {
+        /// The patterns, comma-separated.
+        patterns: String,
+    },
+    /// The first lines found fit no format, or several.
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+}
+
+/// Detects the format from the first bytes of the first file with content that `patterns`
+/// (paths or globs) name.
+///
+/// # Errors
+///
+/// No file has a line yet, or its lines fit no format (or several).
+pub fn detect_format(patterns: &[String]) -> Result<Format, DetectLogsError> {
+    for pattern in patterns {
+        let paths: Vec<std::path::PathBuf> = match glob::glob(pattern) {
+            Ok(paths) => paths.filter_map(Result::ok).collect(),
+            Err(_) => vec![std::path::PathBuf::from(pattern)],
+        };
+        for path in paths {
+            if let Ok(head) = Input::head(&path, DETECT_BYTES) {
+                if !head.is_empty() {
+                    let detection = detect(&head)?;
+                    tracing::info!("{detection} (from {})", path.display());
+                    return Ok(detection.format);
+                }
+            }
+        }
+    }
+    Err(DetectLogsError::NoLines {
+        patterns: patterns.join(", "),
     })
 }
 

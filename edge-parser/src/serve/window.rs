@@ -12,29 +12,30 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
 
-use crate::aggregate::{GroupKey, decode_key};
+use crate::aggregate::{GroupKey, StatusClasses};
+use crate::format::StatusClass;
 use crate::histogram::{Histogram, WindowHistogram};
 
 /// One window: how far back it looks and how finely.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WindowSpec {
+pub(crate) struct WindowSpec {
     /// The name in JSON (`1m`).
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Seconds per slot.
-    pub slot_seconds: i64,
+    pub(crate) slot_seconds: i64,
     /// Slots in the window.
-    pub slots: usize,
+    pub(crate) slots: usize,
 }
 
 impl WindowSpec {
     /// The window's length in seconds.
-    pub const fn seconds(&self) -> i64 {
+    pub(crate) const fn seconds(&self) -> i64 {
         self.slot_seconds * self.slots as i64
     }
 }
 
 /// The windows `/api/summary` shows.
-pub const WINDOWS: [WindowSpec; 3] = [
+pub(crate) const WINDOWS: [WindowSpec; 3] = [
     WindowSpec {
         name: "1m",
         slot_seconds: 10,
@@ -54,21 +55,19 @@ pub const WINDOWS: [WindowSpec; 3] = [
 
 /// What one group did within a slot or a window.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WindowStats {
+pub(crate) struct WindowStats {
     /// Requests.
-    pub requests: u64,
-    /// Requests by status class: 1xx, 2xx, 3xx, 4xx, 5xx, other.
-    pub status_classes: [u64; 6],
+    pub(crate) requests: u64,
+    /// Requests by status class.
+    pub(crate) status_classes: StatusClasses,
     /// Latencies, µs.
-    pub latency: WindowHistogram,
+    pub(crate) latency: WindowHistogram,
 }
 
 impl WindowStats {
     fn merge(&mut self, other: &Self) {
         self.requests += other.requests;
-        for (mine, theirs) in self.status_classes.iter_mut().zip(other.status_classes) {
-            *mine += theirs;
-        }
+        self.status_classes.merge(&other.status_classes);
         self.latency.merge(&other.latency);
     }
 }
@@ -76,7 +75,7 @@ impl WindowStats {
 #[derive(Debug)]
 struct Slot {
     start: i64,
-    groups: HashMap<Box<[u8]>, WindowStats, foldhash::fast::RandomState>,
+    groups: HashMap<GroupKey, WindowStats, foldhash::fast::RandomState>,
 }
 
 #[derive(Debug)]
@@ -87,7 +86,7 @@ struct Ring {
 }
 
 impl Ring {
-    fn record(&mut self, key: &[u8], at: i64, class: usize, latency_us: Option<u64>) {
+    fn record(&mut self, key: &[u8], at: i64, class: StatusClass, latency_us: Option<u64>) {
         let start = at.div_euclid(self.spec.slot_seconds) * self.spec.slot_seconds;
         let newest = self.slots.back().map_or(i64::MIN, |slot| slot.start);
         if start > newest {
@@ -103,10 +102,10 @@ impl Ring {
         };
         let stats = match slot.groups.get_mut(key) {
             Some(stats) => stats,
-            None => slot.groups.entry(key.into()).or_default(),
+            None => slot.groups.entry(GroupKey::from_encoded(key)).or_default(),
         };
         stats.requests += 1;
-        stats.status_classes[class] += 1;
+        stats.status_classes.add(class);
         if let Some(latency) = latency_us {
             stats.latency.record(latency);
         }
@@ -135,7 +134,7 @@ impl Ring {
             .filter(|slot| slot.start >= first_start && slot.start <= now)
         {
             for (key, stats) in &slot.groups {
-                groups.entry(decode_key(key)).or_default().merge(stats);
+                groups.entry(key.clone()).or_default().merge(stats);
             }
         }
         Summary {
@@ -148,20 +147,20 @@ impl Ring {
 
 /// One window's figures per group.
 #[derive(Debug, Clone)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// The window.
-    pub spec: WindowSpec,
+    pub(crate) spec: WindowSpec,
     /// The seconds it covers: from its oldest slot's start to now (slots are whole, so this is
     /// a little less than a slot beyond [`WindowSpec::seconds`] at most).
-    pub seconds: i64,
+    pub(crate) seconds: i64,
     /// Per group.
-    pub groups: HashMap<GroupKey, WindowStats>,
+    pub(crate) groups: HashMap<GroupKey, WindowStats>,
 }
 
 impl Summary {
     /// Folds every group that `keep` refuses into the group `overflow` (the cap of the
     /// cumulative aggregate applied to the window).
-    pub fn fold_into(&mut self, overflow: &GroupKey, keep: impl Fn(&GroupKey) -> bool) {
+    pub(crate) fn fold_into(&mut self, overflow: &GroupKey, keep: impl Fn(&GroupKey) -> bool) {
         let folded: Vec<GroupKey> = self
             .groups
             .keys()
@@ -181,7 +180,7 @@ impl Summary {
 
 /// The three windows of every group; see the [module docs](self).
 #[derive(Debug)]
-pub struct Windows {
+pub(crate) struct Windows {
     rings: Vec<Ring>,
 }
 
@@ -193,7 +192,7 @@ impl Default for Windows {
 
 impl Windows {
     /// Empty windows.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             rings: WINDOWS
                 .iter()
@@ -206,8 +205,14 @@ impl Windows {
     }
 
     /// Counts a request of group `key` (encoded as the aggregator returns it) made at `at`
-    /// (unix seconds), of status class index `class`, with its latency if logged.
-    pub fn record(&mut self, key: &[u8], at: i64, class: usize, latency_us: Option<u64>) {
+    /// (unix seconds), of status class `class`, with its latency if logged.
+    pub(crate) fn record(
+        &mut self,
+        key: &[u8],
+        at: i64,
+        class: StatusClass,
+        latency_us: Option<u64>,
+    ) {
         for ring in &mut self.rings {
             ring.record(key, at, class, latency_us);
         }
@@ -215,7 +220,7 @@ impl Windows {
 
     /// Forgets slots that fell out of every window by `now` (unix seconds), so that a router
     /// that stops sending lines stops holding memory.
-    pub fn expire(&mut self, now: i64) {
+    pub(crate) fn expire(&mut self, now: i64) {
         for ring in &mut self.rings {
             ring.expire(now + 1);
         }
@@ -223,27 +228,27 @@ impl Windows {
 
     /// Each window's figures per group as of `now` (unix seconds): the slot holding `now` and
     /// the slots before it, a window's worth.
-    pub fn summarise(&self, now: i64) -> Vec<Summary> {
+    pub(crate) fn summarise(&self, now: i64) -> Vec<Summary> {
         self.rings.iter().map(|ring| ring.summarise(now)).collect()
     }
 }
 
 /// Latency percentiles of a window, in seconds, for JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     /// Median.
-    pub p50: f64,
+    pub(crate) p50: f64,
     /// 90th percentile.
-    pub p90: f64,
+    pub(crate) p90: f64,
     /// 99th percentile.
-    pub p99: f64,
+    pub(crate) p99: f64,
     /// 99.9th percentile.
-    pub p999: f64,
+    pub(crate) p999: f64,
 }
 
 impl Percentiles {
     /// The percentiles of `histogram` (µs), or `None` when it is empty.
-    pub fn of<const BITS: u32>(histogram: &Histogram<BITS>) -> Option<Self> {
+    pub(crate) fn of<const BITS: u32>(histogram: &Histogram<BITS>) -> Option<Self> {
         let seconds = |q: f64| histogram.quantile(q) as f64 / 1e6;
         (histogram.count() > 0).then(|| Self {
             p50: seconds(0.5),
@@ -259,13 +264,11 @@ mod tests {
     use super::*;
 
     fn key(router: &str) -> Vec<u8> {
-        let mut encoded = (router.len() as u16).to_le_bytes().to_vec();
-        encoded.extend_from_slice(router.as_bytes());
-        encoded
+        std::borrow::Borrow::<[u8]>::borrow(&group(router)).to_vec()
     }
 
     fn group(router: &str) -> GroupKey {
-        GroupKey(vec![router.to_owned()])
+        GroupKey::new([router])
     }
 
     #[test]
@@ -273,7 +276,12 @@ mod tests {
         let mut windows = Windows::new();
         let t0 = 1_741_521_600; // a multiple of 300
         for second in 0..3600 {
-            windows.record(&key("a"), t0 + second, 1, Some(1_000 + second as u64));
+            windows.record(
+                &key("a"),
+                t0 + second,
+                StatusClass::Success,
+                Some(1_000 + second as u64),
+            );
         }
         let now = t0 + 3599;
         let summary = windows.summarise(now);
@@ -294,17 +302,20 @@ mod tests {
         );
         let minute = &summary[0].groups;
         assert_eq!(minute[&group("a")].latency.min(), 1_000 + 3540);
-        assert_eq!(minute[&group("a")].status_classes, [0, 60, 0, 0, 0, 0]);
+        assert_eq!(
+            minute[&group("a")].status_classes.counts(),
+            [0, 60, 0, 0, 0, 0]
+        );
     }
 
     #[test]
     fn old_requests_and_quiet_groups_fall_out() {
         let mut windows = Windows::new();
         let t0 = 1_741_521_600;
-        windows.record(&key("a"), t0, 4, None);
-        windows.record(&key("b"), t0 + 100, 1, Some(5));
+        windows.record(&key("a"), t0, StatusClass::ServerError, None);
+        windows.record(&key("b"), t0 + 100, StatusClass::Success, Some(5));
         // Late line for a slot that left the 1-minute window: only longer windows count it.
-        windows.record(&key("a"), t0 + 10, 4, None);
+        windows.record(&key("a"), t0 + 10, StatusClass::ServerError, None);
         let summary = windows.summarise(t0 + 100);
         assert!(!summary[0].groups.contains_key(&group("a")));
         assert_eq!(summary[0].groups[&group("b")].requests, 1);
@@ -325,7 +336,7 @@ mod tests {
         let mut windows = Windows::new();
         let t0 = 1_741_521_600;
         for router in ["a", "b", "c"] {
-            windows.record(&key(router), t0, 1, Some(10));
+            windows.record(&key(router), t0, StatusClass::Success, Some(10));
         }
         let mut minute = windows.summarise(t0).swap_remove(0);
         let overflow = group("(overflow)");

@@ -29,7 +29,7 @@ pub const DEFAULT_ROTATE_WAIT: Duration = Duration::from_secs(10);
 /// Default size from which a batch of lines is sent.
 pub const DEFAULT_BATCH_BYTES: usize = 256 << 10;
 /// Default cap on the length of a line (the batch reader's, [`crate::input`]).
-pub const DEFAULT_MAX_LINE_BYTES: usize = crate::input::DEFAULT_MAX_LINE_BYTES;
+pub const DEFAULT_MAX_LINE_BYTES: usize = crate::read::DEFAULT_MAX_LINE_BYTES;
 
 /// Largest single read.
 const READ_CHUNK: usize = 64 << 10;
@@ -136,14 +136,7 @@ pub struct Batch {
     pub too_long: Vec<TooLong>,
 }
 
-/// A line longer than [`TailConfig::max_line_bytes`]: skipped, not buffered whole.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TooLong {
-    /// The offset of its first byte.
-    pub offset: u64,
-    /// Its first bytes (at most 256).
-    pub prefix: Vec<u8>,
-}
+pub use crate::read::TooLong;
 
 /// How a followed file was replaced: the `kind` label of `edge_file_rotations_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -13,10 +13,13 @@ use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use vantage_edge::aggregate::{AggregateConfig, Dimension};
+use vantage_edge::aggregate::DEFAULT_MAX_GROUPS;
 use vantage_edge::format::{Format, Timestamp};
-use vantage_edge::serve::{ServeConfig, ServeError, watch::WatchConfig};
+use vantage_edge::route::RouteRules;
+use vantage_edge::serve::{ServeConfig, ServeError};
+use vantage_edge::state::serve_config;
 use vantage_edge::tail::TailConfig;
+use vantage_edge::watch::WatchConfig;
 
 /// An access log in Traefik's `common` format, written the way a proxy in front of the service
 /// would write it: one line per request, `499` for a client that went away.
@@ -151,10 +154,12 @@ impl Sidecar {
         let mut tail = TailConfig::new([log.display().to_string()]);
         tail.from_start = true;
         tail.poll_interval = Duration::from_millis(100);
-        let mut aggregate = AggregateConfig::new(Format::TraefikCommon);
-        aggregate.group_by = vec![Dimension::Router, Dimension::Service];
-        aggregate.count_codes = true;
-        aggregate.timeline = false;
+        let aggregate = serve_config(
+            Format::TraefikCommon,
+            RouteRules::auto(),
+            DEFAULT_MAX_GROUPS,
+            None,
+        );
         let config = ServeConfig {
             tail,
             aggregate,

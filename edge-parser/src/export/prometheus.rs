@@ -1,0 +1,356 @@
+//! `/metrics`: the edge metric contract and edge-parser's own health, in the Prometheus text
+//! format.
+//!
+//! - `edge_requests_total{router, service, method, code}`: requests seen in the access log.
+//! - `edge_request_duration_seconds{router, service}` and, where the format logs it,
+//!   `edge_upstream_duration_seconds{router, service}`: histograms with the same buckets as the
+//!   service side ([`DEFAULT_DURATION_BUCKETS`]). Bucket counts come from the HdrHistogram-layout
+//!   histograms: exact for logs in whole milliseconds, otherwise a value within 0.1 % above a
+//!   bound may count below it. `_sum` is exact to the microsecond.
+//! - Health: `edge_lines_total{result}`, `edge_bytes_read_total`,
+//!   `edge_last_line_timestamp_seconds`, `edge_lag_seconds`, `edge_file_rotations_total{kind}`,
+//!   `edge_files_open`, `edge_checkpoint_*`, `edge_anomaly{router, kind}`.
+//!
+//! # Labels, by dimension
+//!
+//! Labels are read from the group key by [`Dimension`], whatever the grouping:
+//!
+//! | label | value |
+//! |---|---|
+//! | `router` | the `router` dimension; without one, the `route` dimension (formats that log no router); else `-` |
+//! | `service` | the `service` dimension, else `-` |
+//! | `http_route` | the `route` dimension, when the grouping also has `router` |
+//! | `host` | the `host` dimension |
+//! | `method`, `code` | the `method` / `status` dimension if grouped by it, else (on the counter) the counted method and code |
+//!
+//! Label sets are bounded: groups past the aggregate's cap are `(overflow)`, methods outside the
+//! standard set `_OTHER`.
+
+use std::fmt::Write as _;
+
+use vantage_instrument::names::{self, DEFAULT_DURATION_BUCKETS};
+
+use crate::aggregate::{ABSENT, Aggregate, Dimension, Group};
+use crate::histogram::LatencyHistogram;
+use crate::state::Health;
+
+/// Label of the `host` dimension.
+// TODO(merge): names::HOST
+const HOST: &str = "host";
+
+/// One anomaly signal for export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnomalyState {
+    /// The `router` label value it is about.
+    pub router: String,
+    /// `drop`, `spike` or `errors`.
+    pub kind: &'static str,
+    /// Whether it is on.
+    pub active: bool,
+}
+
+/// The index, in the group key, of the value that fills the `router` label: the `router`
+/// dimension, or the `route` dimension for a grouping without one.
+pub(crate) fn router_index(group_by: &[Dimension]) -> Option<usize> {
+    let position = |wanted| group_by.iter().position(|d| *d == wanted);
+    position(Dimension::Router).or_else(|| position(Dimension::Route))
+}
+
+/// What `/metrics` shows at one moment.
+#[derive(Debug)]
+pub struct Exposition<'a> {
+    /// The cumulative aggregate (with codes counted).
+    pub aggregate: &'a Aggregate,
+    /// Health counters.
+    pub health: &'a Health,
+    /// Files followed now.
+    pub files_open: usize,
+    /// Whether the counters continue from a restored checkpoint.
+    pub restored: bool,
+    /// The anomaly signals.
+    pub anomalies: &'a [AnomalyState],
+    /// Now, unix seconds (for the lag).
+    pub now: f64,
+}
+
+/// The labels of one group; see the [module docs](self).
+fn group_labels<'a>(group: &Group<'a>) -> Vec<(&'static str, &'a str)> {
+    let has_router = group.value(Dimension::Router).is_some();
+    let router = group
+        .value(Dimension::Router)
+        .or_else(|| group.value(Dimension::Route))
+        .unwrap_or(ABSENT);
+    let service = group.value(Dimension::Service).unwrap_or(ABSENT);
+    let mut labels = vec![(names::ROUTER, router), (names::SERVICE, service)];
+    for (dimension, value) in group.labels() {
+        let name = match dimension {
+            Dimension::Router | Dimension::Service => continue,
+            Dimension::Route if !has_router => continue,
+            Dimension::Route => names::HTTP_ROUTE,
+            Dimension::Host => HOST,
+            Dimension::Method => names::METHOD,
+            Dimension::Status => names::CODE,
+        };
+        labels.push((name, value));
+    }
+    labels
+}
+
+impl Exposition<'_> {
+    /// Renders the exposition into `out` (appending).
+    pub fn render(&self, out: &mut String) {
+        let mut groups: Vec<Group<'_>> = self.aggregate.groups().collect();
+        groups.sort_by(|a, b| a.key().cmp(b.key()));
+        let labelled: Vec<_> = groups
+            .iter()
+            .map(|group| (group_labels(group), group.stats()))
+            .collect();
+        let group_by = self.aggregate.group_by();
+        let by_method = group_by.contains(&Dimension::Method);
+        let by_status = group_by.contains(&Dimension::Status);
+
+        family(
+            out,
+            names::EDGE_REQUESTS_TOTAL,
+            "counter",
+            "Requests seen in the proxy's access log.",
+        );
+        for (labels, stats) in &labelled {
+            for code in &stats.codes {
+                let code_text = code.code.to_string();
+                let mut all = labels.clone();
+                if !by_method {
+                    all.push((names::METHOD, code.method));
+                }
+                if !by_status {
+                    all.push((names::CODE, &code_text));
+                }
+                sample(out, names::EDGE_REQUESTS_TOTAL, &all, code.count as f64);
+            }
+        }
+        let histograms = [
+            (
+                names::EDGE_REQUEST_DURATION,
+                "Request duration as the proxy logged it.",
+                false,
+            ),
+            (
+                names::EDGE_UPSTREAM_DURATION,
+                "Time spent upstream, where the format logs it separately.",
+                true,
+            ),
+        ];
+        for (name, help, upstream) in histograms {
+            let with_data: Vec<_> = labelled
+                .iter()
+                .map(|(labels, stats)| {
+                    let histogram = if upstream {
+                        &stats.upstream_latency
+                    } else {
+                        &stats.latency
+                    };
+                    (labels, histogram)
+                })
+                .filter(|(_, histogram)| histogram.count() > 0 || !upstream)
+                .collect();
+            if with_data.is_empty() {
+                continue;
+            }
+            family(out, name, "histogram", help);
+            for (labels, histogram) in with_data {
+                histogram_samples(out, name, labels, histogram);
+            }
+        }
+        self.render_health(out);
+    }
+
+    fn render_health(&self, out: &mut String) {
+        let lines = self.aggregate.lines();
+        family(
+            out,
+            names::EDGE_LINES_TOTAL,
+            "counter",
+            "Access-log lines read, by result.",
+        );
+        for (result, count) in [
+            ("parsed", lines.parsed),
+            ("malformed", lines.malformed),
+            ("filtered", lines.filtered),
+        ] {
+            sample(
+                out,
+                names::EDGE_LINES_TOTAL,
+                &[(names::LINE_RESULT, result)],
+                count as f64,
+            );
+        }
+        let health = self.health;
+        gauge(
+            out,
+            names::EDGE_BYTES_READ_TOTAL,
+            "counter",
+            "Bytes read from the access logs.",
+            health.bytes_read as f64,
+        );
+        if let Some(last) = self.aggregate.last_timestamp() {
+            let last = last as f64 / 1e9;
+            gauge(
+                out,
+                names::EDGE_LAST_LINE_TIMESTAMP,
+                "gauge",
+                "Timestamp of the newest request read, in seconds since the epoch.",
+                last,
+            );
+            gauge(
+                out,
+                names::EDGE_LAG,
+                "gauge",
+                "How far the newest request read lies behind the clock, in seconds.",
+                (self.now - last).max(0.0),
+            );
+        }
+        family(
+            out,
+            names::EDGE_FILE_ROTATIONS_TOTAL,
+            "counter",
+            "Log rotations seen, by kind.",
+        );
+        for (kind, count) in &health.rotations {
+            sample(
+                out,
+                names::EDGE_FILE_ROTATIONS_TOTAL,
+                &[(names::KIND, kind)],
+                *count as f64,
+            );
+        }
+        gauge(
+            out,
+            names::EDGE_FILES_OPEN,
+            "gauge",
+            "Log files followed now.",
+            self.files_open as f64,
+        );
+        gauge(
+            out,
+            names::EDGE_CHECKPOINT_WRITES_TOTAL,
+            "counter",
+            "Checkpoints written.",
+            health.checkpoint_writes as f64,
+        );
+        gauge(
+            out,
+            names::EDGE_CHECKPOINT_ERRORS_TOTAL,
+            "counter",
+            "Checkpoint writes that failed.",
+            health.checkpoint_errors as f64,
+        );
+        if let Some(at) = health.checkpoint_last_success {
+            gauge(
+                out,
+                names::EDGE_CHECKPOINT_LAST_SUCCESS,
+                "gauge",
+                "When the last checkpoint was written, in seconds since the epoch.",
+                at as f64,
+            );
+        }
+        gauge(
+            out,
+            names::EDGE_CHECKPOINT_RESTORED,
+            "gauge",
+            "1 if the counters continue from a checkpoint restored at startup.",
+            f64::from(u8::from(self.restored)),
+        );
+        if !self.anomalies.is_empty() {
+            family(
+                out,
+                names::EDGE_ANOMALY,
+                "gauge",
+                "1 while a router's traffic is far outside its baseline, by kind.",
+            );
+            for anomaly in self.anomalies {
+                sample(
+                    out,
+                    names::EDGE_ANOMALY,
+                    &[
+                        (names::ROUTER, &anomaly.router),
+                        (names::KIND, anomaly.kind),
+                    ],
+                    f64::from(u8::from(anomaly.active)),
+                );
+            }
+        }
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A family of one unlabelled sample.
+fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
+    family(out, name, kind, help);
+    sample(out, name, &[], value);
+}
+
+fn histogram_samples(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    histogram: &LatencyHistogram,
+) {
+    let bucket = format!("{name}_bucket");
+    let bounds = DEFAULT_DURATION_BUCKETS.iter().map(|bound| {
+        let micros = (bound * 1e6).round() as u64;
+        (bound.to_string(), histogram.count_at_or_below(micros))
+    });
+    for (le, count) in bounds.chain([("+Inf".to_owned(), histogram.count())]) {
+        let mut with_le = labels.to_vec();
+        with_le.push(("le", &le));
+        sample(out, &bucket, &with_le, count as f64);
+    }
+    sample(
+        out,
+        &format!("{name}_sum"),
+        labels,
+        histogram.sum() as f64 / 1e6,
+    );
+    sample(
+        out,
+        &format!("{name}_count"),
+        labels,
+        histogram.count() as f64,
+    );
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (n, (label, text)) in labels.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str(label);
+            out.push_str("=\"");
+            escape_into(out, text);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+/// Escapes a label value: backslash, double quote and newline.
+fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
