@@ -103,7 +103,7 @@ impl Pipeline {
         progress: &Progress,
     ) -> Result<Aggregate, InputError> {
         let mut aggregator = Aggregator::new(config);
-        let mut buffer = LineBuffer::with_capacity(self.chunk_bytes);
+        let mut buffer = LineBuffer::for_fills(self.chunk_bytes);
         let mut next_line = (u32::MAX, 1);
         self.read(inputs, progress, &mut buffer, |input, bytes, too_long| {
             if next_line.0 != input {
@@ -167,7 +167,7 @@ impl Pipeline {
             let read = self.read(inputs, progress, &mut buffer, |input, bytes, too_long| {
                 let next = spares
                     .try_recv()
-                    .unwrap_or_else(|_| LineBuffer::with_capacity(self.chunk_bytes));
+                    .unwrap_or_else(|_| LineBuffer::for_fills(self.chunk_bytes));
                 // Workers only stop when the channel closes, so sending cannot fail.
                 let _ = chunks.send(Chunk {
                     sequence,

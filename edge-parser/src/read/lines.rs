@@ -85,9 +85,11 @@ pub(crate) struct LineBuffer {
 }
 
 impl LineBuffer {
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
+    /// A buffer for fills of `target` bytes: room for the target and the read that finishes
+    /// its last line, so that it never grows in the common case.
+    pub(crate) fn for_fills(target: usize) -> Self {
         Self {
-            storage: vec![0; capacity],
+            storage: vec![0; target + FINISH_READ],
             len: 0,
         }
     }
@@ -130,7 +132,7 @@ impl LineBuffer {
     fn spare(&mut self, room: usize) -> &mut [u8] {
         let needed = self.len + room;
         if self.storage.len() < needed {
-            self.storage.resize(needed.max(self.storage.len() * 2), 0);
+            self.storage.resize(needed + MAX_READ, 0);
         }
         &mut self.storage[self.len..needed]
     }

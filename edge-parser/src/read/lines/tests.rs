@@ -200,7 +200,7 @@ fn a_followed_input_keeps_its_unfinished_line_until_the_newline_comes() {
 
 #[test]
 fn a_buffer_is_zeroed_once_not_at_every_fill() {
-    let mut out = LineBuffer::with_capacity(16);
+    let mut out = LineBuffer::for_fills(16);
     out.extend(b"abc");
     out.clear();
     assert_eq!(out.spare(4), [b'a', b'b', b'c', 0]);
