@@ -24,24 +24,23 @@
 //!
 //! [metrics-exporter-prometheus]: https://docs.rs/metrics-exporter-prometheus
 
-use std::convert::Infallible;
-use std::future::{Ready, ready};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::StatusCode;
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
+use crate::endpoint::{RenderBody, RenderService};
 use crate::error::{ConfigError, validate_buckets};
 use crate::names;
 
 /// How often the installed recorder drains recorded samples into its histograms.
 pub const DEFAULT_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The content type of the Prometheus text exposition format.
-pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of the Prometheus text exposition format: an alias of
+/// [`names::PROMETHEUS_TEXT_CONTENT_TYPE`], kept for existing callers.
+pub use crate::names::PROMETHEUS_TEXT_CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE;
 
 /// Builder for a Prometheus recorder that exports Vantage's histograms as histograms.
 ///
@@ -187,29 +186,14 @@ impl MetricsEndpoint {
 
     /// A tower service answering every request with the exposition (mount it at `/metrics`).
     pub fn service(&self) -> MetricsService {
-        MetricsService {
-            endpoint: self.clone(),
-        }
+        RenderService::new(names::PROMETHEUS_TEXT_CONTENT_TYPE, self.clone())
     }
 }
 
-/// Tower service rendering the Prometheus exposition; see [`MetricsEndpoint::service`].
-#[derive(Debug, Clone)]
-pub struct MetricsService {
-    endpoint: MetricsEndpoint,
-}
-
-impl<B> tower_service::Service<Request<B>> for MetricsService {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _request: Request<B>) -> Self::Future {
-        let (status, body) = match self.endpoint.render() {
+/// The exposition with `200`, or `503` and why there is none.
+impl RenderBody for MetricsEndpoint {
+    fn render_body(&self) -> (StatusCode, String) {
+        match self.render() {
             Some(text) => (StatusCode::OK, text),
             None => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -217,20 +201,17 @@ impl<B> tower_service::Service<Request<B>> for MetricsService {
                  serve /metrics from that recorder's exporter\n"
                     .to_owned(),
             ),
-        };
-        let mut response = Response::new(body);
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROMETHEUS_CONTENT_TYPE),
-        );
-        ready(Ok(response))
+        }
     }
 }
+
+/// Tower service rendering the Prometheus exposition; see [`MetricsEndpoint::service`].
+pub type MetricsService = RenderService<MetricsEndpoint>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::{Request, header};
     use tower::ServiceExt;
 
     #[test]

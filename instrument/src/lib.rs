@@ -5,6 +5,8 @@
 //! - [`PrometheusExporter`]: installs a Prometheus recorder whose duration metrics are
 //!   histograms with the OpenTelemetry buckets, and returns the [`MetricsEndpoint`] that serves
 //!   `/metrics`.
+//! - [`endpoint`]: [`RenderService`](endpoint::RenderService), the tower service behind
+//!   `/metrics` and vantage-tower's `/debug/slow`: every request answered with a rendered body.
 //! - [`trace_context`]: W3C Trace Context (`traceparent`, `tracestate`): parse, format, inject
 //!   and extract on `http::HeaderMap`, ids from a fast per-thread generator.
 //! - [`timing`]: function timing as `function_calls_total` and
@@ -26,6 +28,7 @@
 //! - `prometheus` (default): [`PrometheusExporter`] and the `/metrics` service.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod endpoint;
 mod error;
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]

@@ -25,7 +25,12 @@ pub const HTTP_RESPONSE_STATUS_CODE: &str = "http_response_status_code";
 /// Label: why the request failed, empty when it did not.
 pub const ERROR_TYPE: &str = "error_type";
 
-/// Method label value for any method outside the standard set (OpenTelemetry's `_OTHER`).
+/// The request methods OpenTelemetry names: each is its own method label value, and any other
+/// method is recorded as [`OTHER_METHOD`].
+pub const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+/// Method label value for any method outside [`STANDARD_METHODS`] (OpenTelemetry's `_OTHER`).
 pub const OTHER_METHOD: &str = "_OTHER";
 /// Route label value for a request that matched no route.
 pub const UNMATCHED_ROUTE: &str = "(other)";
@@ -33,7 +38,16 @@ pub const UNMATCHED_ROUTE: &str = "(other)";
 pub const OVERFLOW_ROUTE: &str = "(overflow)";
 /// Status label value of a request whose client went away before the response finished
 /// (nginx's convention, so the edge and the service agree).
+///
+/// [`CLIENT_CLOSED_STATUS_CODE`] is the same status as a number.
 pub const CLIENT_CLOSED_STATUS: &str = "499";
+/// [`CLIENT_CLOSED_STATUS`] as a number: the status recorded for a request whose client went
+/// away before the response finished.
+pub const CLIENT_CLOSED_STATUS_CODE: u16 = 499;
+
+/// The content type of the Prometheus text exposition format (version 0.0.4), which `/metrics`
+/// answers with.
+pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `error_type` values that are not a status code or an error's type name.
 pub mod error_type {
@@ -122,3 +136,13 @@ pub const DEFAULT_BODY_SIZE_BUCKETS: &[f64] = &[
     16_777_216.0,
     67_108_864.0,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_closed_status_is_one_value_as_text_and_number() {
+        assert_eq!(CLIENT_CLOSED_STATUS, CLIENT_CLOSED_STATUS_CODE.to_string());
+    }
+}

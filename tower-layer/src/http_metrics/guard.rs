@@ -4,15 +4,13 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use quanta::Instant;
-use vantage_instrument::names::error_type;
+use vantage_instrument::names::{CLIENT_CLOSED_STATUS_CODE, error_type};
 use vantage_instrument::trace_context::TraceId;
 
 use super::classify;
 use super::labels::{ErrorType, MethodLabel, Outcome, RouteId};
 use super::layer::Shared;
 
-/// Status recorded for a request whose client went away (nginx's 499).
-const CLIENT_CLOSED: u16 = 499;
 /// Status recorded for a handler that panicked (what `CatchPanicLayer` answers).
 const PANICKED: u16 = 500;
 
@@ -116,7 +114,10 @@ impl Drop for Recording {
             if std::thread::panicking() {
                 self.record(PANICKED, ErrorType::Named(error_type::PANIC));
             } else {
-                self.record(CLIENT_CLOSED, ErrorType::Named(error_type::CANCELLED));
+                self.record(
+                    CLIENT_CLOSED_STATUS_CODE,
+                    ErrorType::Named(error_type::CANCELLED),
+                );
             }
         }
         self.shared.registry.active(self.method).decrement(1.0);

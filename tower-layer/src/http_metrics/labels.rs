@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, Once, OnceLock, PoisonError};
 use foldhash::fast::RandomState;
 use http::Method;
 use metrics::{Gauge, Histogram, Key, Label, Level, Metadata, Recorder, SharedString, Unit};
-use vantage_instrument::names::{self, OVERFLOW_ROUTE, UNMATCHED_ROUTE};
+use vantage_instrument::names::{self, OVERFLOW_ROUTE, STANDARD_METHODS, UNMATCHED_ROUTE};
 
 /// A recorder shared by a layer and all its services.
 pub(crate) type SharedRecorder = Arc<dyn Recorder + Send + Sync>;
@@ -20,41 +20,42 @@ pub(crate) type SharedRecorder = Arc<dyn Recorder + Send + Sync>;
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-/// The methods OpenTelemetry names; anything else is [`names::OTHER_METHOD`].
-const METHODS: [Method; 9] = [
-    Method::GET,
-    Method::HEAD,
-    Method::POST,
-    Method::PUT,
-    Method::DELETE,
-    Method::CONNECT,
-    Method::OPTIONS,
-    Method::TRACE,
-    Method::PATCH,
-];
-const METHOD_COUNT: usize = METHODS.len() + 1;
+/// One label per method of [`STANDARD_METHODS`], and one for [`names::OTHER_METHOD`].
+const METHOD_COUNT: usize = STANDARD_METHODS.len() + 1;
+/// The index of `HEAD` in [`STANDARD_METHODS`].
+const HEAD: u8 = 1;
+// `is_head` decides whether a response has a body: fail the build if the list is reordered.
+const _: () = assert!(matches!(
+    STANDARD_METHODS[HEAD as usize].as_bytes(),
+    b"HEAD"
+));
 
-/// Index of a request method: one of [`METHODS`], or the last index for `_OTHER`.
+/// Index of a request method: its index in [`STANDARD_METHODS`], or the last index for
+/// [`names::OTHER_METHOD`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct MethodLabel(u8);
 
 impl MethodLabel {
     pub(crate) fn of(method: &Method) -> Self {
-        let index = METHODS
+        // A standard `Method`'s `as_str` is a `match` returning a literal, and the names are at
+        // most 7 bytes: a handful of short comparisons.
+        let name = method.as_str();
+        let index = STANDARD_METHODS
             .iter()
-            .position(|known| known == method)
-            .unwrap_or(METHODS.len());
+            .position(|&known| known == name)
+            .unwrap_or(STANDARD_METHODS.len());
         Self(index as u8)
     }
 
     pub(crate) fn is_head(self) -> bool {
-        self.0 == 1
+        self.0 == HEAD
     }
 
     fn as_str(self) -> &'static str {
-        METHODS
+        STANDARD_METHODS
             .get(usize::from(self.0))
-            .map_or(names::OTHER_METHOD, Method::as_str)
+            .copied()
+            .unwrap_or(names::OTHER_METHOD)
     }
 }
 
@@ -327,13 +328,41 @@ mod tests {
 
     #[test]
     fn standard_methods_keep_their_name_and_others_are_other() {
-        for method in METHODS {
+        for method in [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::CONNECT,
+            Method::OPTIONS,
+            Method::TRACE,
+            Method::PATCH,
+        ] {
             assert_eq!(MethodLabel::of(&method).as_str(), method.as_str());
         }
         let custom = Method::from_bytes(b"PURGE").expect("valid token");
         assert_eq!(MethodLabel::of(&custom).as_str(), "_OTHER");
         assert!(MethodLabel::of(&Method::HEAD).is_head());
         assert!(!MethodLabel::of(&Method::GET).is_head());
+    }
+
+    #[test]
+    fn the_label_of_each_standard_method_is_its_name() {
+        for (index, name) in STANDARD_METHODS.into_iter().enumerate() {
+            let method = Method::from_bytes(name.as_bytes()).expect("valid token");
+            let label = MethodLabel::of(&method);
+            assert_eq!(usize::from(label.0), index);
+            assert_eq!(label.as_str(), name);
+            assert_eq!(label.is_head(), name == "HEAD");
+        }
+        for other in ["PURGE", "get", "PROPFIND"] {
+            let method = Method::from_bytes(other.as_bytes()).expect("valid token");
+            let label = MethodLabel::of(&method);
+            assert_eq!(usize::from(label.0), STANDARD_METHODS.len());
+            assert_eq!(label.as_str(), names::OTHER_METHOD);
+            assert!(!label.is_head());
+        }
     }
 
     #[test]

@@ -1,11 +1,7 @@
 //! [`SlowRequestsService`]: serves the slowest requests as JSON.
 
-use std::convert::Infallible;
-use std::future::{Ready, ready};
-use std::task::{Context, Poll};
-
-use http::{HeaderValue, Request, Response, header};
-use tower_service::Service;
+use http::StatusCode;
+use vantage_instrument::endpoint::{RenderBody, RenderService};
 
 use super::SlowRequests;
 
@@ -14,37 +10,23 @@ impl SlowRequests {
     /// `/debug/slow`, behind whatever protects your debug endpoints).
     #[must_use]
     pub fn service(&self) -> SlowRequestsService {
-        SlowRequestsService { slow: self.clone() }
+        RenderService::new("application/json", self.clone())
+    }
+}
+
+/// Always `200`, with [`to_json`](SlowRequests::to_json).
+impl RenderBody for SlowRequests {
+    fn render_body(&self) -> (StatusCode, String) {
+        (StatusCode::OK, self.to_json())
     }
 }
 
 /// Tower service answering with the slowest requests as JSON; see [`SlowRequests::service`].
-#[derive(Debug, Clone)]
-pub struct SlowRequestsService {
-    slow: SlowRequests,
-}
-
-impl<B> Service<Request<B>> for SlowRequestsService {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _request: Request<B>) -> Self::Future {
-        let mut response = Response::new(self.slow.to_json());
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        ready(Ok(response))
-    }
-}
+pub type SlowRequestsService = RenderService<SlowRequests>;
 
 #[cfg(test)]
 mod tests {
+    use http::{Request, header};
     use tower::ServiceExt;
     use vantage_instrument::trace_context::TraceId;
 
