@@ -107,6 +107,8 @@ pub const EDGE_FILES_OPEN: &str = "edge_files_open";
 pub const ROUTER: &str = "router";
 /// Edge label: the service the proxy sent the request to (`-` when not logged).
 pub const SERVICE: &str = "service";
+/// Edge label: the requested host, when the edge groups by it.
+pub const HOST: &str = "host";
 /// Edge label: the request method (standard methods, else `_OTHER`).
 pub const METHOD: &str = "method";
 /// Edge label: the status code as logged.

@@ -8,12 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use vantage_instrument::names::OTHER_METHOD;
-
-// TODO(merge): names::STANDARD_METHODS
-const STANDARD_METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-];
+use vantage_instrument::names::{OTHER_METHOD, STANDARD_METHODS};
 
 use crate::format::{Record, StatusClass};
 use crate::histogram::LatencyHistogram;

@@ -34,10 +34,6 @@ use crate::aggregate::{ABSENT, Aggregate, Dimension, Group};
 use crate::histogram::LatencyHistogram;
 use crate::state::Health;
 
-/// Label of the `host` dimension.
-// TODO(merge): names::HOST
-const HOST: &str = "host";
-
 /// One anomaly signal for export.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AnomalyState {
@@ -87,7 +83,7 @@ fn group_labels<'a>(group: &Group<'a>) -> Vec<(&'static str, &'a str)> {
             Dimension::Router | Dimension::Service => continue,
             Dimension::Route if !has_router => continue,
             Dimension::Route => names::HTTP_ROUTE,
-            Dimension::Host => HOST,
+            Dimension::Host => names::HOST,
             Dimension::Method => names::METHOD,
             Dimension::Status => names::CODE,
         };

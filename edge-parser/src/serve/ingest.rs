@@ -24,9 +24,7 @@ use crate::read::{Line, for_each_line};
 use crate::state::{self, EdgeState, Health};
 use crate::tail::{CheckpointError, FilePosition, Positions, StatusHandle, TailEvent, TailMessage};
 use crate::watch::Watch;
-
-// TODO(merge): names::PROMETHEUS_TEXT_CONTENT_TYPE
-const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+use vantage_instrument::names;
 
 /// Lines further than this from the clock are not fed to the watch tower.
 const WATCH_HORIZON_SECONDS: i64 = 120;
@@ -325,7 +323,7 @@ impl<'c> Ingest<'c> {
         .render(&mut text);
         Reply {
             status: StatusCode::OK,
-            content_type: PROMETHEUS_CONTENT_TYPE,
+            content_type: names::PROMETHEUS_TEXT_CONTENT_TYPE,
             body: Bytes::from(text),
         }
     }

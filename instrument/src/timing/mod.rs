@@ -91,12 +91,16 @@
 //! reliable, the OS clock elsewhere), the clock the Prometheus exporter already uses; it
 //! calibrates itself on first use, which can take up to 200 ms once per process.
 
+#[cfg(feature = "tracing-layer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing-layer")))]
 mod layer;
 mod record;
 mod stopwatch;
 
 #[doc(inline)]
 pub use crate::{call_site, timed};
+#[cfg(feature = "tracing-layer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing-layer")))]
 pub use layer::{EXPECT_RETURN, FunctionTimingLayer, TIMED_FIELD};
 pub use record::{CallResult, Outcome};
 #[doc(hidden)]
