@@ -134,14 +134,7 @@ fn timeline_json(aggregate: &Aggregate) -> Value {
 mod tests {
     use super::*;
     use crate::export::SortKey;
-    use crate::export::test_aggregate::{LINES, traefik};
-
-    fn meta() -> ReportMeta {
-        ReportMeta {
-            format: "traefik-common".to_owned(),
-            inputs: vec!["access.log".to_owned()],
-        }
-    }
+    use crate::export::test_aggregate::{LINES, meta, traefik};
 
     #[test]
     fn the_json_document_has_every_documented_field() {

@@ -156,6 +156,14 @@ pub(crate) mod test_aggregate {
         "not a log line",
     ];
 
+    /// What the report of [`LINES`] is about.
+    pub(crate) fn meta() -> super::ReportMeta {
+        super::ReportMeta {
+            format: "traefik-common".to_owned(),
+            inputs: vec!["access.log".to_owned()],
+        }
+    }
+
     /// The aggregate of `lines` read as Traefik `common`, by router.
     pub(crate) fn traefik(lines: &[&str]) -> Aggregate {
         let config = AggregateConfig::new(Format::TraefikCommon);

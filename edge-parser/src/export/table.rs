@@ -128,14 +128,7 @@ fn row(out: &mut String, name: &str, key_width: usize, stats: &GroupStats, secon
 mod tests {
     use super::*;
     use crate::export::SortKey;
-    use crate::export::test_aggregate::{LINES, traefik};
-
-    fn meta() -> ReportMeta {
-        ReportMeta {
-            format: "traefik-common".to_owned(),
-            inputs: vec!["access.log".to_owned()],
-        }
-    }
+    use crate::export::test_aggregate::{LINES, meta, traefik};
 
     #[test]
     fn the_table_shows_groups_totals_and_malformed_samples() {

@@ -428,28 +428,26 @@ fn set_state(
 ) {
     router.active[kind.index()] = active;
     let minute = minute.saturating_mul(SECONDS_PER_MINUTE);
+    // One event, two levels: `tracing` wants the level of a call site as a constant.
+    macro_rules! log_change {
+        ($level:expr, $message:literal) => {
+            tracing::event!(
+                $level,
+                router = &*router.name,
+                kind = kind.as_str(),
+                minute,
+                requests = counts.requests,
+                errors_5xx = counts.errors,
+                baseline_requests_per_minute = router.rate.value,
+                baseline_error_share = router.share.value,
+                $message
+            )
+        };
+    }
     if active {
-        tracing::warn!(
-            router = &*router.name,
-            kind = kind.as_str(),
-            minute,
-            requests = counts.requests,
-            errors_5xx = counts.errors,
-            baseline_requests_per_minute = router.rate.value,
-            baseline_error_share = router.share.value,
-            "edge anomaly started"
-        );
+        log_change!(tracing::Level::WARN, "edge anomaly started");
     } else {
-        tracing::info!(
-            router = &*router.name,
-            kind = kind.as_str(),
-            minute,
-            requests = counts.requests,
-            errors_5xx = counts.errors,
-            baseline_requests_per_minute = router.rate.value,
-            baseline_error_share = router.share.value,
-            "edge anomaly cleared"
-        );
+        log_change!(tracing::Level::INFO, "edge anomaly cleared");
     }
     changes.push(AnomalyChange {
         router: router.name.to_string(),
