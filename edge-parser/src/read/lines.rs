@@ -124,6 +124,11 @@ impl LineBuffer {
         self.len = 0;
     }
 
+    /// Bytes that fit after the content without growing the buffer.
+    fn free(&self) -> usize {
+        self.storage.capacity() - self.len
+    }
+
     fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
     }
@@ -132,7 +137,14 @@ impl LineBuffer {
     fn spare(&mut self, room: usize) -> &mut [u8] {
         let needed = self.len + room;
         if self.storage.len() < needed {
-            self.storage.resize(needed + MAX_READ, 0);
+            // Within the capacity a recycled buffer came with, no reallocation; past it, room
+            // for one more read.
+            let size = if needed <= self.storage.capacity() {
+                self.storage.capacity()
+            } else {
+                needed + MAX_READ
+            };
+            self.storage.resize(size, 0);
         }
         &mut self.storage[self.len..needed]
     }
@@ -266,7 +278,11 @@ impl LineReader {
             let room = if out.len() < target {
                 target - out.len()
             } else {
-                FINISH_READ
+                // Finishing the last line: within the buffer's room when it has some.
+                match out.free() {
+                    0 => FINISH_READ,
+                    free => free.min(FINISH_READ),
+                }
             };
             let room = room.clamp(1, self.max_line.min(MAX_READ));
             let read = loop {

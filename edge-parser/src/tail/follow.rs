@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 
+use crate::read::{AtEnd, LineBuffer, LineReader};
+
 use super::checkpoint::FilePosition;
 use super::discover::{Patterns, regular_files_in};
 use super::fingerprint::{FileIdentity, FileKey, Fingerprint, at_line_start, key_of, read_head};
@@ -28,15 +30,13 @@ pub const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_ROTATE_WAIT: Duration = Duration::from_secs(10);
 /// Default size from which a batch of lines is sent.
 pub const DEFAULT_BATCH_BYTES: usize = 256 << 10;
-/// Default cap on the length of a line (the batch reader's, [`crate::input`]).
+/// Default cap on the length of a line (the shared line reader's, [`crate::read`]).
 pub const DEFAULT_MAX_LINE_BYTES: usize = crate::read::DEFAULT_MAX_LINE_BYTES;
 
-/// Largest single read.
+/// Largest single read when looking for the end of a file's last line.
 const READ_CHUNK: usize = 64 << 10;
 /// How many batches one file may send per poll before the others get their turn.
 const MAX_BATCHES_PER_FILE: usize = 16;
-/// How many bytes of an over-long line are kept to show it.
-const TOO_LONG_PREFIX: usize = 256;
 /// How many paths whose file went away are remembered, to name the rotation when a new file
 /// appears there.
 const MAX_DEPARTED: usize = 1024;
@@ -280,24 +280,15 @@ enum StartAt {
     End,
 }
 
-/// An over-long line being skipped.
-#[derive(Debug)]
-struct Discard {
-    line_start: u64,
-    /// How far it has been scanned without meeting its newline.
-    scanned: u64,
-    prefix: Vec<u8>,
-}
-
 /// A file being followed, through an open handle.
 #[derive(Debug)]
 struct Tracked {
     path: Arc<Path>,
     file: File,
     identity: FileIdentity,
-    /// Just past the last complete line delivered (or skipped): always the start of a line.
-    offset: u64,
-    discard: Option<Discard>,
+    /// Its lines, read with the shared line reader: the offset just past the last complete
+    /// line delivered (or skipped), always the start of a line, and the unfinished one.
+    lines: LineReader,
     /// Whether `path` still names this file; false once it was rotated away or deleted.
     on_path: bool,
     /// When it was found rotated away.
@@ -328,7 +319,6 @@ struct Departed {
 #[derive(Debug, Default)]
 struct Buffers {
     chunk: Vec<u8>,
-    partial: Vec<u8>,
     head: Vec<u8>,
     batch: Vec<u8>,
     spares: Option<Receiver<Vec<u8>>>,
@@ -767,8 +757,7 @@ impl Tailer {
             path: Arc::clone(path),
             file,
             identity,
-            offset,
-            discard: None,
+            lines: LineReader::new(self.config.max_line_bytes, offset),
             on_path: true,
             departed_at: None,
             seen: None,
@@ -986,8 +975,7 @@ impl Tailer {
             path: Arc::clone(path),
             file,
             identity,
-            offset,
-            discard: None,
+            lines: LineReader::new(self.config.max_line_bytes, offset),
             on_path: matching,
             departed_at: (!matching).then_some(now),
             seen: None,
@@ -1074,15 +1062,14 @@ impl Tailer {
     /// while the file is shorter than what it covers.
     fn check_contents(&mut self, index: usize, size: u64, out: &mut Out<'_>) -> io::Result<()> {
         let file = &mut self.files[index];
-        let read_to = file.discard.as_ref().map_or(file.offset, |d| d.scanned);
+        let read_to = file.lines.read_offset();
         let head = &mut self.buffers.head;
         read_head(&file.file, head)?;
         let rewritten = size < read_to
             || !file.identity.fingerprint.matches(head)
-            || !at_line_start(&file.file, file.offset)?;
+            || !at_line_start(&file.file, file.lines.offset())?;
         if rewritten {
-            file.offset = 0;
-            file.discard = None;
+            file.lines = LineReader::new(file.lines.max_line(), 0);
             file.identity.fingerprint = Fingerprint::of(head);
             file.caught_up = false;
             let (path, identity) = (Arc::clone(&file.path), file.identity);
@@ -1136,7 +1123,7 @@ impl Tailer {
             out.event(TailEvent::Closed {
                 path: file.path,
                 identity: file.identity,
-                offset: file.offset,
+                offset: file.lines.offset(),
             });
         }
         self.files = kept;
@@ -1263,71 +1250,29 @@ fn read_batch(
     buffers: &mut Buffers,
     config: &TailConfig,
 ) -> io::Result<(Option<Batch>, bool)> {
-    let max_line = config.max_line_bytes;
-    let start_offset = file.offset;
-    let mut bytes = buffers.take_batch();
+    let start_offset = file.lines.offset();
+    let mut bytes = LineBuffer::from_vec(buffers.take_batch());
     let mut too_long = Vec::new();
-    let partial = &mut buffers.partial;
-    partial.clear();
-    let mut position = file.discard.as_ref().map_or(file.offset, |d| d.scanned);
-    let mut end = false;
-    while bytes.len() < config.batch_bytes {
-        let want = (config.batch_bytes - bytes.len()).clamp(1, READ_CHUNK);
-        buffers.chunk.resize(want, 0);
-        let read = match file.file.read_at(&mut buffers.chunk, position) {
-            Ok(0) => {
-                end = true;
-                break;
-            }
-            Ok(read) => read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => {
-                buffers.batch = bytes;
-                return Err(error);
-            }
-        };
-        let data = &buffers.chunk[..read];
-        let data_offset = position;
-        position += read as u64;
-        let mut line_from = 0;
-        for newline in memchr::memchr_iter(b'\n', data) {
-            if let Some(mut discard) = file.discard.take() {
-                extend_prefix(&mut discard.prefix, &data[line_from..newline]);
-                too_long.push(TooLong {
-                    offset: discard.line_start,
-                    prefix: discard.prefix,
-                });
-            } else if partial.len() + (newline - line_from) > max_line {
-                too_long.push(TooLong {
-                    offset: file.offset,
-                    prefix: prefix_of(partial, &data[line_from..newline]),
-                });
-            } else {
-                bytes.extend_from_slice(partial);
-                bytes.extend_from_slice(&data[line_from..=newline]);
-            }
-            partial.clear();
-            file.offset = data_offset + newline as u64 + 1;
-            line_from = newline + 1;
+    let mut at = FileAt {
+        file: &file.file,
+        offset: file.lines.read_offset(),
+    };
+    let filled = file.lines.fill(
+        &mut at,
+        &mut bytes,
+        config.batch_bytes,
+        AtEnd::Wait,
+        &mut too_long,
+    );
+    let bytes = bytes.into_vec();
+    let end = match filled {
+        Ok(end) => end,
+        Err(error) => {
+            buffers.batch = bytes;
+            return Err(error);
         }
-        let rest = &data[line_from..];
-        match &mut file.discard {
-            Some(discard) => {
-                extend_prefix(&mut discard.prefix, rest);
-                discard.scanned = position;
-            }
-            None if partial.len() + rest.len() > max_line => {
-                file.discard = Some(Discard {
-                    line_start: file.offset,
-                    scanned: position,
-                    prefix: prefix_of(partial, rest),
-                });
-                partial.clear();
-            }
-            None => partial.extend_from_slice(rest),
-        }
-    }
-    if file.offset == start_offset {
+    };
+    if file.lines.offset() == start_offset {
         buffers.batch = bytes;
         return Ok((None, end));
     }
@@ -1335,23 +1280,23 @@ fn read_batch(
         path: Arc::clone(&file.path),
         identity: file.identity,
         start_offset,
-        end_offset: file.offset,
+        end_offset: file.lines.offset(),
         bytes,
         too_long,
     };
     Ok((Some(batch), end))
 }
 
-/// The first bytes of a line split in two pieces.
-fn prefix_of(first: &[u8], second: &[u8]) -> Vec<u8> {
-    let mut prefix = Vec::with_capacity(TOO_LONG_PREFIX);
-    extend_prefix(&mut prefix, first);
-    extend_prefix(&mut prefix, second);
-    prefix
+/// A file read from an offset with positioned reads: the handle's own position is never used.
+struct FileAt<'a> {
+    file: &'a File,
+    offset: u64,
 }
 
-/// Adds the start of `more` to `prefix`, up to [`TOO_LONG_PREFIX`] bytes in all.
-fn extend_prefix(prefix: &mut Vec<u8>, more: &[u8]) {
-    let room = TOO_LONG_PREFIX.saturating_sub(prefix.len());
-    prefix.extend_from_slice(&more[..more.len().min(room)]);
+impl io::Read for FileAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.file.read_at(buf, self.offset)?;
+        self.offset += read as u64;
+        Ok(read)
+    }
 }
