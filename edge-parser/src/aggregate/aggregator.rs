@@ -130,13 +130,15 @@ impl<'c> Aggregator<'c> {
         self.key.as_bytes()
     }
 
+    /// The group of a key not found as logged: made text first (it may then be known).
     #[cold]
     fn new_group(&mut self, position: LinePosition) -> &mut GroupStats {
-        if self.aggregate.groups.len() >= self.group_limit {
+        self.key.make_text();
+        let groups = &mut self.aggregate.groups;
+        if !groups.contains_key(self.key.as_bytes()) && groups.len() >= self.group_limit {
             self.key.overflow(self.config.group_by.len());
         }
-        self.aggregate
-            .groups
+        groups
             .entry(GroupKey::from_encoded(self.key.as_bytes()))
             .or_insert_with(|| GroupStats {
                 first_seen: position,

@@ -185,11 +185,22 @@ impl KeyBuilder {
         self.encoded.clear();
     }
 
-    /// Appends one value; bytes that are not UTF-8 are replaced (label values must be text).
+    /// Appends one value, as logged: see [`make_text`](Self::make_text).
+    #[inline]
     pub(crate) fn push(&mut self, value: &[u8]) {
-        match std::str::from_utf8(value) {
-            Ok(_) => push_value(&mut self.encoded, value),
-            Err(_) => push_value(&mut self.encoded, String::from_utf8_lossy(value).as_bytes()),
+        push_value(&mut self.encoded, value);
+    }
+
+    /// Replaces what is not UTF-8 in the values (label values must be text). Keys of known
+    /// groups are text already, so this is only needed before a new group is made.
+    #[cold]
+    pub(crate) fn make_text(&mut self) {
+        if encoded_values(&self.encoded).all(|value| std::str::from_utf8(value).is_ok()) {
+            return;
+        }
+        let raw = std::mem::take(&mut self.encoded);
+        for value in encoded_values(&raw) {
+            push_value(&mut self.encoded, String::from_utf8_lossy(value).as_bytes());
         }
     }
 
@@ -253,6 +264,7 @@ mod tests {
         builder.push(b"");
         builder.push("é".as_bytes());
         builder.push(b"bad\xff");
+        builder.make_text();
         let key = GroupKey::from_encoded(builder.as_bytes());
         assert_eq!(
             key.values().collect::<Vec<_>>(),

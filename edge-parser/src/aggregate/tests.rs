@@ -136,3 +136,26 @@ fn a_resumed_aggregator_goes_on_from_its_snapshot() {
         ]
     );
 }
+
+#[test]
+fn keys_that_are_not_utf8_are_one_group_of_their_text() {
+    let config = AggregateConfig::new(Format::TraefikCommon);
+    let line = |router: &[u8]| {
+        let mut line =
+            br#"10.0.0.1 - - [09/Mar/2025:12:00:00 +0000] "GET /a HTTP/1.1" 200 5 "-" "-" 1 ""#
+                .to_vec();
+        line.extend_from_slice(router);
+        line.extend_from_slice(br#"" "http://10.0.0.7:80" 1ms"#);
+        line
+    };
+    let mut aggregator = Aggregator::new(&config);
+    for (n, router) in [&b"bad\xff"[..], b"bad\xff", "bad\u{fffd}".as_bytes()]
+        .iter()
+        .enumerate()
+    {
+        aggregator.add_line(LinePosition::new(0, n as u64 + 1), &line(router));
+    }
+    let aggregate = aggregator.finish();
+    assert_eq!(aggregate.group_count(), 1);
+    assert_eq!(aggregate.groups[&key(&["bad\u{fffd}"])].requests, 3);
+}

@@ -16,7 +16,9 @@ use std::borrow::Cow;
 
 use memchr::{memchr, memrchr};
 
-use super::lex::{Cursor, dash_or, non_dash, parse_status, parse_u64, split_request_strict};
+use super::lex::{
+    Cursor, contains, dash_or, non_dash, parse_status, parse_u64, split_request_strict,
+};
 use super::time::parse_iso8601;
 use super::{ErrorKind, ParseError, Record};
 
@@ -154,7 +156,7 @@ fn quoted_fields(line: &[u8], start: usize) -> Result<Option<&[u8]>, ParseError>
         || &line[ua_close..id_open] != b"\" "
         // The user agent may hold quotes, but not a field separator: that is two lines
         // glued together by interleaved writes.
-        || memchr::memmem::find(&line[ua_open + 1..ua_close], b"\" \"").is_some()
+        || contains(&line[ua_open + 1..ua_close], b"\" \"")
     {
         return Err(bad);
     }

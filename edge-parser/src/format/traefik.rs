@@ -34,7 +34,8 @@ use memchr::{memchr_iter, memrchr};
 
 use super::json::Json;
 use super::lex::{
-    Cursor, dash_or, non_dash, parse_status, parse_u64, split_request_strict, unescape_quote,
+    Cursor, contains, dash_or, non_dash, parse_status, parse_u64, split_request_strict,
+    unescape_quote,
 };
 use super::time::{parse_clf, parse_iso8601};
 use super::{ErrorKind, ParseError, Record, Status, Timestamp};
@@ -81,7 +82,7 @@ fn parse_left(line: &[u8]) -> Result<Left<'_>, ParseError> {
     let Some(open) = memchr_iter(b'[', line).find(|&open| open > 0 && line[open - 1] == b' ')
     else {
         // `<client> - <user> ` cut before the timestamp, or not a CLF line at all.
-        return Err(if memchr::memmem::find(line, b" - ").is_some() {
+        return Err(if contains(line, b" - ") {
             ParseError::new(ErrorKind::Truncated, line.len())
         } else {
             ParseError::new(
@@ -96,7 +97,7 @@ fn parse_left(line: &[u8]) -> Result<Left<'_>, ParseError> {
 }
 
 fn parse_from_timestamp(line: &[u8], open: usize) -> Result<Left<'_>, ParseError> {
-    if memchr::memmem::find(&line[..open], b" - ").is_none() {
+    if !contains(&line[..open], b" - ") {
         return Err(ParseError::new(
             ErrorKind::Syntax {
                 expected: "'<client> - <user>'",

@@ -119,3 +119,41 @@ fn malformed_and_over_long_lines_are_counted_and_bytes_read() {
     assert_eq!(summary["lines"]["total"], 3);
     assert_eq!(summary["windows"][0]["window"], "1m");
 }
+
+#[test]
+fn an_over_long_line_names_the_configured_limit() {
+    let dir = TempDir::new("ingest-limit");
+    let config = config();
+    let mut ingest = ingest(&config, Restored::default(), &dir.join("cp.json"));
+    let mut message = batch(&[], 0);
+    if let TailMessage::Lines(batch) = &mut message {
+        batch.too_long.push(crate::read::TooLong {
+            offset: 0,
+            prefix: b"x".repeat(10),
+        });
+    }
+    ingest.handle(&message);
+    let sample = &ingest.aggregator.aggregate().malformed_samples()[0];
+    assert_eq!(sample.error, "line longer than 4096 bytes");
+}
+
+#[test]
+fn another_grouping_is_labelled_and_watched_by_dimension() {
+    let dir = TempDir::new("ingest-grouping");
+    let mut config = config();
+    // Service first: the router label comes from the route, the watch follows the route too.
+    config.group_by = vec![Dimension::Service, Dimension::Route];
+    let mut ingest = ingest(&config, Restored::default(), &dir.join("cp.json"));
+    ingest.handle(&batch(&[line("a@x", 200), line("b@x", 503)], 0));
+    let text = metrics(&ingest);
+    for expected in [
+        "edge_requests_total{router=\"/a\",service=\"-\",method=\"GET\",code=\"200\"} 1\n",
+        "edge_requests_total{router=\"/a\",service=\"-\",method=\"GET\",code=\"503\"} 1\n",
+        "edge_request_duration_seconds_count{router=\"/a\",service=\"-\"} 2\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    assert_eq!(ingest.watch_index, Some(1));
+    let summary = ingest.summary();
+    assert_eq!(summary["group_by"], serde_json::json!(["service", "route"]));
+}
