@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::follow::TailError;
+use super::types::TailError;
 
 /// One configured pattern.
 #[derive(Debug)]

@@ -131,19 +131,29 @@ mod checkpoint;
 mod discover;
 mod fingerprint;
 mod follow;
+mod paths;
+mod reader;
+mod restore;
+mod status;
+mod thread;
+mod types;
 
 pub use checkpoint::{
     CHECKPOINT_MAGIC, CHECKPOINT_VERSION, Checkpoint, CheckpointError, FilePosition, Positions,
 };
 pub use fingerprint::{FINGERPRINT_BYTES, FileIdentity, Fingerprint};
-pub use follow::{
+pub use follow::Tailer;
+pub use status::{PatternStatus, StatusHandle, TailStatus};
+pub use types::{
     Batch, DEFAULT_BATCH_BYTES, DEFAULT_MAX_LINE_BYTES, DEFAULT_POLL_INTERVAL,
-    DEFAULT_RESCAN_INTERVAL, DEFAULT_ROTATE_WAIT, PatternStatus, RotationKind, StatusHandle,
-    TailConfig, TailError, TailEvent, TailMessage, TailStatus, Tailer, TooLong,
+    DEFAULT_RESCAN_INTERVAL, DEFAULT_ROTATE_WAIT, RotationKind, TailConfig, TailError, TailEvent,
+    TailMessage, TooLong,
 };
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod restart_tests;
 #[cfg(test)]
 mod test_helpers;
 #[cfg(test)]

@@ -2,39 +2,30 @@
 //! [`Tailer::poll`] directly: no sleeps, exact assertions.
 
 use std::os::unix::fs::MetadataExt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::test_helpers::{Delivered, TempDir, file_name};
 use super::*;
 
 /// Every poll rescans, and files rotated away are closed once read to their end.
-fn config(dir: &TempDir, glob: &str) -> TailConfig {
+pub(super) fn config(dir: &TempDir, glob: &str) -> TailConfig {
     let mut config = TailConfig::new([dir.glob(glob)]);
     config.rescan_interval = Duration::ZERO;
     config.rotate_wait = Duration::ZERO;
     config
 }
 
-fn from_start(dir: &TempDir, glob: &str) -> TailConfig {
+pub(super) fn from_start(dir: &TempDir, glob: &str) -> TailConfig {
     let mut config = config(dir, glob);
     config.from_start = true;
     config
 }
 
-fn tailer(config: TailConfig) -> Tailer {
+pub(super) fn tailer(config: TailConfig) -> Tailer {
     Tailer::new(config).expect("valid configuration")
 }
 
-/// What the consumer would checkpoint after observing `delivered`.
-fn observe_all(positions: &mut Positions, delivered: &Delivered) {
-    for message in &delivered.messages {
-        positions.observe(message);
-    }
-}
-
-fn ino(dir: &TempDir, name: &str) -> u64 {
+pub(super) fn ino(dir: &TempDir, name: &str) -> u64 {
     std::fs::metadata(dir.join(name)).expect("stat").ino()
 }
 
@@ -439,143 +430,6 @@ fn an_unreadable_file_is_reported_and_read_once_permitted() {
 }
 
 #[test]
-fn a_restart_resumes_exactly_at_the_checkpointed_positions() {
-    let dir = TempDir::new("restart");
-    dir.write("a.log", "");
-    dir.write("b.log", "");
-    let mut positions = Positions::new(Vec::new());
-    let mut first = tailer(config(&dir, "*.log"));
-    observe_all(&mut positions, &Delivered::poll(&mut first));
-    dir.append("a.log", "a1\na2\npart");
-    dir.append("b.log", "b1\n");
-    let delivered = Delivered::poll(&mut first);
-    assert_eq!(delivered.lines(), ["a1", "a2", "b1"]);
-    observe_all(&mut positions, &delivered);
-    drop(first);
-
-    dir.append("a.log", "ial\na3\n");
-    dir.append("b.log", "b2\n");
-    dir.write("c.log", "c1\n");
-    let saved = positions.files();
-    assert_eq!(
-        saved.iter().map(|p| p.offset).collect::<Vec<_>>(),
-        [6, 3],
-        "a.log then b.log"
-    );
-    let mut second = Tailer::resume(config(&dir, "*.log"), saved).expect("valid");
-    let delivered = Delivered::poll(&mut second);
-    assert_eq!(delivered.lines(), ["partial", "a3", "b2", "c1"]);
-    assert_eq!(
-        delivered.opened(),
-        [
-            ("a.log".to_owned(), 6),
-            ("b.log".to_owned(), 3),
-            ("c.log".to_owned(), 0),
-        ]
-    );
-    assert!(delivered.rotations().is_empty());
-}
-
-#[test]
-fn a_restart_after_a_rename_while_stopped_finishes_the_old_file_then_the_new_one() {
-    let dir = TempDir::new("restart-rename");
-    dir.write("access.log", "");
-    let mut positions = Positions::new(Vec::new());
-    let mut first = tailer(config(&dir, "*.log"));
-    observe_all(&mut positions, &Delivered::poll(&mut first));
-    dir.append("access.log", "a1\n");
-    observe_all(&mut positions, &Delivered::poll(&mut first));
-    drop(first);
-
-    dir.append("access.log", "a2\n");
-    dir.rename("access.log", "access.log.1");
-    dir.write("access.log", "b1\n");
-    let mut second = Tailer::resume(config(&dir, "*.log"), positions.files()).expect("valid");
-    let delivered = Delivered::poll(&mut second);
-    assert_eq!(delivered.lines(), ["a2", "b1"]);
-    assert_eq!(delivered.rotations(), [RotationKind::Rename]);
-    assert_eq!(
-        delivered.opened(),
-        [("access.log.1".to_owned(), 3), ("access.log".to_owned(), 0)]
-    );
-    observe_all(&mut positions, &delivered);
-    assert_eq!(
-        positions.files().len(),
-        1,
-        "the old file was closed: {:?}",
-        positions.files()
-    );
-}
-
-#[test]
-fn a_restart_finds_a_same_inode_file_with_other_contents_and_reads_it_whole() {
-    let dir = TempDir::new("restart-reuse");
-    dir.write("access.log", "");
-    let mut positions = Positions::new(Vec::new());
-    let mut first = tailer(config(&dir, "*.log"));
-    observe_all(&mut positions, &Delivered::poll(&mut first));
-    dir.append("access.log", "a1\n");
-    observe_all(&mut positions, &Delivered::poll(&mut first));
-    drop(first);
-    let inode = ino(&dir, "access.log");
-
-    // Rewritten in place while stopped: the same inode, other first bytes, longer.
-    dir.write("access.log", "b1 other\nb2\n");
-    assert_eq!(ino(&dir, "access.log"), inode);
-    let mut second = Tailer::resume(config(&dir, "*.log"), positions.files()).expect("valid");
-    let delivered = Delivered::poll(&mut second);
-    assert_eq!(delivered.rotations(), [RotationKind::InodeReuse]);
-    assert_eq!(delivered.lines(), ["b1 other", "b2"]);
-
-    // Truncated below the checkpointed offset while stopped.
-    observe_all(&mut positions, &delivered);
-    drop(second);
-    dir.write("access.log", "c\n");
-    let mut third = Tailer::resume(config(&dir, "*.log"), positions.files()).expect("valid");
-    let delivered = Delivered::poll(&mut third);
-    assert_eq!(delivered.rotations(), [RotationKind::CopyTruncate]);
-    assert_eq!(delivered.lines(), ["c"]);
-}
-
-#[test]
-fn a_checkpointed_file_gone_while_stopped_is_reported_missing() {
-    let dir = TempDir::new("restart-missing");
-    dir.write("access.log", "");
-    let mut positions = Positions::new(Vec::new());
-    let mut first = tailer(config(&dir, "*.log"));
-    observe_all(&mut positions, &Delivered::poll(&mut first));
-    dir.append("access.log", "a1\n");
-    observe_all(&mut positions, &Delivered::poll(&mut first));
-    drop(first);
-
-    dir.append("access.log", "a2 lost\n");
-    dir.remove("access.log");
-    dir.write("other.txt", "keeps the inode busy\n");
-    dir.write("access.log", "b1\n");
-    let saved = positions.files();
-    let mut second = Tailer::resume(config(&dir, "*.log"), saved.clone()).expect("valid");
-    let delivered = Delivered::poll(&mut second);
-    let missing: Vec<(String, u64)> = delivered
-        .events()
-        .filter_map(|event| match event {
-            TailEvent::Missing { path, offset, .. } => Some((file_name(path), *offset)),
-            _ => None,
-        })
-        .collect();
-    if ino(&dir, "access.log") == saved[0].identity.ino {
-        // The file system gave the new file the old inode: told apart by the fingerprint.
-        assert!(missing.is_empty());
-        assert_eq!(delivered.rotations(), [RotationKind::InodeReuse]);
-    } else {
-        assert_eq!(missing, [("access.log".to_owned(), 3)]);
-        assert_eq!(delivered.rotations(), [RotationKind::Recreate]);
-    }
-    assert_eq!(delivered.lines(), ["b1"]);
-    observe_all(&mut positions, &delivered);
-    assert_eq!(positions.files().len(), 1);
-}
-
-#[test]
 fn status_tells_which_patterns_have_files_and_which_fail() {
     let dir = TempDir::new("status");
     dir.write("a.log", "");
@@ -622,55 +476,4 @@ fn bad_configurations_are_refused() {
     let mut zero = TailConfig::new(["/var/log/access.log"]);
     zero.batch_bytes = 0;
     assert_eq!(error(zero), "batch_bytes must be at least 1");
-}
-
-#[test]
-fn the_spawned_thread_is_named_blocks_on_a_full_channel_and_stops_on_shutdown() {
-    let dir = TempDir::new("spawn");
-    let lines: Vec<String> = (0..50).map(|n| format!("line {n}")).collect();
-    dir.write("access.log", lines.join("\n") + "\n");
-    let mut config = from_start(&dir, "*.log");
-    config.batch_bytes = 10;
-    config.poll_interval = Duration::from_millis(5);
-    let (sender, receiver) = crossbeam_channel::bounded(1);
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let handle = tailer(config)
-        .spawn(sender, Arc::clone(&shutdown))
-        .expect("spawns");
-    assert_eq!(handle.thread().name(), Some("edge-tail"));
-
-    let mut delivered = Delivered::default();
-    while delivered.lines().len() < 20 {
-        let message = receiver
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a message within the time limit");
-        delivered.messages.push(message);
-        assert!(receiver.len() <= 1, "the channel is bounded");
-    }
-    // Leave the thread blocked on the full channel, then stop it.
-    shutdown.store(true, Ordering::Release);
-    handle.join().expect("the thread ends");
-    delivered.messages.extend(receiver.try_iter());
-    let got = delivered.lines();
-    assert_eq!(got[..], lines[..got.len()], "in order, none twice");
-    assert!(got.len() < lines.len(), "stopped before the end");
-}
-
-#[test]
-fn the_spawned_thread_stops_at_its_next_message_once_the_receiver_is_dropped() {
-    let dir = TempDir::new("spawn-drop");
-    let lines: Vec<String> = (0..50).map(|n| format!("line {n}")).collect();
-    dir.write("access.log", lines.join("\n") + "\n");
-    let mut config = from_start(&dir, "*.log");
-    config.batch_bytes = 10;
-    config.poll_interval = Duration::from_millis(5);
-    let (sender, receiver) = crossbeam_channel::bounded(1);
-    let handle = tailer(config)
-        .spawn(sender, Arc::new(AtomicBool::new(false)))
-        .expect("spawns");
-    receiver
-        .recv_timeout(Duration::from_secs(10))
-        .expect("a first message");
-    drop(receiver);
-    handle.join().expect("the thread ends");
 }
