@@ -8,7 +8,7 @@
 //! short-lived histograms of sliding windows.
 //!
 //! Counters start in a sorted list of `(index, count)` pairs, 16 bytes per distinct counter;
-//! past [`SPARSE_MAX`] of them the histogram switches to pages of [`PAGE_LEN`] counters
+//! past 256 of them the histogram switches to pages of 128 counters
 //! allocated on first use. A route with a few hundred distinct latencies costs a few KiB; a
 //! dense HdrHistogram over 1 µs to 1 h costs 188 KiB. The exact minimum, maximum and sum are
 //! kept beside the counters.

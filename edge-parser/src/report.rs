@@ -4,7 +4,8 @@
 //! standard input; `.gz` decompressed), the format (given, or detected from the first bytes of
 //! the first input) and the order (several files are read as one stream in the order of their
 //! first timestamp, so `access.log.2.gz access.log access.log.1` reads in time order), then
-//! [`run`](Report::run)s the [pipeline](crate::pipeline) and returns the finished
+//! [`run`](Report::run)s the pipeline (a reader thread, parser threads, a merge in reading
+//! order: results do not depend on the thread count) and returns the finished
 //! [`Aggregate`]. The views of it (table, JSON document) are in [`crate::export`].
 //!
 //! # Example

@@ -1,4 +1,4 @@
-//! Views of the [`Aggregate`](crate::aggregate::Aggregate): one model, many renderings.
+//! Views of the [`crate::aggregate::Aggregate`]: one model, many renderings.
 //!
 //! - [`table`]: the report table for people (`edge-parser report`).
 //! - [`json`]: the report JSON document for programs (`edge-parser report --json`).

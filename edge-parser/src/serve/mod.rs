@@ -9,7 +9,7 @@
 //!
 //! The tailer ([`crate::tail`]) reads complete lines and blocks when the channel is full, so
 //! reading slows down when parsing falls behind and memory does not grow with a backlog. One
-//! ingest thread owns all the state ([`ingest`]): it parses every line in order (millions of
+//! ingest thread owns all the state: it parses every line in order (millions of
 //! lines per second on one core, far above what a proxy writes), answers the HTTP side's
 //! queries between batches, and writes the checkpoint (file positions with the state they
 //! produced) every few seconds and at shutdown. SIGTERM or SIGINT stops the reading, the last

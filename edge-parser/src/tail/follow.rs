@@ -181,7 +181,7 @@ impl Tailer {
     }
 
     /// Takes the buffers of batches from `spares` when it has some, instead of allocating:
-    /// the consumer sends [`Batch::bytes`] back once done with them.
+    /// the consumer sends [`Batch::bytes`](super::Batch::bytes) back once done with them.
     #[must_use]
     pub fn recycle_buffers(mut self, spares: Receiver<Vec<u8>>) -> Self {
         self.buffers.spares = Some(spares);

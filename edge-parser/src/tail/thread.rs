@@ -17,7 +17,7 @@ const SEND_RETRY: Duration = Duration::from_millis(100);
 
 impl Tailer {
     /// Runs [`poll`](Self::poll) in a thread named `edge-tail` every
-    /// [`poll_interval`](TailConfig::poll_interval) (at once while a backlog remains), sending
+    /// [`poll_interval`](super::TailConfig::poll_interval) (at once while a backlog remains), sending
     /// the messages into `sender`. A full channel blocks the thread: reading slows down,
     /// memory does not grow. The thread ends when `shutdown` is set (also while blocked on a
     /// full channel, within 100 ms) or, at its next message, once the receiver is dropped.

@@ -29,7 +29,7 @@ pub struct TailConfig {
     /// Read the files present at the first start (with no checkpoint) from their start instead
     /// of their end.
     pub from_start: bool,
-    /// Time between two polls in [`Tailer::spawn`].
+    /// Time between two polls in [`Tailer::spawn`](super::Tailer::spawn).
     pub poll_interval: Duration,
     /// Time between two expansions of the glob patterns; zero expands them at every poll.
     pub rescan_interval: Duration,
@@ -85,7 +85,7 @@ pub enum TailError {
     },
 }
 
-/// What a [`Tailer`] delivers.
+/// What a [`Tailer`](super::Tailer) delivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TailMessage {
     /// Complete lines of one file.
@@ -105,7 +105,7 @@ pub struct Batch {
     pub start_offset: u64,
     /// The offset just past the batch's last line, where reading resumes after a restart.
     pub end_offset: u64,
-    /// Whole lines, each ending in `\n` (split them with [`crate::input::for_each_line`]);
+    /// Whole lines, each ending in `\n` (split them with [`crate::read::lines`]);
     /// possibly empty when the batch only skips over-long lines.
     pub bytes: Vec<u8>,
     /// Over-long lines met between `start_offset` and `end_offset`, not in `bytes`.

@@ -32,7 +32,8 @@ pub const DEFAULT_MAX_ROUTERS: usize = 1000;
 /// in between; a longer jump restarts the baselines.
 pub const MAX_CATCH_UP_MINUTES: i64 = 24 * 60;
 
-/// Thresholds and limits of a [`Watch`]; see the [module docs](self) for the rules.
+/// Thresholds and limits of a [`Watch`](super::Watch); see the [module docs](super) for the
+/// rules.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct WatchConfig {
     /// Half-life of the baselines, in minutes of normal traffic (default 10).
