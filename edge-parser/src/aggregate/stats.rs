@@ -56,7 +56,7 @@ impl StatusClasses {
 
     /// Counts one request of `class`.
     #[inline]
-    pub fn add(&mut self, class: StatusClass) {
+    pub(crate) fn add(&mut self, class: StatusClass) {
         self.0[Self::index(class)] += 1;
     }
 
@@ -71,7 +71,7 @@ impl StatusClasses {
     }
 
     /// Adds `other` into `self`.
-    pub fn merge(&mut self, other: &Self) {
+    pub(crate) fn merge(&mut self, other: &Self) {
         for (mine, theirs) in self.0.iter_mut().zip(other.0) {
             *mine += theirs;
         }
@@ -210,7 +210,7 @@ pub struct StatusCounts {
 impl StatusCounts {
     /// Counts `count` requests of `code`.
     #[inline]
-    pub fn add(&mut self, code: i16, count: u64) {
+    pub(crate) fn add(&mut self, code: i16, count: u64) {
         match usize::try_from(i32::from(code) + 1) {
             Ok(slot) if slot < STATUS_SLOTS => {
                 self.slots
@@ -238,7 +238,7 @@ impl StatusCounts {
     }
 
     /// Adds `other` into `self`.
-    pub fn merge(&mut self, other: &Self) {
+    pub(crate) fn merge(&mut self, other: &Self) {
         for (code, count) in other.iter() {
             self.add(code, count);
         }
@@ -276,7 +276,7 @@ pub struct Timeline {
 impl Timeline {
     /// Counts `count` requests in `second` (unix seconds).
     #[inline]
-    pub fn add(&mut self, second: i64, count: u64) {
+    pub(crate) fn add(&mut self, second: i64, count: u64) {
         match &mut self.current {
             Some((current, counted)) if *current == second => *counted += count,
             slot => {
@@ -344,7 +344,7 @@ impl Timeline {
     }
 
     /// Adds `other` into `self`.
-    pub fn merge(&mut self, other: &Self) {
+    pub(crate) fn merge(&mut self, other: &Self) {
         for (second, count) in other.iter() {
             *self.seconds.entry(second).or_default() += count;
         }
