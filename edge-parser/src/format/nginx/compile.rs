@@ -11,6 +11,7 @@ use nom::character::complete::char;
 use nom::sequence::{delimited, preceded};
 
 use super::{Escape, LogFormat, LogFormatError};
+use crate::format::RecordField;
 
 #[derive(Debug)]
 pub(super) struct Compiled {
@@ -59,22 +60,6 @@ impl Role {
             other => other,
         }
     }
-}
-
-/// A [`Record`](crate::format::Record) field a `log_format` variable can fill.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Filled {
-    Timestamp,
-    Method,
-    Target,
-    Protocol,
-    Status,
-    Bytes,
-    Duration,
-    UpstreamDuration,
-    UpstreamStatus,
-    Host,
-    Router,
 }
 
 /// How the end of a variable's value is found.
@@ -244,26 +229,43 @@ impl LogFormat {
         })
     }
 
-    /// The variable that fills `field` of the record, if any.
-    pub(crate) fn filled_by(&self, field: Filled) -> Option<&str> {
+    /// The variable (without `$`) that fills `field` in the records this format parses, or
+    /// `None` when the format does not log that field. Where several variables could fill it,
+    /// this is the one that does (the priorities of the [module docs](super)); `$request` fills
+    /// the method, target and protocol that no dedicated variable takes.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use vantage_edge::format::{LogFormat, RecordField};
+    ///
+    /// let format = LogFormat::compile(r#"[$msec] "$request" $status $request_uri"#)?;
+    /// assert_eq!(format.filled_by(RecordField::Timestamp), Some("msec"));
+    /// assert_eq!(format.filled_by(RecordField::Method), Some("request"));
+    /// assert_eq!(format.filled_by(RecordField::Target), Some("request_uri"));
+    /// assert_eq!(format.filled_by(RecordField::Duration), None);
+    /// # Ok::<(), vantage_edge::format::LogFormatError>(())
+    /// ```
+    #[must_use]
+    pub fn filled_by(&self, field: RecordField) -> Option<&str> {
         let inner = &*self.inner;
         let [method, target, protocol] = inner.request_fills;
         inner.fields.iter().find_map(|f| {
             let fills = match (f.role, field) {
-                (Role::TimeLocal | Role::TimeIso8601 | Role::Msec, Filled::Timestamp)
-                | (Role::Method, Filled::Method)
-                | (Role::Target, Filled::Target)
-                | (Role::Protocol, Filled::Protocol)
-                | (Role::Status, Filled::Status)
-                | (Role::Bytes, Filled::Bytes)
-                | (Role::RequestTime, Filled::Duration)
-                | (Role::UpstreamTime, Filled::UpstreamDuration)
-                | (Role::UpstreamStatus, Filled::UpstreamStatus)
-                | (Role::Host, Filled::Host)
-                | (Role::Router, Filled::Router) => true,
-                (Role::Request, Filled::Method) => method,
-                (Role::Request, Filled::Target) => target,
-                (Role::Request, Filled::Protocol) => protocol,
+                (Role::TimeLocal | Role::TimeIso8601 | Role::Msec, RecordField::Timestamp)
+                | (Role::Method, RecordField::Method)
+                | (Role::Target, RecordField::Target)
+                | (Role::Protocol, RecordField::Protocol)
+                | (Role::Status, RecordField::Status)
+                | (Role::Bytes, RecordField::BytesSent)
+                | (Role::RequestTime, RecordField::Duration)
+                | (Role::UpstreamTime, RecordField::UpstreamDuration)
+                | (Role::UpstreamStatus, RecordField::UpstreamStatus)
+                | (Role::Host, RecordField::Host)
+                | (Role::Router, RecordField::Router) => true,
+                (Role::Request, RecordField::Method) => method,
+                (Role::Request, RecordField::Target) => target,
+                (Role::Request, RecordField::Protocol) => protocol,
                 _ => false,
             };
             fills.then_some(f.name.as_str())

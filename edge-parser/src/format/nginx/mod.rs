@@ -23,8 +23,9 @@
 //! | `host` | `$host`, `$http_host`, `$server_name` |
 //! | `router` | `$proxy_upstream_name` (ingress-nginx) |
 //!
-//! Any other variable is matched and skipped. A value of `-` (nginx's "not set") or an empty
-//! value (what `escape=json` writes) leaves the field empty. Text values are unescaped per the
+//! Any other variable is matched and skipped. [`LogFormat::filled_by`] tells which variable
+//! fills a field in a given format. A value of `-` (nginx's "not set") or an empty value (what
+//! `escape=json` writes) leaves the field empty. Text values are unescaped per the
 //! format's [`Escape`] mode: `\xHH` for `default`, JSON escapes for `json`.
 //!
 //! A `$request` that is not a request line (a TLS handshake sent to a plain-HTTP port logs as
@@ -57,7 +58,6 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 use compile::Compiled;
-pub(crate) use compile::Filled;
 
 /// nginx's predefined `combined` format.
 pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
