@@ -43,8 +43,7 @@ use std::time::Duration;
 
 use fastrand::Rng;
 
-use crate::format::nginx::Filled;
-use crate::format::{Format, LogFormat, Record, Status, Timestamp, civil_from_days};
+use crate::format::{Format, LogFormat, Record, RecordField, Status, Timestamp, civil_from_days};
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;
 const NANOS_PER_MILLI: u64 = 1_000_000;
@@ -1915,33 +1914,34 @@ impl Request {
         let by = |field| format.filled_by(field);
         let upstream_ns: u64 = self.attempts.iter().map(|a| millis_ns(a.duration_ns)).sum();
         Record {
-            timestamp: by(Filled::Timestamp).map(|var| match var {
+            timestamp: by(RecordField::Timestamp).map(|var| match var {
                 "msec" => Timestamp::from_unix_nanos(
                     end.unix_nanos() - i64::from(end.subsec_nanos() % 1_000_000),
                 ),
                 _ => Timestamp::from_unix_secs(end.unix_secs()),
             }),
-            method: by(Filled::Method).and(base.method),
-            target: by(Filled::Target).and_then(|var| match var {
+            method: by(RecordField::Method).and(base.method),
+            target: by(RecordField::Target).and_then(|var| match var {
                 "uri" | "document_uri" => Some(Cow::Owned(decoded_path(&self.target))),
                 _ => base.target,
             }),
-            protocol: by(Filled::Protocol).and(base.protocol),
-            status: by(Filled::Status).and(base.status),
-            bytes_sent: by(Filled::Bytes).map(|var| match var {
+            protocol: by(RecordField::Protocol).and(base.protocol),
+            status: by(RecordField::Status).and(base.status),
+            bytes_sent: by(RecordField::BytesSent).map(|var| match var {
                 "bytes_sent" => self.bytes_sent + HEADER_BYTES,
                 _ => self.bytes_sent,
             }),
-            duration_ns: by(Filled::Duration).map(|_| millis_ns(self.duration_ns)),
-            upstream_duration_ns: by(Filled::UpstreamDuration)
+            duration_ns: by(RecordField::Duration).map(|_| millis_ns(self.duration_ns)),
+            upstream_duration_ns: by(RecordField::UpstreamDuration)
                 .filter(|_| !self.attempts.is_empty())
                 .map(|_| upstream_ns),
-            upstream_status: by(Filled::UpstreamStatus)
+            upstream_status: by(RecordField::UpstreamStatus)
                 .and_then(|_| self.attempts.iter().rev().find_map(|a| a.status))
                 .map(Status::new),
-            router: by(Filled::Router).map(|_| Cow::Owned(ingress_upstream(self).into_bytes())),
+            router: by(RecordField::Router)
+                .map(|_| Cow::Owned(ingress_upstream(self).into_bytes())),
             service: None,
-            host: by(Filled::Host).and_then(|_| text(&self.host)),
+            host: by(RecordField::Host).and_then(|_| text(&self.host)),
         }
     }
 }

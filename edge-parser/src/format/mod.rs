@@ -67,7 +67,7 @@ pub use detect::{
 pub use error::{ErrorKind, ParseError};
 pub use lines::{Lines, lines};
 pub use nginx::{Escape, LogFormat, LogFormatError};
-pub use record::{Record, Status, StatusClass, Timestamp};
+pub use record::{Record, RecordField, Status, StatusClass, Timestamp};
 
 use caddy::DurationUnit;
 pub(crate) use time::civil_from_days;

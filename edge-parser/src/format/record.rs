@@ -90,6 +90,37 @@ impl Record<'_> {
     }
 }
 
+/// Names one field of [`Record`], to ask a format whether it logs it (see
+/// [`LogFormat::filled_by`](super::LogFormat::filled_by)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RecordField {
+    /// [`Record::timestamp`].
+    Timestamp,
+    /// [`Record::method`].
+    Method,
+    /// [`Record::target`].
+    Target,
+    /// [`Record::protocol`].
+    Protocol,
+    /// [`Record::status`].
+    Status,
+    /// [`Record::bytes_sent`].
+    BytesSent,
+    /// [`Record::duration_ns`].
+    Duration,
+    /// [`Record::upstream_duration_ns`].
+    UpstreamDuration,
+    /// [`Record::upstream_status`].
+    UpstreamStatus,
+    /// [`Record::router`].
+    Router,
+    /// [`Record::service`].
+    Service,
+    /// [`Record::host`].
+    Host,
+}
+
 /// A point in time: nanoseconds since the Unix epoch, UTC.
 ///
 /// Timestamps logged with a zone offset are converted to UTC; timestamps logged without one
