@@ -13,7 +13,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use vantage_edge::format::{Format, LogFormat, Parsed, lines};
+use vantage_edge::format::{Format, LogFormat, Parsed};
+use vantage_edge::read::lines;
 use vantage_edge::synth::{SynthConfig, generate};
 
 /// Lines per iteration: enough to leave the caches' warm-up out of the figure.

@@ -15,7 +15,8 @@ use std::fmt::Display;
 use std::fs;
 use std::path::PathBuf;
 
-use vantage_edge::format::{Format, LogFormat, ParseError, Parsed, lines};
+use vantage_edge::format::{Format, LogFormat, ParseError, Parsed};
+use vantage_edge::read::lines;
 
 pub(crate) fn data(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,7 +1,8 @@
 //! Format detection: the corpora, loggen's samples and generated logs are recognised; mixed
 //! and unknown logs are refused with errors that name the candidates.
 
-use vantage_edge::format::{DetectError, Format, LogFormat, detect, detect_lines, lines};
+use vantage_edge::format::{DetectError, Format, LogFormat, detect, detect_lines};
+use vantage_edge::read::lines;
 use vantage_edge::synth::{SynthConfig, generate};
 
 use crate::corpus::read;

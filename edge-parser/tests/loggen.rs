@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use vantage_edge::format::{Format, Parsed, Record, lines};
+use vantage_edge::format::{Format, Parsed, Record};
+use vantage_edge::read::lines;
 
 use crate::corpus::read;
 

@@ -15,7 +15,8 @@
 
 use std::fmt;
 
-use super::{Format, Parsed, lines};
+use super::{Format, Parsed};
+use crate::read::lines;
 
 /// How many lines [`detect`] samples.
 pub const DEFAULT_DETECT_LINES: usize = 64;

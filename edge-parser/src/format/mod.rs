@@ -49,7 +49,6 @@ pub mod haproxy;
 pub mod ingress_nginx;
 mod json;
 mod lex;
-mod lines;
 pub mod nginx;
 mod record;
 mod syslog;
@@ -65,7 +64,6 @@ pub use detect::{
     DEFAULT_DETECT_LINES, DetectError, Detection, Score, Scores, detect, detect_lines,
 };
 pub use error::{ErrorKind, ParseError};
-pub use lines::{Lines, lines};
 pub use nginx::{Escape, LogFormat, LogFormatError};
 pub use record::{Record, RecordField, Status, StatusClass, Timestamp};
 

@@ -236,3 +236,15 @@ proptest! {
         prop_assert_eq!(end, data.len() as u64);
     }
 }
+
+#[test]
+fn splits_on_newlines_and_keeps_a_last_partial_line() {
+    assert_eq!(lines(b"").count(), 0);
+    assert_eq!(lines(b"a\n").collect::<Vec<_>>(), [b"a"]);
+    assert_eq!(lines(b"\n").collect::<Vec<_>>(), [b""]);
+    assert_eq!(
+        lines(b"a\n\nbc").collect::<Vec<_>>(),
+        [&b"a"[..], b"", b"bc"]
+    );
+    assert_eq!(lines(b"a\r\nb\r").collect::<Vec<_>>(), [b"a", b"b"]);
+}
