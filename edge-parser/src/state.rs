@@ -139,6 +139,9 @@ pub(crate) fn restore(
     Ok(Some((state, checkpoint.files)))
 }
 
+/// The persisted form of the state, in the version this build writes.
+pub(crate) type Persisted<'a> = v1::State<'a>;
+
 /// The checkpoint of the live state, borrowing it (the histograms are not copied).
 pub(crate) fn checkpoint<'a>(
     config: String,
@@ -146,7 +149,7 @@ pub(crate) fn checkpoint<'a>(
     aggregate: &'a Aggregate,
     health: &'a Health,
     sequence: u64,
-) -> Checkpoint<v1::State<'a>> {
+) -> Checkpoint<Persisted<'a>> {
     Checkpoint {
         config,
         files,

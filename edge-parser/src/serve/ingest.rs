@@ -22,7 +22,9 @@ use crate::export::summary::{SummaryView, ready};
 use crate::format::StatusClass;
 use crate::read::{Line, for_each_line};
 use crate::state::{self, EdgeState, Health};
-use crate::tail::{CheckpointError, FilePosition, Positions, StatusHandle, TailEvent, TailMessage};
+use crate::tail::{
+    Checkpoint, CheckpointError, FilePosition, Positions, StatusHandle, TailEvent, TailMessage,
+};
 use crate::watch::Watch;
 use vantage_instrument::names;
 
@@ -251,14 +253,7 @@ impl<'c> Ingest<'c> {
         // Counted before writing, so that the written state includes this write.
         self.health.checkpoint_writes += 1;
         self.health.checkpoint_last_success = Some(unix_now() as i64);
-        let written = state::checkpoint(
-            self.fingerprint.clone(),
-            self.positions.files(),
-            self.aggregator.aggregate(),
-            &self.health,
-            self.sequence,
-        )
-        .write_atomic(&path);
+        let written = self.checkpoint_now().write_atomic(&path);
         if let Err(error) = written {
             self.health.checkpoint_writes -= 1;
             self.health.checkpoint_errors += 1;
@@ -328,15 +323,19 @@ impl<'c> Ingest<'c> {
         }
     }
 
-    fn snapshot(&self) -> Reply {
-        let checkpoint = state::checkpoint(
+    /// The checkpoint as of now, borrowing the state (the histograms are not copied).
+    fn checkpoint_now(&self) -> Checkpoint<state::Persisted<'_>> {
+        state::checkpoint(
             self.fingerprint.clone(),
             self.positions.files(),
             self.aggregator.aggregate(),
             &self.health,
             self.sequence,
-        );
-        match checkpoint.to_json() {
+        )
+    }
+
+    fn snapshot(&self) -> Reply {
+        match self.checkpoint_now().to_json() {
             Ok(body) => Reply {
                 status: StatusCode::OK,
                 content_type: "application/json",

@@ -127,15 +127,25 @@
 //!
 //! [`rotate_wait`]: TailConfig::rotate_wait
 
+// The checkpoint envelope and the consumer's positions.
 mod checkpoint;
+// Glob patterns expanded into paths.
 mod discover;
+// File identity: device, inode and a fingerprint of the first bytes.
 mod fingerprint;
+// The state machine: which files are followed, how far each was read.
 mod follow;
+// What each watched path names now: rescans, files that left their path.
 mod paths;
+// The lines of one file, through the shared line reader.
 mod reader;
+// Resuming from a checkpoint's positions.
 mod restore;
+// Errors reported once, and the status readiness is judged on.
 mod status;
+// The `edge-tail` thread and its bounded channel.
 mod thread;
+// What a tailer is configured with and what it delivers.
 mod types;
 
 pub use checkpoint::{

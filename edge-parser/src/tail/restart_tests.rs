@@ -13,14 +13,15 @@ use super::*;
 /// delivers, and a restart resumes a new tailer from what it observed.
 struct Consumer {
     config: TailConfig,
-    tailer: Tailer,
+    /// `None` while stopped.
+    tailer: Option<Tailer>,
     positions: Positions,
 }
 
 impl Consumer {
     fn start(config: TailConfig) -> Self {
         Self {
-            tailer: tailer(config.clone()),
+            tailer: Some(tailer(config.clone())),
             config,
             positions: Positions::new(Vec::new()),
         }
@@ -28,7 +29,7 @@ impl Consumer {
 
     /// Polls and observes what was delivered.
     fn poll(&mut self) -> Delivered {
-        let delivered = Delivered::poll(&mut self.tailer);
+        let delivered = Delivered::poll(self.tailer.as_mut().expect("started"));
         for message in &delivered.messages {
             self.positions.observe(message);
         }
@@ -40,9 +41,15 @@ impl Consumer {
         self.positions.files()
     }
 
-    /// Stops the tailer and resumes a new one from the observed positions.
+    /// Stops the tailer: its files are closed, as when edge-parser is stopped.
+    fn stop(&mut self) {
+        self.tailer = None;
+    }
+
+    /// Resumes a new tailer from the observed positions (stopping the old one if running).
     fn restart(&mut self) {
-        self.tailer = Tailer::resume(self.config.clone(), self.files()).expect("valid");
+        self.stop();
+        self.tailer = Some(Tailer::resume(self.config.clone(), self.files()).expect("valid"));
     }
 }
 
@@ -57,6 +64,7 @@ fn a_restart_resumes_exactly_at_the_checkpointed_positions() {
     dir.append("b.log", "b1\n");
     let delivered = consumer.poll();
     assert_eq!(delivered.lines(), ["a1", "a2", "b1"]);
+    consumer.stop();
 
     dir.append("a.log", "ial\na3\n");
     dir.append("b.log", "b2\n");
@@ -92,6 +100,7 @@ fn a_restart_after_a_rename_while_stopped_finishes_the_old_file_then_the_new_one
     consumer.poll();
     dir.append("access.log", "a1\n");
     consumer.poll();
+    consumer.stop();
 
     dir.append("access.log", "a2\n");
     dir.rename("access.log", "access.log.1");
@@ -120,6 +129,7 @@ fn a_restart_finds_a_same_inode_file_with_other_contents_and_reads_it_whole() {
     consumer.poll();
     dir.append("access.log", "a1\n");
     consumer.poll();
+    consumer.stop();
     let inode = ino(&dir, "access.log");
 
     // Rewritten in place while stopped: the same inode, other first bytes, longer.
@@ -131,6 +141,7 @@ fn a_restart_finds_a_same_inode_file_with_other_contents_and_reads_it_whole() {
     assert_eq!(delivered.lines(), ["b1 other", "b2"]);
 
     // Truncated below the checkpointed offset while stopped.
+    consumer.stop();
     dir.write("access.log", "c\n");
     consumer.restart();
     let delivered = consumer.poll();
@@ -146,6 +157,7 @@ fn a_checkpointed_file_gone_while_stopped_is_reported_missing() {
     consumer.poll();
     dir.append("access.log", "a1\n");
     consumer.poll();
+    consumer.stop();
 
     dir.append("access.log", "a2 lost\n");
     dir.remove("access.log");
