@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::{Aggregate, AggregateConfig, Dimension, default_dimension};
 use crate::format::Format;
 use crate::route::RouteRules;
-use crate::tail::{Checkpoint, CheckpointError, FilePosition};
+#[cfg(any(test, feature = "serve"))]
+use crate::tail::FilePosition;
+use crate::tail::{Checkpoint, CheckpointError};
 
 /// Counters of edge-parser's own work, kept in the checkpoint so they never go backwards.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +119,7 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot, CheckpointError> {
 
 /// The state and positions of the checkpoint at `path` made for `config`; `None` when there is
 /// none (a first start).
+#[cfg(any(test, feature = "serve"))]
 pub(crate) fn restore(
     path: &Path,
     config: &AggregateConfig,
@@ -140,9 +143,11 @@ pub(crate) fn restore(
 }
 
 /// The persisted form of the state, in the version this build writes.
+#[cfg(any(test, feature = "serve"))]
 pub(crate) type Persisted<'a> = v1::State<'a>;
 
 /// The checkpoint of the live state, borrowing it (the histograms are not copied).
+#[cfg(any(test, feature = "serve"))]
 pub(crate) fn checkpoint<'a>(
     config: String,
     files: Vec<FilePosition>,
@@ -220,6 +225,7 @@ mod v1 {
     }
 
     impl<'a> State<'a> {
+        #[cfg(any(test, feature = "serve"))]
         pub(crate) fn of(aggregate: &'a Aggregate, health: &'a Health, sequence: u64) -> Self {
             let mut groups: Vec<GroupV1<'a>> = aggregate
                 .groups()
@@ -287,6 +293,7 @@ mod v1 {
     }
 
     impl<'a> StatsV1<'a> {
+        #[cfg(any(test, feature = "serve"))]
         fn of(stats: &'a GroupStats) -> Self {
             Self {
                 first_seen: stats.first_seen,

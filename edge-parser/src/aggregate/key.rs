@@ -247,6 +247,7 @@ fn encoded_values(mut key: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// The `index`th value of an encoded key, for the hot path of `serve` (no decoding).
+#[cfg(feature = "serve")]
 pub(crate) fn encoded_value(key: &[u8], index: usize) -> Option<&str> {
     encoded_values(key)
         .nth(index)

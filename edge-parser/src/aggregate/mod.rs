@@ -41,6 +41,7 @@ mod stats;
 use std::collections::HashMap;
 
 pub use aggregator::Aggregator;
+#[cfg(feature = "serve")]
 pub(crate) use key::encoded_value;
 pub use key::{ABSENT, Dimension, GroupKey, UnknownDimension};
 pub(crate) use stats::method_label;

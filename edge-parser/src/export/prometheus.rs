@@ -47,6 +47,7 @@ pub struct AnomalyState {
 
 /// The index, in the group key, of the value that fills the `router` label: the `router`
 /// dimension, or the `route` dimension for a grouping without one.
+#[cfg(any(test, feature = "serve"))]
 pub(crate) fn router_index(group_by: &[Dimension]) -> Option<usize> {
     let position = |wanted| group_by.iter().position(|d| *d == wanted);
     position(Dimension::Router).or_else(|| position(Dimension::Route))
