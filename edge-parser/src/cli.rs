@@ -13,8 +13,10 @@ use vantage_edge::export::{ReportMeta, ReportOptions, SortKey, json, table};
 use vantage_edge::format::{Format, LogFormat};
 use vantage_edge::report::{Progress, Report, ReportConfig, ReportError};
 use vantage_edge::route::RouteRules;
-use vantage_edge::serve::{CheckpointTarget, DetectLogsError, ServeConfig};
-use vantage_edge::state::{read_snapshot, serve_config};
+use vantage_edge::serve::{
+    AuthTokens, CheckpointTarget, DEFAULT_MAX_CONNECTIONS, ServeConfig, ServeError,
+};
+use vantage_edge::state::read_snapshot;
 use vantage_edge::synth::{Generator, SynthConfig};
 use vantage_edge::tail::TailConfig;
 use vantage_edge::watch::{
@@ -61,16 +63,24 @@ Endpoints:
   /ready         200 once the checkpoint is restored and every log path is followed or reported
   /api/summary   JSON per router over 1m, 5m and 1h windows, with stale and partial marks
   /api/stream    server-sent events: one summary per second
-  /api/snapshot  the aggregate state as a file (read it back with `report --snapshot FILE`)
+  /api/snapshot  the aggregate state as a file (read it back with `report --snapshot FILE`);
+                 needs a bearer token of --auth-token-file, or a loopback --listen address
 
 Examples:
   edge-parser serve --log '/var/log/traefik/*.log' --checkpoint /var/lib/edge/checkpoint.json
   edge-parser serve --log /var/log/nginx/access.log --format nginx-combined-rt --listen 127.0.0.1:9898
 
+With --format auto (the default) and no line yet, serve waits for the first lines (or takes
+the checkpoint's format); /ready says so meanwhile.
+
+With --checkpoint, /metrics shows the counters as of the last checkpoint written: they never
+exceed what a restart continues from, so Prometheus never sees them go back.
+
 SIGTERM or SIGINT: reading stops, the final checkpoint is written, exit 0.
 
 Exit codes:
   0  stopped by SIGTERM or SIGINT
+  1  stopped, but the final checkpoint could not be written (the message says why)
   2  usage error, a checkpoint that cannot be resumed, or an address that cannot be bound";
 
 #[derive(Debug, Args)]
@@ -89,8 +99,9 @@ struct ServeArgs {
     /// from zero at every start.
     #[arg(long, value_name = "FILE")]
     checkpoint: Option<PathBuf>,
-    /// Time between two checkpoint writes (e.g. `5s`, `500ms`, `1m`).
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    /// Time between two checkpoint writes (e.g. `1s`, `500ms`, `1m`): also how far /metrics
+    /// may lag behind the lines read.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     checkpoint_interval: Duration,
     /// Start from zero even if the checkpoint exists (it is replaced at the next write).
     #[arg(long)]
@@ -114,6 +125,18 @@ struct ServeArgs {
     /// judged for drops.
     #[arg(long, default_value_t = DEFAULT_MIN_BASELINE_RPS, value_name = "RPS")]
     min_baseline_rps: f64,
+    /// A file of bearer tokens (one per line, `ID:TOKEN` or `TOKEN`, at least 16 bytes) that
+    /// open /api/snapshot; each such request is logged as an audit line. Without it, the
+    /// snapshot is served on a loopback --listen address only.
+    #[arg(long, value_name = "FILE")]
+    auth_token_file: Option<PathBuf>,
+    /// HTTP connections open at once (kept below the file-descriptor limit); at the cap the
+    /// oldest idle one is closed.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS as u32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Time for a request head to arrive on an idle connection before it is closed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    header_timeout: Duration,
 }
 
 /// How lines are read and grouped: shared by `report` and `serve`.
@@ -329,47 +352,39 @@ fn report_snapshot(args: &ReportArgs, path: &std::path::Path) -> anyhow::Result<
 }
 
 fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let format = match explicit_format(&args.parsing)? {
-        Some(format) => format,
-        None => vantage_edge::serve::detect_format(&args.logs).map_err(|error| match error {
-            DetectLogsError::Detect(error) => {
-                anyhow::Error::new(error).context("--format auto").context(
-                    "give --format when the logs are empty or new (auto-detection needs lines)",
-                )
-            }
-            error => anyhow::Error::new(error).context("--format auto"),
-        })?,
-    };
-    let aggregate = serve_config(
-        format,
-        route_rules(&args.parsing)?,
-        args.parsing.max_groups,
-        None,
-    );
     let mut tail = TailConfig::new(args.logs.iter().cloned());
     tail.from_start = args.from_start;
     tail.poll_interval = args.poll_interval;
-    let checkpoint = args.checkpoint.clone().map(|path| CheckpointTarget {
+    let mut config = ServeConfig::new(tail, args.listen);
+    config.format = explicit_format(&args.parsing)?;
+    config.routes = route_rules(&args.parsing)?;
+    config.max_groups = args.parsing.max_groups;
+    config.checkpoint = args.checkpoint.clone().map(|path| CheckpointTarget {
         path,
         interval: args.checkpoint_interval,
     });
-    let watch = WatchConfig {
+    config.reset_checkpoint = args.reset_checkpoint;
+    config.stale_after = args.stale_after;
+    config.watch = WatchConfig {
         drop_ratio: args.drop_ratio,
         spike_ratio: args.spike_ratio,
         min_baseline_rps: args.min_baseline_rps,
         ..WatchConfig::default()
     };
-    let config = ServeConfig {
-        tail,
-        aggregate,
-        checkpoint,
-        reset_checkpoint: args.reset_checkpoint,
-        stale_after: args.stale_after,
-        watch,
-        listen: args.listen,
+    config.auth = match &args.auth_token_file {
+        Some(path) => Some(AuthTokens::from_file(path).context("--auth-token-file")?),
+        None => None,
     };
-    vantage_edge::serve::run(&config)?;
-    Ok(ExitCode::SUCCESS)
+    config.limits.max_connections = args.max_connections as usize;
+    config.limits.header_timeout = args.header_timeout;
+    match vantage_edge::serve::run(&config) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error @ ServeError::FinalCheckpoint(_)) => {
+            eprintln!("edge-parser: error: {error:#}");
+            Ok(ExitCode::from(1))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Parses `250ms`, `5s`, `2m`, `1h` or a number of seconds.

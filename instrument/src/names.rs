@@ -102,6 +102,19 @@ pub const EDGE_CHECKPOINT_LAST_SUCCESS: &str = "edge_checkpoint_last_success_tim
 pub const EDGE_CHECKPOINT_RESTORED: &str = "edge_checkpoint_restored";
 /// Edge: log files currently followed.
 pub const EDGE_FILES_OPEN: &str = "edge_files_open";
+/// Edge counter: lines whose timestamp was not trusted (`direction`: `ahead` of the clock, or
+/// `behind` the newest line), placed at their arrival time in the live windows.
+pub const EDGE_CLOCK_SKEW_LINES_TOTAL: &str = "edge_clock_skew_lines_total";
+/// Gauge: HTTP connections open on `edge-parser serve`'s port.
+pub const EDGE_HTTP_CONNECTIONS_OPEN: &str = "edge_http_connections_open";
+/// Counter: HTTP connections accepted since the process started.
+pub const EDGE_HTTP_CONNECTIONS_ACCEPTED_TOTAL: &str = "edge_http_connections_accepted_total";
+/// Counter: failed accepts (out of file descriptors or memory) since the process started.
+pub const EDGE_HTTP_ACCEPT_ERRORS_TOTAL: &str = "edge_http_accept_errors_total";
+/// Counter: idle HTTP connections closed to make room under the connection cap.
+pub const EDGE_HTTP_CONNECTIONS_EVICTED_TOTAL: &str = "edge_http_connections_evicted_total";
+/// Counter: HTTP connections closed at once because the cap was reached and none was idle.
+pub const EDGE_HTTP_CONNECTIONS_REFUSED_TOTAL: &str = "edge_http_connections_refused_total";
 
 /// Edge label: the proxy's router, or the route template for formats that log no router.
 pub const ROUTER: &str = "router";
@@ -117,6 +130,8 @@ pub const CODE: &str = "code";
 pub const LINE_RESULT: &str = "result";
 /// Edge label: what kind of rotation or anomaly.
 pub const KIND: &str = "kind";
+/// Edge label: `ahead` or `behind`, of `edge_clock_skew_lines_total`.
+pub const DIRECTION: &str = "direction";
 
 /// Default duration buckets in seconds: the OpenTelemetry recommendation for
 /// `http.server.request.duration`, shared by the service and the edge.

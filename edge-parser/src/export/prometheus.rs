@@ -9,7 +9,13 @@
 //!   bound may count below it. `_sum` is exact to the microsecond.
 //! - Health: `edge_lines_total{result}`, `edge_bytes_read_total`,
 //!   `edge_last_line_timestamp_seconds`, `edge_lag_seconds`, `edge_file_rotations_total{kind}`,
-//!   `edge_files_open`, `edge_checkpoint_*`, `edge_anomaly{router, kind}`.
+//!   `edge_files_open`, `edge_checkpoint_*`, `edge_clock_skew_lines_total{direction}`,
+//!   `edge_anomaly{router, kind}`.
+//!
+//! The exposition comes in two parts: [`Exposition::render_counters`], everything derived from
+//! the persisted state (what must never go backwards across a restart, so `serve` renders it
+//! from the state of its last durable checkpoint), and [`Exposition::render_gauges`], what
+//! describes the present moment.
 //!
 //! # Labels, by dimension
 //!
@@ -68,6 +74,10 @@ pub struct Exposition<'a> {
     pub anomalies: &'a [AnomalyState],
     /// Now, unix seconds (for the lag).
     pub now: f64,
+    /// The timestamp of the last line whose time is trusted, ns since the epoch (for the lag).
+    pub last_line: Option<i64>,
+    /// Lines stamped too far ahead of the clock, and too far behind, since the process started.
+    pub clock_skew: [u64; 2],
 }
 
 /// The labels of one group; see the [module docs](self).
@@ -94,8 +104,15 @@ fn group_labels<'a>(group: &Group<'a>) -> Vec<(&'static str, &'a str)> {
 }
 
 impl Exposition<'_> {
-    /// Renders the exposition into `out` (appending).
+    /// Renders the exposition into `out` (appending): the counters, then the gauges.
     pub fn render(&self, out: &mut String) {
+        self.render_counters(out);
+        self.render_gauges(out);
+    }
+
+    /// Renders what the persisted state holds: requests, durations, lines, bytes, rotations,
+    /// checkpoint writes.
+    pub fn render_counters(&self, out: &mut String) {
         let mut groups: Vec<Group<'_>> = self.aggregate.groups().collect();
         groups.sort_by(|a, b| a.key().cmp(b.key()));
         let labelled: Vec<_> = groups
@@ -158,10 +175,10 @@ impl Exposition<'_> {
                 histogram_samples(out, name, labels, histogram);
             }
         }
-        self.render_health(out);
+        self.render_health_counters(out);
     }
 
-    fn render_health(&self, out: &mut String) {
+    fn render_health_counters(&self, out: &mut String) {
         let lines = self.aggregate.lines();
         family(
             out,
@@ -189,7 +206,27 @@ impl Exposition<'_> {
             "Bytes read from the access logs.",
             health.bytes_read as f64,
         );
-        if let Some(last) = self.aggregate.last_timestamp() {
+        family(
+            out,
+            names::EDGE_FILE_ROTATIONS_TOTAL,
+            "counter",
+            "Log rotations seen, by kind.",
+        );
+        for (kind, count) in &health.rotations {
+            sample(
+                out,
+                names::EDGE_FILE_ROTATIONS_TOTAL,
+                &[(names::KIND, kind)],
+                *count as f64,
+            );
+        }
+    }
+
+    /// Renders what describes the present moment: the last line's time and the lag, files
+    /// open, checkpoint errors and age, skewed lines, anomalies.
+    pub fn render_gauges(&self, out: &mut String) {
+        let health = self.health;
+        if let Some(last) = self.last_line {
             let last = last as f64 / 1e9;
             gauge(
                 out,
@@ -204,20 +241,6 @@ impl Exposition<'_> {
                 "gauge",
                 "How far the newest request read lies behind the clock, in seconds.",
                 (self.now - last).max(0.0),
-            );
-        }
-        family(
-            out,
-            names::EDGE_FILE_ROTATIONS_TOTAL,
-            "counter",
-            "Log rotations seen, by kind.",
-        );
-        for (kind, count) in &health.rotations {
-            sample(
-                out,
-                names::EDGE_FILE_ROTATIONS_TOTAL,
-                &[(names::KIND, kind)],
-                *count as f64,
             );
         }
         gauge(
@@ -275,6 +298,23 @@ impl Exposition<'_> {
                     f64::from(u8::from(anomaly.active)),
                 );
             }
+        }
+        family(
+            out,
+            names::EDGE_CLOCK_SKEW_LINES_TOTAL,
+            "counter",
+            "Lines whose timestamp was not trusted (too far ahead of the clock, or behind the newest line), since the process started; counted, placed at their arrival.",
+        );
+        for (direction, count) in [
+            ("ahead", self.clock_skew[0]),
+            ("behind", self.clock_skew[1]),
+        ] {
+            sample(
+                out,
+                names::EDGE_CLOCK_SKEW_LINES_TOTAL,
+                &[(names::DIRECTION, direction)],
+                count as f64,
+            );
         }
     }
 }

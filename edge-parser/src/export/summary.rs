@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::json::classes_json;
 use super::prometheus::AnomalyState;
 use crate::aggregate::{Aggregate, GroupKey};
+use crate::serve::clock::{SkewCounts, SkewSample};
 use crate::serve::window::{Percentiles, Summary};
 use crate::tail::TailStatus;
 
@@ -70,6 +71,12 @@ pub(crate) struct SummaryView<'a, S> {
     pub(crate) files_open: usize,
     /// The watch's signals.
     pub(crate) anomalies: &'a [AnomalyState],
+    /// The timestamp of the last line whose time is trusted, ns.
+    pub(crate) last_line: Option<i64>,
+    /// Lines whose time was not trusted, since the process started.
+    pub(crate) clock_skew: SkewCounts,
+    /// The last few of them.
+    pub(crate) skew_samples: Vec<SkewSample>,
 }
 
 impl<S: BuildHasher> SummaryView<'_, S> {
@@ -77,8 +84,7 @@ impl<S: BuildHasher> SummaryView<'_, S> {
     pub(crate) fn into_json(self) -> Value {
         let now = self.now;
         let lag = self
-            .aggregate
-            .last_timestamp()
+            .last_line
             .map(|last| (now - last as f64 / 1e9).max(0.0));
         let (recent, recent_bad) = self.recent_lines;
         let malformed_share = if recent == 0 {
@@ -158,6 +164,12 @@ impl<S: BuildHasher> SummaryView<'_, S> {
             "group_by": group_names,
             "lines": self.aggregate.lines(),
             "lag_seconds": lag,
+            "last_line_timestamp": self.last_line.map(|last| last as f64 / 1e9),
+            "clock_skew": {
+                "ahead": self.clock_skew.ahead,
+                "behind": self.clock_skew.behind,
+                "samples": self.skew_samples,
+            },
             "stale": self.last_seen.values().all(|seen| seen.elapsed() > self.stale_after),
             "files_open": self.files_open,
             "windows": windows,

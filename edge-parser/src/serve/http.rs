@@ -25,14 +25,20 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
+use super::auth::Guard;
+use super::conn::{Busy, Connections, accept_loop};
+
 /// At most this many `/api/stream` clients at once; more are answered `503`.
-pub(crate) const MAX_STREAMS: usize = 32;
+pub(crate) const MAX_STREAMS: usize = 256;
 /// How long a query may wait for the ingest loop before the request fails with `503`.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The methods served.
+const ALLOW: &str = "GET, HEAD";
+/// The paths served, named in a `404`.
+const PATHS: &str = "not found: /metrics /health /ready /api/summary /api/stream /api/snapshot\n";
 
 /// What an HTTP request asks of the ingest loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,52 +73,37 @@ pub(crate) struct Asked {
     pub(crate) reply: oneshot::Sender<Reply>,
 }
 
-type Body = BoxBody<Bytes, Infallible>;
+/// The body of every response.
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
+
+/// What the HTTP side is given by `serve`.
+#[derive(Debug)]
+pub(crate) struct HttpSide {
+    /// Where queries for the ingest loop go.
+    pub(crate) queries: Sender<Asked>,
+    /// The latest summary, published by the ingest loop once per tick for every stream.
+    pub(crate) summaries: Arc<watch::Sender<Bytes>>,
+    /// Who may read the guarded endpoints.
+    pub(crate) guard: Guard,
+    /// The connection cap and its counters.
+    pub(crate) connections: Arc<Connections>,
+}
 
 #[derive(Debug)]
 struct Server {
-    queries: Sender<Asked>,
+    side: HttpSide,
     streams: AtomicUsize,
 }
 
-/// Serves on `listener` until `shutdown` turns true; queries go to `queries`.
-///
-/// # Errors
-///
-/// Accepting connections failed.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    queries: Sender<Asked>,
-    mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+/// Serves on `listener` until `shutdown` turns true; see the [module docs](self).
+pub(crate) async fn serve(listener: TcpListener, side: HttpSide, shutdown: watch::Receiver<bool>) {
+    let connections = Arc::clone(&side.connections);
     let server = Arc::new(Server {
-        queries,
+        side,
         streams: AtomicUsize::new(0),
     });
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            _ = shutdown.changed() => return Ok(()),
-        };
-        let server = Arc::clone(&server);
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let server = Arc::clone(&server);
-                async move { Ok::<_, Infallible>(server.handle(request).await) }
-            });
-            let builder = hyper::server::conn::http1::Builder::new();
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                result = connection => {
-                    if let Err(error) = result {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                }
-                _ = shutdown.changed() => {}
-            }
-        });
-    }
+    let handle = move |request, peer, busy| Arc::clone(&server).handle(request, peer, busy);
+    accept_loop(listener, connections, handle, shutdown).await;
 }
 
 /// Binds the listen address.
@@ -125,16 +116,47 @@ pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 impl Server {
-    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+    async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        busy: Arc<AtomicUsize>,
+    ) -> Response<Body> {
         if request.method() != Method::GET && request.method() != Method::HEAD {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served\n");
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served\n");
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+            return response;
         }
         match request.uri().path() {
             "/health" => text(StatusCode::OK, "ok\n"),
-            "/metrics" => self.ask(Query::Metrics).await,
+            "/metrics" => {
+                let reply = ask(&self.side.queries, Query::Metrics)
+                    .await
+                    .map(|mut reply| {
+                        let mut stats = String::new();
+                        self.side.connections.stats.render(&mut stats);
+                        let mut body = Vec::with_capacity(reply.body.len() + stats.len());
+                        body.extend_from_slice(&reply.body);
+                        body.extend_from_slice(stats.as_bytes());
+                        reply.body = Bytes::from(body);
+                        reply
+                    });
+                respond(reply)
+            }
             "/ready" => self.ask(Query::Ready).await,
             "/api/summary" => self.ask(Query::Summary).await,
             "/api/snapshot" => {
+                if let Err(refusal) = self.side.guard.check(request.headers(), peer, "snapshot") {
+                    let mut response = text(refusal.status, refusal.message);
+                    if refusal.status == StatusCode::UNAUTHORIZED {
+                        response
+                            .headers_mut()
+                            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                    }
+                    return response;
+                }
                 let mut response = self.ask(Query::Snapshot).await;
                 if response.status() == StatusCode::OK {
                     response.headers_mut().insert(
@@ -144,49 +166,42 @@ impl Server {
                 }
                 response
             }
-            "/api/stream" => self.stream(),
-            _ => text(
-                StatusCode::NOT_FOUND,
-                "not found: /metrics /health /ready /api/summary /api/stream /api/snapshot\n",
-            ),
+            "/api/stream" => self.stream(&busy),
+            _ => text(StatusCode::NOT_FOUND, PATHS),
         }
     }
 
     async fn ask(&self, query: Query) -> Response<Body> {
-        match ask(&self.queries, query).await {
-            Some(reply) => {
-                let mut response = Response::new(full(reply.body));
-                *response.status_mut() = reply.status;
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(reply.content_type),
-                );
-                response
-            }
-            None => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the ingest loop is not answering\n",
-            ),
-        }
+        respond(ask(&self.side.queries, query).await)
     }
 
-    /// One summary per second as server-sent events, until the client goes away.
-    fn stream(self: Arc<Self>) -> Response<Body> {
+    /// The latest summary as server-sent events, one per tick, until the client goes away:
+    /// every stream reads the one summary the ingest loop publishes.
+    fn stream(self: Arc<Self>, busy: &Arc<AtomicUsize>) -> Response<Body> {
         if self.streams.fetch_add(1, Ordering::AcqRel) >= MAX_STREAMS {
             self.streams.fetch_sub(1, Ordering::AcqRel);
             return text(StatusCode::SERVICE_UNAVAILABLE, "too many streams\n");
         }
-        let guard = StreamSlot(Arc::clone(&self));
-        let events = stream::unfold((guard, true), |(guard, first)| async move {
-            if !first {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut summaries = self.side.summaries.subscribe();
+        // The latest summary goes out at once, if there is one yet.
+        summaries.mark_changed();
+        let slot = StreamSlot {
+            server: Arc::clone(&self),
+            _busy: Busy::new(busy),
+        };
+        let events = stream::unfold((slot, summaries), |(slot, mut summaries)| async move {
+            loop {
+                summaries.changed().await.ok()?;
+                let summary = summaries.borrow_and_update().clone();
+                if summary.is_empty() {
+                    continue;
+                }
+                let mut event = Vec::with_capacity(summary.len() + 24);
+                event.extend_from_slice(b"event: summary\ndata: ");
+                event.extend_from_slice(summary.strip_suffix(b"\n").unwrap_or(&summary));
+                event.extend_from_slice(b"\n\n");
+                return Some((Ok(Frame::data(Bytes::from(event))), (slot, summaries)));
             }
-            let reply = ask(&guard.0.queries, Query::Summary).await?;
-            let mut event = Vec::with_capacity(reply.body.len() + 16);
-            event.extend_from_slice(b"event: summary\ndata: ");
-            event.extend_from_slice(&reply.body);
-            event.extend_from_slice(b"\n\n");
-            Some((Ok(Frame::data(Bytes::from(event))), (guard, false)))
         });
         let mut response = Response::new(BodyExt::boxed(StreamBody::new(events)));
         let headers = response.headers_mut();
@@ -199,13 +214,17 @@ impl Server {
     }
 }
 
-/// Frees a stream slot when the stream ends.
+/// Frees a stream slot when the stream ends, and keeps its connection busy until then (a
+/// stream is never evicted as idle).
 #[derive(Debug)]
-struct StreamSlot(Arc<Server>);
+struct StreamSlot {
+    server: Arc<Server>,
+    _busy: Busy,
+}
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        self.0.streams.fetch_sub(1, Ordering::AcqRel);
+        self.server.streams.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -213,6 +232,23 @@ async fn ask(queries: &Sender<Asked>, query: Query) -> Option<Reply> {
     let (reply, answer) = oneshot::channel();
     queries.try_send(Asked { query, reply }).ok()?;
     tokio::time::timeout(QUERY_TIMEOUT, answer).await.ok()?.ok()
+}
+
+/// The ingest loop's reply as a response; `503` when it did not answer in time.
+fn respond(reply: Option<Reply>) -> Response<Body> {
+    let Some(reply) = reply else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the ingest loop is not answering\n",
+        );
+    };
+    let mut response = Response::new(full(reply.body));
+    *response.status_mut() = reply.status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
+    response
 }
 
 fn full(body: Bytes) -> Body {

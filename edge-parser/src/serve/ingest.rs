@@ -5,15 +5,23 @@
 //! and the [`Watch`], keeps the file [`Positions`] in step with them, answers the HTTP side's
 //! [queries](super::http::Query), and writes the checkpoint: positions and state together, so
 //! that after a restart every counter continues exactly where the checkpoint left it.
+//!
+//! With a checkpoint, `/metrics` shows the counters *as of the last checkpoint written*
+//! (rendered right after each successful write): what Prometheus has seen never exceeds what
+//! is durable, so after a kill -9 the counters go on from at least what was served and never
+//! look like a reset. The gauges (lag, files open, anomalies...) are of the present moment.
+//! Without a checkpoint, nothing is durable and everything is live.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
 
+use super::clock::{LogClock, Verdict};
 use super::http::{Asked, Query, Reply};
 use super::window::Windows;
 use crate::aggregate::{AggregateConfig, Aggregator, GroupKey, LinePosition, encoded_value};
@@ -30,6 +38,8 @@ use vantage_instrument::names;
 
 /// Lines further than this from the clock are not fed to the watch tower.
 const WATCH_HORIZON_SECONDS: i64 = 120;
+/// How often the live stream gets a new summary.
+const STREAM_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where and how often the checkpoint is written.
 #[derive(Debug, Clone)]
@@ -77,6 +87,8 @@ pub(crate) struct IngestConfig<'c> {
     pub(crate) stale_after: Duration,
     /// The tailer's line limit, named when an over-long line is counted.
     pub(crate) max_line_bytes: usize,
+    /// Where the summary for `/api/stream` is published, once per [`STREAM_INTERVAL`].
+    pub(crate) summaries: Arc<tokio::sync::watch::Sender<Bytes>>,
 }
 
 /// The ingest loop's state; see the [module docs](self).
@@ -101,6 +113,11 @@ pub(crate) struct Ingest<'c> {
     started: Instant,
     /// Lines read by this process, and how many were not records: for `partial` marks.
     recent_lines: (u64, u64),
+    /// Which log timestamps to trust.
+    clock: LogClock,
+    /// With a checkpoint: the counters of the exposition as of the last checkpoint written.
+    durable_counters: Option<String>,
+    last_summary: Option<Instant>,
 }
 
 impl<'c> Ingest<'c> {
@@ -116,7 +133,8 @@ impl<'c> Ingest<'c> {
             files,
             restored,
         } = restored;
-        Self {
+        let clock = LogClock::resume(state.aggregate.last_timestamp(), unix_now());
+        let mut ingest = Self {
             fingerprint: state::fingerprint(config.aggregate),
             aggregator: Aggregator::resume(config.aggregate, state.aggregate).with_exact_cap(),
             watch_index: router_index(&config.aggregate.group_by),
@@ -133,7 +151,13 @@ impl<'c> Ingest<'c> {
             files_open: 0,
             started: Instant::now(),
             recent_lines: (0, 0),
-        }
+            clock,
+            durable_counters: None,
+            last_summary: None,
+        };
+        // What was restored is durable: it is what the counters start from.
+        ingest.render_durable_counters();
+        ingest
     }
 
     /// Takes one message of the tailer into the state.
@@ -167,21 +191,25 @@ impl<'c> Ingest<'c> {
             }
         };
         let (windows, watch, last_seen) = (&mut self.windows, &mut self.watch, &mut self.last_seen);
+        let clock = &mut self.clock;
         let watch_index = self.watch_index;
         let mut parsed = false;
         self.aggregator
             .add_line_with(position, line, |record, key| {
                 parsed = true;
-                let at = record
-                    .timestamp
-                    .map_or(now as i64, |timestamp| timestamp.unix_secs());
+                let logged = record.timestamp.map(|timestamp| timestamp.unix_nanos());
+                // A line whose time cannot be trusted is placed at its arrival.
+                let at = match clock.judge(number, logged, now) {
+                    Verdict::Trusted(at) => at,
+                    Verdict::Ahead | Verdict::Behind | Verdict::Untimed => now as i64,
+                };
                 let class = record
                     .status
                     .map_or(StatusClass::Other, |status| status.class());
                 windows.record(key, at, class, record.duration_ns.map(|ns| ns / 1000));
                 // A backlog read late (a first start with --from-start, a long stop) says
                 // nothing about the current minute: only recent lines feed the baselines.
-                let recent = (now as i64 - at).abs() <= WATCH_HORIZON_SECONDS;
+                let recent = (now as i64).abs_diff(at) <= WATCH_HORIZON_SECONDS.unsigned_abs();
                 let router = watch_index.and_then(|index| encoded_value(key, index));
                 if let Some(router) = router.filter(|_| recent) {
                     watch.record(router, at, class == StatusClass::ServerError);
@@ -229,7 +257,8 @@ impl<'c> Ingest<'c> {
         }
     }
 
-    /// Periodic work: anomaly verdicts, window expiry, the checkpoint when due.
+    /// Periodic work: anomaly verdicts, window expiry, the checkpoint when due, the summary
+    /// of the live stream.
     pub(crate) fn tick(&mut self) {
         let now = unix_now() as i64;
         self.watch.tick(now);
@@ -240,25 +269,71 @@ impl<'c> Ingest<'c> {
             .as_ref()
             .is_some_and(|target| self.last_checkpoint.elapsed() >= target.interval);
         if due {
-            self.write_checkpoint();
+            // A failure is counted and logged; the next tick tries again.
+            let _ = self.write_checkpoint();
+        }
+        self.publish_summary();
+    }
+
+    /// One summary for every stream client, when there are some.
+    fn publish_summary(&mut self) {
+        let due = self
+            .last_summary
+            .is_none_or(|last| last.elapsed() >= STREAM_INTERVAL);
+        if due && self.config.summaries.receiver_count() > 0 {
+            self.last_summary = Some(Instant::now());
+            let mut body = serde_json::to_vec(&self.summary()).unwrap_or_default();
+            body.push(b'\n');
+            self.config.summaries.send_replace(Bytes::from(body));
         }
     }
 
-    /// Writes the checkpoint now (also at shutdown).
-    pub(crate) fn write_checkpoint(&mut self) {
+    /// Writes the checkpoint now (also at shutdown); then `/metrics` shows what it holds.
+    ///
+    /// # Errors
+    ///
+    /// The checkpoint could not be written (counted in `edge_checkpoint_errors_total`,
+    /// logged); `/metrics` keeps showing the counters of the last one written.
+    pub(crate) fn write_checkpoint(&mut self) -> Result<(), CheckpointError> {
         let Some(path) = self.config.checkpoint.as_ref().map(|t| t.path.clone()) else {
-            return;
+            return Ok(());
         };
         self.last_checkpoint = Instant::now();
-        // Counted before writing, so that the written state includes this write.
+        // Counted before writing, so that the written state includes this write; undone if
+        // it fails, so that the time of the last success moves only on success.
+        let before = (
+            self.health.checkpoint_writes,
+            self.health.checkpoint_last_success,
+        );
         self.health.checkpoint_writes += 1;
         self.health.checkpoint_last_success = Some(unix_now() as i64);
-        let written = self.checkpoint_now().write_atomic(&path);
-        if let Err(error) = written {
-            self.health.checkpoint_writes -= 1;
-            self.health.checkpoint_errors += 1;
-            tracing::error!(%error, "checkpoint not written");
+        match self.checkpoint_now().write_atomic(&path) {
+            Ok(()) => {
+                self.render_durable_counters();
+                Ok(())
+            }
+            Err(error) => {
+                (
+                    self.health.checkpoint_writes,
+                    self.health.checkpoint_last_success,
+                ) = before;
+                self.health.checkpoint_errors += 1;
+                tracing::error!(%error, "checkpoint not written");
+                Err(error)
+            }
         }
+    }
+
+    /// Renders the counters of the exposition from the state as it is now, for `/metrics` to
+    /// show until the next checkpoint; without a checkpoint they are rendered at each scrape.
+    fn render_durable_counters(&mut self) {
+        if self.config.checkpoint.is_none() {
+            return;
+        }
+        let mut text = self.durable_counters.take().unwrap_or_default();
+        text.clear();
+        self.exposition(&[]).render_counters(&mut text);
+        self.durable_counters = Some(text);
     }
 
     /// Answers one query of the HTTP side.
@@ -304,18 +379,30 @@ impl<'c> Ingest<'c> {
             .collect()
     }
 
-    fn metrics(&self) -> Reply {
-        let anomalies = self.anomalies();
-        let mut text = String::with_capacity(16 << 10);
+    fn exposition<'a>(&'a self, anomalies: &'a [AnomalyState]) -> Exposition<'a> {
+        let skew = self.clock.counts();
         Exposition {
             aggregate: self.aggregator.aggregate(),
             health: &self.health,
             files_open: self.files_open,
             restored: self.restored,
-            anomalies: &anomalies,
+            anomalies,
             now: unix_now(),
+            last_line: self.clock.last_line(),
+            clock_skew: [skew.ahead, skew.behind],
         }
-        .render(&mut text);
+    }
+
+    fn metrics(&self) -> Reply {
+        let anomalies = self.anomalies();
+        let exposition = self.exposition(&anomalies);
+        let durable = self.durable_counters.as_ref().map_or(0, String::len);
+        let mut text = String::with_capacity(durable + (16 << 10));
+        match &self.durable_counters {
+            Some(durable) => text.push_str(durable),
+            None => exposition.render_counters(&mut text),
+        }
+        exposition.render_gauges(&mut text);
         Reply {
             status: StatusCode::OK,
             content_type: names::PROMETHEUS_TEXT_CONTENT_TYPE,
@@ -364,9 +451,51 @@ impl<'c> Ingest<'c> {
             recent_lines: self.recent_lines,
             files_open: self.files_open,
             anomalies: &anomalies,
+            last_line: self.clock.last_line(),
+            clock_skew: self.clock.counts(),
+            skew_samples: self.clock.samples().cloned().collect(),
         }
         .into_json()
     }
+}
+
+/// Answers a query before the format is known (`--format auto` with no line yet): nothing is
+/// counted yet, and `/ready` says what is awaited.
+pub(crate) fn answer_waiting(asked: Asked, waiting: &str) {
+    let reply = match asked.query {
+        Query::Metrics => {
+            let mut text = String::new();
+            Exposition {
+                aggregate: &crate::aggregate::Aggregate::default(),
+                health: &Health::default(),
+                files_open: 0,
+                restored: false,
+                anomalies: &[],
+                now: unix_now(),
+                last_line: None,
+                clock_skew: [0, 0],
+            }
+            .render(&mut text);
+            Reply {
+                status: StatusCode::OK,
+                content_type: names::PROMETHEUS_TEXT_CONTENT_TYPE,
+                body: Bytes::from(text),
+            }
+        }
+        Query::Ready => json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"ready": false, "reasons": [waiting], "checkpoint_restored": false, "failing": []}),
+        ),
+        Query::Summary => json_reply(
+            StatusCode::OK,
+            &json!({"now": unix_now(), "format": null, "waiting": waiting, "windows": []}),
+        ),
+        Query::Snapshot => json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"error": format!("no state yet: {waiting}")}),
+        ),
+    };
+    let _ = asked.reply.send(reply);
 }
 
 fn json_reply(status: StatusCode, value: &Value) -> Reply {

@@ -20,22 +20,32 @@
 //! `/api/summary` and the live stream). What they show is rendered by [`crate::export`], what
 //! they persist is [`crate::state`], the anomaly signals come from [`crate::watch`].
 
+mod auth;
+pub(crate) mod clock;
+mod conn;
 pub(crate) mod http;
 mod ingest;
 pub(crate) mod window;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, select};
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, bounded, select};
 
-use crate::aggregate::AggregateConfig;
+use self::http::Asked;
+use crate::aggregate::{AggregateConfig, DEFAULT_MAX_GROUPS, Dimension};
 use crate::format::{DetectError, Format, detect};
 use crate::read::Input;
+use crate::route::RouteRules;
+use crate::state;
 use crate::tail::{CheckpointError, TailConfig, TailError, Tailer};
 use crate::watch::{Watch, WatchConfig, WatchConfigError};
+pub use auth::{AuthTokens, AuthTokensError, MIN_TOKEN_BYTES};
+pub use conn::{DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Limits};
 pub use ingest::CheckpointTarget;
 use ingest::{Ingest, IngestConfig, Restored, restore};
 
@@ -45,15 +55,25 @@ const TAIL_CHANNEL: usize = 64;
 const QUERY_CHANNEL: usize = 256;
 /// How often the ingest loop does its periodic work.
 const TICK: Duration = Duration::from_millis(500);
+/// Default time between two checkpoints: also how stale `/metrics` may be (it shows the
+/// counters of the last checkpoint).
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Everything `serve` runs with.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServeConfig {
     /// What to follow.
     pub tail: TailConfig,
-    /// How lines are parsed and grouped: [`state::serve_config`](crate::state::serve_config)
-    /// gives `serve`'s grouping.
-    pub aggregate: AggregateConfig,
+    /// The log format; `None` detects it from the first lines of the followed files, waiting
+    /// for them (or takes the checkpoint's).
+    pub format: Option<Format>,
+    /// How request targets become routes.
+    pub routes: RouteRules,
+    /// Cap on the number of groups.
+    pub max_groups: usize,
+    /// The grouping; `None` for `serve`'s (see [`state::serve_config`]).
+    pub group_by: Option<Vec<Dimension>>,
     /// Where the checkpoint goes, if anywhere.
     pub checkpoint: Option<CheckpointTarget>,
     /// Start over even if a checkpoint exists (it is replaced at the first write).
@@ -64,6 +84,42 @@ pub struct ServeConfig {
     pub watch: WatchConfig,
     /// The HTTP listen address.
     pub listen: SocketAddr,
+    /// Tokens that open the guarded endpoints (the snapshot); without them those are served
+    /// on a loopback listen address only.
+    pub auth: Option<AuthTokens>,
+    /// Connection cap and timeouts of the HTTP side.
+    pub limits: Limits,
+}
+
+impl ServeConfig {
+    /// The defaults for following `tail` and serving on `listen`: detected format, automatic
+    /// routes, no checkpoint.
+    pub fn new(tail: TailConfig, listen: SocketAddr) -> Self {
+        Self {
+            tail,
+            format: None,
+            routes: RouteRules::auto(),
+            max_groups: DEFAULT_MAX_GROUPS,
+            group_by: None,
+            checkpoint: None,
+            reset_checkpoint: false,
+            stale_after: Duration::from_secs(60),
+            watch: WatchConfig::default(),
+            listen,
+            auth: None,
+            limits: Limits::default(),
+        }
+    }
+
+    /// How lines of `format` are parsed and grouped.
+    pub fn aggregate_config(&self, format: Format) -> AggregateConfig {
+        state::serve_config(
+            format,
+            self.routes.clone(),
+            self.max_groups,
+            self.group_by.clone(),
+        )
+    }
 }
 
 /// Why `serve` could not start or went wrong.
@@ -73,6 +129,10 @@ pub enum ServeError {
     /// The checkpoint cannot be resumed.
     #[error("{0} (start over with --reset-checkpoint)")]
     Checkpoint(#[from] CheckpointError),
+    /// The last checkpoint, at shutdown, could not be written: a restart reads the lines
+    /// since the one before again, and counts them once (nothing is lost or doubled).
+    #[error("the final checkpoint was not written: {0}")]
+    FinalCheckpoint(CheckpointError),
     /// The tail configuration is not usable.
     #[error(transparent)]
     Tail(#[from] TailError),
@@ -96,8 +156,8 @@ pub enum ServeError {
 ///
 /// # Errors
 ///
-/// A checkpoint that cannot be resumed, an unusable configuration, or a listen address that
-/// cannot be bound.
+/// A checkpoint that cannot be resumed, an unusable configuration, a listen address that
+/// cannot be bound, or a final checkpoint that could not be written.
 pub fn run(config: &ServeConfig) -> Result<(), ServeError> {
     run_until(config, |_| {}, shutdown_signal())
 }
@@ -114,25 +174,13 @@ pub fn run_until(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let watch = Watch::new(config.watch.clone())?;
-    let restored = if config.reset_checkpoint {
-        Restored::default()
-    } else {
-        restore(config.checkpoint.as_ref(), &config.aggregate)?
+    // Refused at once rather than after the format is known.
+    Tailer::new(config.tail.clone())?;
+    // A known format: the checkpoint is restored (or refused) before anything is served.
+    let known = match known_format(config) {
+        Some(format) => Some(restore_for(config, format)?),
+        None => None,
     };
-    if restored.restored {
-        tracing::info!(
-            files = restored.files.len(),
-            lines = restored.state.aggregate.lines.total,
-            "continuing from the checkpoint"
-        );
-    }
-    let tailer = if restored.restored {
-        Tailer::resume(config.tail.clone(), restored.files.clone())?
-    } else {
-        Tailer::new(config.tail.clone())?
-    };
-    let tail_status = tailer.status_handle();
-
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -149,54 +197,36 @@ pub fn run_until(
         "serving on http://{local}: /metrics /health /ready /api/summary /api/stream /api/snapshot"
     );
 
-    let (lines, tail_messages) = bounded(TAIL_CHANNEL);
     let (queries, asked) = bounded(QUERY_CHANNEL);
+    let summaries = Arc::new(tokio::sync::watch::Sender::new(Bytes::new()));
+    let limits = config.limits.within_fd_limit(0);
+    let side = http::HttpSide {
+        queries,
+        summaries: Arc::clone(&summaries),
+        guard: auth::Guard::new(config.auth.clone(), local),
+        connections: Arc::new(conn::Connections::new(limits)),
+    };
     let stop_reading = Arc::new(AtomicBool::new(false));
-    let tail_thread = tailer
-        .spawn(lines, Arc::clone(&stop_reading))
-        .map_err(ServeError::Start)?;
     let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let (ingest_done, ingest_ended) = tokio::sync::oneshot::channel::<()>();
 
     std::thread::scope(|scope| -> Result<(), ServeError> {
+        let stop = Arc::clone(&stop_reading);
         let ingest_thread = std::thread::Builder::new()
             .name("edge-ingest".to_owned())
             .spawn_scoped(scope, move || {
-                let ingest_config = IngestConfig {
-                    aggregate: &config.aggregate,
-                    checkpoint: config.checkpoint.clone(),
-                    stale_after: config.stale_after,
-                    max_line_bytes: config.tail.max_line_bytes,
-                };
-                let mut ingest = Ingest::new(ingest_config, restored, watch, tail_status);
-                let mut last_tick = Instant::now();
-                loop {
-                    select! {
-                        recv(tail_messages) -> message => match message {
-                            Ok(message) => ingest.handle(&message),
-                            // The tailer stopped: everything it sent is in.
-                            Err(_) => break,
-                        },
-                        recv(asked) -> query => {
-                            if let Ok(query) = query {
-                                ingest.answer(query);
-                            }
-                        },
-                        default(TICK) => {},
-                    }
-                    if last_tick.elapsed() >= TICK {
-                        ingest.tick();
-                        last_tick = Instant::now();
-                    }
-                }
-                ingest.write_checkpoint();
+                let result = ingest_loop(config, known, watch, &asked, summaries, &stop);
+                let _ = ingest_done.send(());
+                result
             })
             .map_err(ServeError::Start)?;
 
-        let served = runtime.block_on(async {
-            let server = http::serve(listener, queries, http_stopped);
+        runtime.block_on(async {
             tokio::select! {
-                result = server => result,
-                () = shutdown => Ok(()),
+                () = http::serve(listener, side, http_stopped) => {},
+                () = shutdown => {},
+                // The ingest loop ended on its own: it could not start.
+                _ = ingest_ended => {},
             }
         });
         tracing::info!(
@@ -204,10 +234,151 @@ pub fn run_until(
         );
         let _ = stop_http.send(true);
         stop_reading.store(true, Ordering::Release);
-        let _ = tail_thread.join();
-        let _ = ingest_thread.join();
-        served.map_err(|error| ServeError::Listen { addr: local, error })
+        ingest_thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
+}
+
+/// The format given, or the one of the checkpoint `serve` is to resume.
+fn known_format(config: &ServeConfig) -> Option<Format> {
+    if config.format.is_some() {
+        return config.format.clone();
+    }
+    if config.reset_checkpoint {
+        return None;
+    }
+    let format = checkpoint_format(&config.checkpoint.as_ref()?.path)?;
+    tracing::info!(
+        format = format.name(),
+        "--format auto: the checkpoint's format"
+    );
+    Some(format)
+}
+
+/// How lines of `format` are grouped, and the state the checkpoint holds for that.
+fn restore_for(
+    config: &ServeConfig,
+    format: Format,
+) -> Result<(AggregateConfig, Restored), ServeError> {
+    let aggregate = config.aggregate_config(format);
+    let restored = if config.reset_checkpoint {
+        Restored::default()
+    } else {
+        restore(config.checkpoint.as_ref(), &aggregate)?
+    };
+    if restored.restored {
+        tracing::info!(
+            files = restored.files.len(),
+            lines = restored.state.aggregate.lines.total,
+            "continuing from the checkpoint"
+        );
+    }
+    Ok((aggregate, restored))
+}
+
+/// The ingest thread: settles the format (waiting for lines if it is to be detected) and the
+/// restored state, starts the tailer and takes in its messages until `stop`.
+fn ingest_loop(
+    config: &ServeConfig,
+    known: Option<(AggregateConfig, Restored)>,
+    watch: Watch,
+    asked: &Receiver<Asked>,
+    summaries: Arc<tokio::sync::watch::Sender<Bytes>>,
+    stop: &Arc<AtomicBool>,
+) -> Result<(), ServeError> {
+    let (aggregate, restored) = match known {
+        Some(known) => known,
+        None => match wait_for_format(config, asked, stop) {
+            Some(format) => restore_for(config, format)?,
+            None => return Ok(()),
+        },
+    };
+    let tailer = if restored.restored {
+        Tailer::resume(config.tail.clone(), restored.files.clone())?
+    } else {
+        Tailer::new(config.tail.clone())?
+    };
+    let tail_status = tailer.status_handle();
+    let (lines, tail_messages) = bounded(TAIL_CHANNEL);
+    let tail_thread = tailer
+        .spawn(lines, Arc::clone(stop))
+        .map_err(ServeError::Start)?;
+    let ingest_config = IngestConfig {
+        aggregate: &aggregate,
+        checkpoint: config.checkpoint.clone(),
+        stale_after: config.stale_after,
+        max_line_bytes: config.tail.max_line_bytes,
+        summaries,
+    };
+    let mut ingest = Ingest::new(ingest_config, restored, watch, tail_status);
+    let mut last_tick = Instant::now();
+    loop {
+        select! {
+            recv(tail_messages) -> message => match message {
+                Ok(message) => ingest.handle(&message),
+                // The tailer stopped: everything it sent is in.
+                Err(_) => break,
+            },
+            recv(asked) -> query => {
+                if let Ok(query) = query {
+                    ingest.answer(query);
+                }
+            },
+            default(TICK) => {},
+        }
+        if last_tick.elapsed() >= TICK {
+            ingest.tick();
+            last_tick = Instant::now();
+        }
+    }
+    let _ = tail_thread.join();
+    ingest
+        .write_checkpoint()
+        .map_err(ServeError::FinalCheckpoint)
+}
+
+/// Waits until the format can be detected from the followed files, answering queries
+/// meanwhile; `None` when stopped first.
+fn wait_for_format(
+    config: &ServeConfig,
+    asked: &Receiver<Asked>,
+    stop: &AtomicBool,
+) -> Option<Format> {
+    let patterns = config.tail.patterns.join(", ");
+    let mut waiting = format!("--format auto: waiting for a first line in {patterns}");
+    tracing::info!("{waiting}");
+    let mut last_look: Option<Instant> = None;
+    while !stop.load(Ordering::Acquire) {
+        if last_look.is_none_or(|at| at.elapsed() >= config.tail.poll_interval) {
+            last_look = Some(Instant::now());
+            match detect_format(&config.tail.patterns) {
+                Ok(format) => return Some(format),
+                Err(DetectLogsError::NoLines { .. }) => {}
+                Err(error) => {
+                    let reason = format!("--format auto: {error}; waiting for more lines");
+                    if reason != waiting {
+                        tracing::warn!("{reason}");
+                        waiting = reason;
+                    }
+                }
+            }
+        }
+        if let Ok(query) = asked.recv_timeout(config.tail.poll_interval.min(TICK)) {
+            ingest::answer_waiting(query, &waiting);
+        }
+    }
+    None
+}
+
+/// The format a checkpoint was made for, when it names a preset.
+fn checkpoint_format(path: &Path) -> Option<Format> {
+    let snapshot = state::read_snapshot(path).ok()?;
+    let name = snapshot
+        .config
+        .split_whitespace()
+        .find_map(|part| part.strip_prefix("format="))?;
+    name.parse().ok()
 }
 
 /// How much of the first log format detection looks at.

@@ -13,13 +13,9 @@ use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use vantage_edge::aggregate::DEFAULT_MAX_GROUPS;
 use vantage_edge::format::{Format, Timestamp};
-use vantage_edge::route::RouteRules;
 use vantage_edge::serve::{ServeConfig, ServeError};
-use vantage_edge::state::serve_config;
 use vantage_edge::tail::TailConfig;
-use vantage_edge::watch::WatchConfig;
 
 /// An access log in Traefik's `common` format, written the way a proxy in front of the service
 /// would write it: one line per request, `499` for a client that went away.
@@ -154,21 +150,8 @@ impl Sidecar {
         let mut tail = TailConfig::new([log.display().to_string()]);
         tail.from_start = true;
         tail.poll_interval = Duration::from_millis(100);
-        let aggregate = serve_config(
-            Format::TraefikCommon,
-            RouteRules::auto(),
-            DEFAULT_MAX_GROUPS,
-            None,
-        );
-        let config = ServeConfig {
-            tail,
-            aggregate,
-            checkpoint: None,
-            reset_checkpoint: false,
-            stale_after: Duration::from_secs(60),
-            watch: WatchConfig::default(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
+        let mut config = ServeConfig::new(tail, SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.format = Some(Format::TraefikCommon);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (listening, addr) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()

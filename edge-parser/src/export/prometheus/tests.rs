@@ -38,6 +38,8 @@ fn render(aggregate: &Aggregate, anomalies: &[AnomalyState]) -> String {
         restored: true,
         anomalies,
         now: 1_741_521_612.5,
+        last_line: aggregate.last_timestamp(),
+        clock_skew: [0, 0],
     }
     .render(&mut text);
     text

@@ -25,6 +25,7 @@ fn ingest<'c>(config: &'c AggregateConfig, restored: Restored, checkpoint: &Path
             }),
             stale_after: Duration::from_secs(60),
             max_line_bytes: 4096,
+            summaries: Arc::new(tokio::sync::watch::Sender::new(Bytes::new())),
         },
         restored,
         Watch::new(WatchConfig::default()).expect("default watch"),
@@ -67,7 +68,7 @@ fn counters_continue_from_the_checkpoint() {
     let first_lines = [line("a@x", 200), line("a@x", 503), line("b@x", 200)];
     let mut first = ingest(&config, Restored::default(), &path);
     first.handle(&batch(&first_lines, 0));
-    first.write_checkpoint();
+    first.write_checkpoint().expect("checkpoint written");
     let end = first_lines.concat().len() as u64;
 
     let restored = restore(first.config.checkpoint.as_ref(), &config).expect("readable checkpoint");
@@ -75,13 +76,24 @@ fn counters_continue_from_the_checkpoint() {
     assert_eq!(restored.files[0].offset, end);
     let mut second = ingest(&config, restored, &path);
     second.handle(&batch(&[line("a@x", 200)], end));
+    // Until the next checkpoint, /metrics shows the restored counters: what is durable.
+    let text = metrics(&second);
+    for expected in [
+        "edge_requests_total{router=\"a@x\",service=\"-\",method=\"GET\",code=\"200\"} 1\n",
+        "edge_lines_total{result=\"parsed\"} 3\n",
+        "edge_checkpoint_writes_total 1\n",
+        "edge_checkpoint_restored 1\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    second.write_checkpoint().expect("checkpoint written");
     let text = metrics(&second);
     for expected in [
         "edge_requests_total{router=\"a@x\",service=\"-\",method=\"GET\",code=\"200\"} 2\n",
         "edge_requests_total{router=\"a@x\",service=\"-\",method=\"GET\",code=\"503\"} 1\n",
         "edge_requests_total{router=\"b@x\",service=\"-\",method=\"GET\",code=\"200\"} 1\n",
         "edge_lines_total{result=\"parsed\"} 4\n",
-        "edge_checkpoint_writes_total 1\n",
+        "edge_checkpoint_writes_total 2\n",
         "edge_checkpoint_restored 1\n",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
@@ -101,6 +113,7 @@ fn malformed_and_over_long_lines_are_counted_and_bytes_read() {
         });
     }
     ingest.handle(&message);
+    ingest.write_checkpoint().expect("checkpoint written");
     let text = metrics(&ingest);
     assert!(
         text.contains("edge_lines_total{result=\"parsed\"} 1\n"),
@@ -145,6 +158,7 @@ fn another_grouping_is_labelled_and_watched_by_dimension() {
     config.group_by = vec![Dimension::Service, Dimension::Route];
     let mut ingest = ingest(&config, Restored::default(), &dir.join("cp.json"));
     ingest.handle(&batch(&[line("a@x", 200), line("b@x", 503)], 0));
+    ingest.write_checkpoint().expect("checkpoint written");
     let text = metrics(&ingest);
     for expected in [
         "edge_requests_total{router=\"/a\",service=\"-\",method=\"GET\",code=\"200\"} 1\n",
@@ -156,4 +170,115 @@ fn another_grouping_is_labelled_and_watched_by_dimension() {
     assert_eq!(ingest.watch_index, Some(1));
     let summary = ingest.summary();
     assert_eq!(summary["group_by"], serde_json::json!(["service", "route"]));
+}
+
+#[test]
+fn metrics_never_show_more_than_the_last_checkpoint_holds() {
+    let dir = TempDir::new("ingest-durable");
+    let path = dir.join("checkpoint.json");
+    let config = config();
+    let mut ingest = ingest(&config, Restored::default(), &path);
+    let before = metrics(&ingest);
+    assert!(
+        before.contains("edge_lines_total{result=\"parsed\"} 0\n"),
+        "{before}"
+    );
+    ingest.handle(&batch(&[line("a@x", 200)], 0));
+    let unwritten = metrics(&ingest);
+    assert!(
+        unwritten.contains("edge_lines_total{result=\"parsed\"} 0\n"),
+        "{unwritten}"
+    );
+    assert!(!unwritten.contains("edge_requests_total{"), "{unwritten}");
+    // The gauges are of the present moment all the same.
+    assert!(
+        unwritten.contains("edge_last_line_timestamp_seconds 1741521600\n"),
+        "{unwritten}"
+    );
+
+    ingest.write_checkpoint().expect("checkpoint written");
+    let written = metrics(&ingest);
+    assert!(
+        written.contains("edge_lines_total{result=\"parsed\"} 1\n"),
+        "{written}"
+    );
+    assert!(
+        written.contains(
+            "edge_requests_total{router=\"a@x\",service=\"-\",method=\"GET\",code=\"200\"} 1\n"
+        ),
+        "{written}"
+    );
+    // What the checkpoint file holds is what was shown.
+    let restored = restore(ingest.config.checkpoint.as_ref(), &config).expect("readable");
+    assert_eq!(restored.state.aggregate.lines().parsed, 1);
+}
+
+#[test]
+fn a_failed_checkpoint_keeps_the_last_success_time_and_the_shown_counters() {
+    let dir = TempDir::new("ingest-failing");
+    let config = config();
+    // The checkpoint's directory does not exist: every write fails.
+    let mut ingest = ingest(&config, Restored::default(), &dir.join("missing/cp.json"));
+    ingest.handle(&batch(&[line("a@x", 200)], 0));
+    assert!(ingest.write_checkpoint().is_err());
+    assert!(ingest.write_checkpoint().is_err());
+    let text = metrics(&ingest);
+    for expected in [
+        "edge_checkpoint_writes_total 0\n",
+        "edge_checkpoint_errors_total 2\n",
+        "edge_lines_total{result=\"parsed\"} 0\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(
+        !text.contains("edge_checkpoint_last_success_timestamp_seconds"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_line_from_the_future_does_not_empty_the_windows_or_pin_the_lag() {
+    let dir = TempDir::new("ingest-future");
+    let config = config();
+    let mut ingest = ingest(&config, Restored::default(), &dir.join("cp.json"));
+    let now = unix_now() as i64;
+    let stamped = |secs: i64| {
+        let day = crate::format::Timestamp::from_unix_nanos(secs * 1_000_000_000).to_string();
+        // 2025-03-09T12:00:00.000000000Z -> 09/Mar/2025:12:00:00
+        let (date, time) = day.split_once('T').expect("rfc 3339");
+        let mut parts = date.split('-');
+        let (y, m, d) = (
+            parts.next().expect("y"),
+            parts.next().expect("m"),
+            parts.next().expect("d"),
+        );
+        let month = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ][m.parse::<usize>().expect("month") - 1];
+        format!(
+            "1.1.1.1 - - [{d}/{month}/{y}:{} +0000] \"GET /a HTTP/1.1\" 200 5 \"-\" \"-\" 1 \"a@x\" \"http://x\" 3ms\n",
+            &time[..8]
+        )
+    };
+    let lines = [stamped(now + 3600), stamped(now - 1), stamped(now - 1)];
+    ingest.handle(&batch(&lines, 0));
+    let summary = ingest.summary();
+    assert_eq!(
+        summary["windows"][0]["groups"][0]["requests"], 3,
+        "{summary}"
+    );
+    assert_eq!(summary["clock_skew"]["ahead"], 1);
+    assert_eq!(
+        summary["last_line_timestamp"],
+        serde_json::json!((now - 1) as f64)
+    );
+    let text = metrics(&ingest);
+    assert!(
+        text.contains(&format!("edge_last_line_timestamp_seconds {}\n", now - 1)),
+        "{text}"
+    );
+    assert!(
+        text.contains("edge_clock_skew_lines_total{direction=\"ahead\"} 1\n"),
+        "{text}"
+    );
 }
