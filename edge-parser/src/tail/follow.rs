@@ -72,6 +72,16 @@ pub(super) struct Departed {
     pub(super) sequence: u64,
 }
 
+/// A file no longer followed, remembered so that it is not read again if it comes back (a
+/// path moved away and back, a symlink flipped away and back).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Closed {
+    pub(super) fingerprint: Fingerprint,
+    /// How far it was read.
+    pub(super) offset: u64,
+    pub(super) sequence: u64,
+}
+
 /// Where messages go during a poll; stops taking them once the receiver is gone.
 pub(super) struct Out<'a> {
     pub(super) sink: &'a mut dyn FnMut(TailMessage) -> bool,
@@ -109,6 +119,8 @@ pub struct Tailer {
     pub(super) waiting: Vec<(Arc<Path>, bool, FilePosition)>,
     pub(super) departed: HashMap<Arc<Path>, Departed>,
     pub(super) departures: u64,
+    /// Files closed after a rotation, up to [`MAX_DEPARTED`], by device and inode.
+    pub(super) closed: HashMap<FileKey, Closed>,
     /// Files of the first scan that could not be opened: opened later as if at startup.
     pub(super) initial_failed: HashSet<FileKey>,
     pub(super) errors: HashMap<Arc<Path>, String>,
@@ -170,6 +182,7 @@ impl Tailer {
             waiting: Vec::new(),
             departed: HashMap::new(),
             departures: 0,
+            closed: HashMap::new(),
             initial_failed: HashSet::new(),
             errors: HashMap::new(),
             pattern_errors: Vec::new(),
@@ -282,13 +295,17 @@ impl Tailer {
         let opened = File::open(path).and_then(|file| {
             let metadata = file.metadata()?;
             read_head(&file, &mut self.buffers.head)?;
-            let offset = match start {
-                StartAt::Beginning => 0,
-                StartAt::End => end_of_last_line(&file, metadata.len(), &mut self.buffers.chunk)?,
+            let returning = self.returning(&file, &metadata)?;
+            let offset = match (returning, start) {
+                (Some(offset), _) => offset,
+                (None, StartAt::Beginning) => 0,
+                (None, StartAt::End) => {
+                    end_of_last_line(&file, metadata.len(), &mut self.buffers.chunk)?
+                }
             };
-            Ok((file, metadata, offset))
+            Ok((file, metadata, offset, returning.is_some()))
         });
-        let (file, metadata, offset) = match opened {
+        let (file, metadata, offset, returning) = match opened {
             Ok(opened) => opened,
             Err(error) => {
                 if initial {
@@ -305,7 +322,16 @@ impl Tailer {
         }
         self.initial_failed.remove(&key);
         self.clear_error(path);
-        let after = self.announce_rotation(path, key, out);
+        let after = if returning {
+            // The same file came back: no rotation happened at this path.
+            self.closed.remove(&key);
+            if self.departed.get(path).is_some_and(|d| d.key == key) {
+                self.departed.remove(path);
+            }
+            None
+        } else {
+            self.announce_rotation(path, key, out)
+        };
         let identity = FileIdentity {
             dev: key.0,
             ino: key.1,
@@ -330,6 +356,19 @@ impl Tailer {
             failed: false,
             after,
         }))
+    }
+
+    /// How far a file opened now was read before, if it is one closed earlier that came back
+    /// unchanged: the same device, inode and first bytes, at least as long, a line starting at
+    /// the offset.
+    fn returning(&self, file: &File, metadata: &Metadata) -> io::Result<Option<u64>> {
+        let Some(closed) = self.closed.get(&key_of(metadata)) else {
+            return Ok(None);
+        };
+        let same = closed.fingerprint.matches(&self.buffers.head)
+            && metadata.len() >= closed.offset
+            && at_line_start(file, closed.offset)?;
+        Ok(same.then_some(closed.offset))
     }
 
     /// Reports the rotation that put a new file at `path`, if a followed file left it;
@@ -512,6 +551,7 @@ impl Tailer {
             if file.failed {
                 self.errors.remove(&file.path);
             }
+            self.remember_closed(&file);
             out.event(TailEvent::Closed {
                 path: file.path,
                 identity: file.identity,
@@ -526,5 +566,32 @@ impl Tailer {
             .map(|(index, file)| (file.identity.key(), index))
             .collect();
         self.status_dirty = true;
+    }
+
+    fn remember_closed(&mut self, file: &Tracked) {
+        // A deleted file cannot come back (its inode may, for a new file); one read to offset
+        // 0 has nothing to skip.
+        if file.deleted || file.lines.offset() == 0 {
+            return;
+        }
+        self.departures += 1;
+        self.closed.insert(
+            file.identity.key(),
+            Closed {
+                fingerprint: file.identity.fingerprint,
+                offset: file.lines.offset(),
+                sequence: self.departures,
+            },
+        );
+        if self.closed.len() > MAX_DEPARTED {
+            let oldest = self
+                .closed
+                .iter()
+                .min_by_key(|(_, closed)| closed.sequence)
+                .map(|(key, _)| *key);
+            if let Some(oldest) = oldest {
+                self.closed.remove(&oldest);
+            }
+        }
     }
 }

@@ -67,7 +67,11 @@
 //! | `inode_reuse` | a new file at the path has the old one's device and inode (the old one was deleted and closed first), or a checkpointed inode now holds other first bytes | read from its start |
 //!
 //! Each is reported once as [`TailEvent::Rotated`], followed by [`TailEvent::Opened`] for the
-//! new file (or the truncated one, at offset 0). A file renamed to another name the patterns
+//! new file (or the truncated one, at offset 0). A file that was closed after leaving its path
+//! and comes back unchanged (the same device, inode and first bytes, at least as long, a line
+//! starting where reading stopped: a path moved away and back, a symlink flipped away and back)
+//! is no rotation: it is followed again from where it was left, nothing read twice. Up to 1 024
+//! such files are remembered, within one run. A file renamed to another name the patterns
 //! match is simply followed there. Files that cannot be listed, opened or read are reported as
 //! [`TailEvent::Error`] with the path and the reason, once until the reason changes, and tried
 //! again at every poll; the other files are followed meanwhile. [`Tailer::status`] tells which

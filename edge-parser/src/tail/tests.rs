@@ -281,6 +281,78 @@ fn a_new_file_given_the_inode_of_a_closed_one_is_a_rotation_of_its_own_kind() {
 }
 
 #[test]
+fn a_path_moved_away_and_back_is_not_read_again() {
+    let dir = TempDir::new("away-and-back");
+    dir.write("access.log", "");
+    let mut tailer = tailer(config(&dir, "*.log"));
+    Delivered::poll(&mut tailer);
+    dir.append("access.log", "a1\na2\n");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["a1", "a2"]);
+    dir.rename("access.log", "access.away");
+    // Read to its end and closed (rotate_wait is zero here; 10 s by default).
+    let away = Delivered::poll(&mut tailer);
+    assert!(
+        away.events()
+            .any(|e| matches!(e, TailEvent::Closed { offset: 6, .. }))
+    );
+    dir.rename("access.away", "access.log");
+    let back = Delivered::poll(&mut tailer);
+    assert!(back.lines().is_empty(), "read again: {:?}", back.lines());
+    assert!(back.rotations().is_empty(), "{:?}", back.rotations());
+    assert_eq!(back.opened(), [("access.log".to_owned(), 6)]);
+    dir.append("access.log", "a3\n");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["a3"]);
+}
+
+#[test]
+fn a_symlink_flipped_away_and_back_reads_each_line_once() {
+    let dir = TempDir::new("symlink-flip");
+    dir.write("a.data", "");
+    dir.write("b.data", "");
+    let link = dir.join("current.log");
+    std::os::unix::fs::symlink(dir.join("a.data"), &link).expect("symlink");
+    let flip = |target: &str| {
+        let next = dir.join("next.link");
+        std::os::unix::fs::symlink(dir.join(target), &next).expect("symlink");
+        std::fs::rename(&next, &link).expect("flipping the link");
+    };
+    let mut tailer = tailer(config(&dir, "*.log"));
+    Delivered::poll(&mut tailer);
+    dir.append("a.data", "a1\n");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["a1"]);
+    dir.append("b.data", "b1\n");
+    flip("b.data");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["b1"]);
+    // a.data is closed now; back to it, then to b.data again: nothing is read twice.
+    Delivered::poll(&mut tailer);
+    dir.append("a.data", "a2\n");
+    flip("a.data");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["a2"]);
+    Delivered::poll(&mut tailer);
+    dir.append("b.data", "b2\n");
+    flip("b.data");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["b2"]);
+}
+
+#[test]
+fn a_returning_inode_with_other_first_bytes_is_read_from_its_start() {
+    let dir = TempDir::new("away-rewritten");
+    dir.write("access.log", "");
+    let mut tailer = tailer(config(&dir, "*.log"));
+    Delivered::poll(&mut tailer);
+    dir.append("access.log", "a1\na2\n");
+    assert_eq!(Delivered::poll(&mut tailer).lines(), ["a1", "a2"]);
+    dir.rename("access.log", "access.away");
+    Delivered::poll(&mut tailer);
+    // Rewritten in place while away: the same inode, other contents.
+    std::fs::write(dir.join("access.away"), "b1\nb2\nb3\n").expect("rewriting");
+    dir.rename("access.away", "access.log");
+    let back = Delivered::poll(&mut tailer);
+    assert_eq!(back.lines(), ["b1", "b2", "b3"]);
+    assert_eq!(back.rotations(), [RotationKind::InodeReuse]);
+}
+
+#[test]
 fn over_long_lines_are_reported_once_complete_and_never_delivered() {
     let dir = TempDir::new("too-long");
     dir.write("access.log", "");
