@@ -199,7 +199,7 @@ pub fn run_until(
 
     let (queries, asked) = bounded(QUERY_CHANNEL);
     let summaries = Arc::new(tokio::sync::watch::Sender::new(Bytes::new()));
-    let limits = config.limits.within_fd_limit(0);
+    let limits = config.limits.within_fd_limit(config.tail.max_files);
     let side = http::HttpSide {
         queries,
         summaries: Arc::clone(&summaries),

@@ -169,6 +169,11 @@ impl Tailer {
                 setting: "batch_bytes",
             });
         }
+        if config.max_files == 0 {
+            return Err(TailError::Zero {
+                setting: "max_files",
+            });
+        }
         let tailer = Self {
             resumed: restored.is_some(),
             restored,
@@ -259,6 +264,14 @@ impl Tailer {
             }
         }
         for (path, metadata) in fresh {
+            if self.files.len() >= self.config.max_files {
+                let reason = format!(
+                    "not followed: {} files are followed already (the cap)",
+                    self.config.max_files
+                );
+                self.report_error(&path, reason, &mut out);
+                continue;
+            }
             let start = self.start_for(key_of(&metadata), initial);
             if let Some(index) = self.open_new(&path, &metadata, start, initial, now, &mut out) {
                 more |= self.service(index, now, &mut out);

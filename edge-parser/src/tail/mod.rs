@@ -159,7 +159,7 @@ pub use fingerprint::{FINGERPRINT_BYTES, FileIdentity, Fingerprint};
 pub use follow::Tailer;
 pub use status::{PatternStatus, StatusHandle, TailStatus};
 pub use types::{
-    Batch, DEFAULT_BATCH_BYTES, DEFAULT_MAX_LINE_BYTES, DEFAULT_POLL_INTERVAL,
+    Batch, DEFAULT_BATCH_BYTES, DEFAULT_MAX_FILES, DEFAULT_MAX_LINE_BYTES, DEFAULT_POLL_INTERVAL,
     DEFAULT_RESCAN_INTERVAL, DEFAULT_ROTATE_WAIT, RotationKind, TailConfig, TailError, TailEvent,
     TailMessage, TooLong,
 };

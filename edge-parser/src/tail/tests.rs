@@ -353,6 +353,34 @@ fn a_returning_inode_with_other_first_bytes_is_read_from_its_start() {
 }
 
 #[test]
+fn files_past_the_cap_are_reported_and_followed_once_there_is_room() {
+    let dir = TempDir::new("max-files");
+    for name in ["a.log", "b.log", "c.log"] {
+        dir.write(name, format!("{name}\n"));
+    }
+    let mut config = from_start(&dir, "*.log");
+    config.max_files = 2;
+    let mut tailer = tailer(config);
+    let first = Delivered::poll(&mut tailer);
+    assert_eq!(first.lines(), ["a.log", "b.log"]);
+    assert_eq!(
+        first.errors(),
+        [(
+            "c.log".to_owned(),
+            "not followed: 2 files are followed already (the cap)".to_owned()
+        )]
+    );
+    // Reported once, not at every poll.
+    assert!(Delivered::poll(&mut tailer).errors().is_empty());
+    dir.remove("a.log");
+    // a.log is closed at the end of the next poll; c.log is opened at the one after.
+    let lines: Vec<String> = (0..2)
+        .flat_map(|_| Delivered::poll(&mut tailer).lines())
+        .collect();
+    assert_eq!(lines, ["c.log"]);
+}
+
+#[test]
 fn over_long_lines_are_reported_once_complete_and_never_delivered() {
     let dir = TempDir::new("too-long");
     dir.write("access.log", "");

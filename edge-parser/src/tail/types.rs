@@ -16,6 +16,8 @@ pub const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_ROTATE_WAIT: Duration = Duration::from_secs(10);
 /// Default size from which a batch of lines is sent.
 pub const DEFAULT_BATCH_BYTES: usize = 256 << 10;
+/// Default cap on the files followed at once (each holds a file descriptor).
+pub const DEFAULT_MAX_FILES: usize = 256;
 /// Default cap on the length of a line (the shared line reader's, [`crate::read`]).
 pub const DEFAULT_MAX_LINE_BYTES: usize = crate::read::DEFAULT_MAX_LINE_BYTES;
 
@@ -41,6 +43,9 @@ pub struct TailConfig {
     pub max_line_bytes: usize,
     /// A batch is sent once it holds this many bytes (or at the end of the file).
     pub batch_bytes: usize,
+    /// Files followed at once, rotated-away ones included: a pattern matching more is
+    /// followed up to the cap, the others reported as [`TailEvent::Error`] until room is made.
+    pub max_files: usize,
 }
 
 impl TailConfig {
@@ -58,6 +63,7 @@ impl TailConfig {
             rotate_wait: DEFAULT_ROTATE_WAIT,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             batch_bytes: DEFAULT_BATCH_BYTES,
+            max_files: DEFAULT_MAX_FILES,
         }
     }
 }
