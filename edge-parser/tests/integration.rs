@@ -24,3 +24,6 @@ mod serve_model;
 mod serve_cli;
 // `serve` following a real nginx log rotated by a real logrotate (copytruncate, create).
 mod serve_logrotate;
+// `serve` where a sidecar lives: no log yet, few descriptors, clock jumps, a read-only
+// checkpoint, hostile clients, kill -9 while scraped.
+mod serve_hostile;

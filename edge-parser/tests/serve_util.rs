@@ -34,8 +34,13 @@ impl Server {
     /// Starts `edge-parser serve ARGS --listen 127.0.0.1:0` in `dir` and waits for the
     /// `serving on` line to learn the port.
     pub(crate) fn start(dir: &Dir, args: &[&str]) -> Self {
+        Self::start_via(dir, &[], args)
+    }
+
+    /// [`start`](Self::start) under `wrapper` (see [`Dir::command_via`]).
+    pub(crate) fn start_via(dir: &Dir, wrapper: &[&str], args: &[&str]) -> Self {
         let mut child = dir
-            .command()
+            .command_via(wrapper)
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
@@ -230,13 +235,26 @@ impl Response {
 
 /// `GET path` over a new connection (closed after the answer), within [`WAIT_LIMIT`].
 pub(crate) fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
+    request(addr, "GET", path, &[])
+}
+
+/// `METHOD path` with extra header fields, over a new connection (closed after the answer),
+/// within [`WAIT_LIMIT`].
+pub(crate) fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, WAIT_LIMIT)?;
     stream.set_read_timeout(Some(WAIT_LIMIT))?;
     stream.set_write_timeout(Some(WAIT_LIMIT))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in fields {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let Head {

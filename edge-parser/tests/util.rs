@@ -60,7 +60,13 @@ impl Dir {
 
     /// A command running `edge-parser` in this directory.
     pub(crate) fn command(&self) -> TestCommand {
-        TestCommand::new(&self.path)
+        TestCommand::new(&self.path, &[])
+    }
+
+    /// A command running `edge-parser` in this directory under `wrapper` (a program and its
+    /// arguments, such as `prlimit --nofile=256` or `setpriv --reuid=65534`).
+    pub(crate) fn command_via(&self, wrapper: &[&str]) -> TestCommand {
+        TestCommand::new(&self.path, wrapper)
     }
 }
 
@@ -85,8 +91,15 @@ pub(crate) struct TestCommand {
 }
 
 impl TestCommand {
-    fn new(dir: &Path) -> Self {
-        let mut command = Command::new(BIN);
+    fn new(dir: &Path, wrapper: &[&str]) -> Self {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
         command
             .current_dir(dir)
             // The tests check the binary's own defaults, whatever the caller's environment says.

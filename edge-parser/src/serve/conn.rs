@@ -41,9 +41,9 @@ pub(crate) const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Time for a request head to arrive once a connection is idle.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// File descriptors kept for everything but connections: the followed logs (up to the tail's
-/// cap), the checkpoint and its directory, the runtime's own.
-const FD_RESERVE: u64 = 64;
+/// File descriptors kept for everything but connections and followed files: the listener,
+/// the checkpoint and its directory, the runtime's own, standard streams.
+const FD_RESERVE: usize = 64;
 
 /// How many connections, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,27 +64,35 @@ impl Default for Limits {
     }
 }
 
-impl Limits {
-    /// These limits within the process's file-descriptor budget: the soft limit is first
-    /// raised to the hard one (as servers commonly do), then the connection cap is kept
-    /// `reserved` descriptors (the followed files) plus a margin below it.
-    pub(crate) fn within_fd_limit(mut self, reserved: usize) -> Self {
-        if let Some(limit) = raise_fd_limit() {
-            let budget = limit
-                .saturating_sub(FD_RESERVE)
-                .saturating_sub(reserved as u64);
-            let budget = usize::try_from(budget).unwrap_or(usize::MAX).max(1);
-            if budget < self.max_connections {
-                tracing::info!(
-                    limit,
-                    max_connections = budget,
-                    "the file-descriptor limit caps the connections"
-                );
-                self.max_connections = budget;
-            }
-        }
-        self
+/// Shares the process's file descriptors between followed files and connections: the soft
+/// limit is first raised to the hard one (as servers commonly do); then files get at most a
+/// quarter of it and connections what is left but a margin, so that neither a glob matching
+/// thousands of files nor thousands of clients can take the descriptors the other needs.
+/// Returns the limits and the cap on files to use.
+pub(crate) fn share_fds(limits: Limits, max_files: usize) -> (Limits, usize) {
+    match raise_fd_limit() {
+        Some(limit) => share(limits, max_files, limit),
+        None => (limits, max_files),
     }
+}
+
+fn share(mut limits: Limits, max_files: usize, limit: u64) -> (Limits, usize) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let files = max_files.min(limit / 4).max(1);
+    let connections = limit
+        .saturating_sub(files)
+        .saturating_sub(FD_RESERVE)
+        .max(1);
+    if files < max_files || connections < limits.max_connections {
+        tracing::info!(
+            limit,
+            max_files = files,
+            max_connections = connections.min(limits.max_connections),
+            "the file-descriptor limit caps the files followed and the connections"
+        );
+    }
+    limits.max_connections = limits.max_connections.min(connections);
+    (limits, files)
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; the soft limit in force after.
@@ -388,17 +396,16 @@ mod tests {
     }
 
     #[test]
-    fn the_connection_cap_stays_below_the_fd_limit() {
-        let limit = raise_fd_limit().expect("a limit");
-        let limits = Limits {
-            max_connections: usize::MAX,
-            ..Limits::default()
-        }
-        .within_fd_limit(100);
+    fn descriptors_are_shared_between_files_and_connections() {
+        let limits = Limits::default();
+        let (small, files) = share(limits, 256, 256);
+        assert_eq!((small.max_connections, files), (128, 64));
+        let (large, files) = share(limits, 256, 1 << 20);
         assert_eq!(
-            limits.max_connections as u64,
-            limit - FD_RESERVE - 100,
-            "soft limit {limit}"
+            (large.max_connections, files),
+            (DEFAULT_MAX_CONNECTIONS, 256)
         );
+        let (tiny, files) = share(limits, 256, 8);
+        assert_eq!((tiny.max_connections, files), (1, 2));
     }
 }

@@ -199,7 +199,7 @@ pub fn run_until(
 
     let (queries, asked) = bounded(QUERY_CHANNEL);
     let summaries = Arc::new(tokio::sync::watch::Sender::new(Bytes::new()));
-    let limits = config.limits.within_fd_limit(config.tail.max_files);
+    let (limits, max_files) = conn::share_fds(config.limits, config.tail.max_files);
     let side = http::HttpSide {
         queries,
         summaries: Arc::clone(&summaries),
@@ -215,7 +215,7 @@ pub fn run_until(
         let ingest_thread = std::thread::Builder::new()
             .name("edge-ingest".to_owned())
             .spawn_scoped(scope, move || {
-                let result = ingest_loop(config, known, watch, &asked, summaries, &stop);
+                let result = ingest_loop(config, max_files, known, watch, &asked, summaries, &stop);
                 let _ = ingest_done.send(());
                 result
             })
@@ -281,23 +281,31 @@ fn restore_for(
 /// restored state, starts the tailer and takes in its messages until `stop`.
 fn ingest_loop(
     config: &ServeConfig,
+    max_files: usize,
     known: Option<(AggregateConfig, Restored)>,
     watch: Watch,
     asked: &Receiver<Asked>,
     summaries: Arc<tokio::sync::watch::Sender<Bytes>>,
     stop: &Arc<AtomicBool>,
 ) -> Result<(), ServeError> {
+    let mut tail = config.tail.clone();
+    tail.max_files = max_files;
     let (aggregate, restored) = match known {
         Some(known) => known,
         None => match wait_for_format(config, asked, stop) {
-            Some(format) => restore_for(config, format)?,
+            Some((format, waited)) => {
+                // The files had no line when serve started: what they hold now came since,
+                // and is read whole.
+                tail.from_start |= waited;
+                restore_for(config, format)?
+            }
             None => return Ok(()),
         },
     };
     let tailer = if restored.restored {
-        Tailer::resume(config.tail.clone(), restored.files.clone())?
+        Tailer::resume(tail, restored.files.clone())?
     } else {
-        Tailer::new(config.tail.clone())?
+        Tailer::new(tail)?
     };
     let tail_status = tailer.status_handle();
     let (lines, tail_messages) = bounded(TAIL_CHANNEL);
@@ -339,29 +347,33 @@ fn ingest_loop(
 }
 
 /// Waits until the format can be detected from the followed files, answering queries
-/// meanwhile; `None` when stopped first.
+/// meanwhile: the format and whether it had to wait; `None` when stopped first.
 fn wait_for_format(
     config: &ServeConfig,
     asked: &Receiver<Asked>,
     stop: &AtomicBool,
-) -> Option<Format> {
+) -> Option<(Format, bool)> {
     let patterns = config.tail.patterns.join(", ");
-    let mut waiting = format!("--format auto: waiting for a first line in {patterns}");
-    tracing::info!("{waiting}");
+    let no_line = format!("--format auto: waiting for a first line in {patterns}");
+    let mut waiting = String::new();
     let mut last_look: Option<Instant> = None;
     while !stop.load(Ordering::Acquire) {
         if last_look.is_none_or(|at| at.elapsed() >= config.tail.poll_interval) {
+            let waited = last_look.is_some();
             last_look = Some(Instant::now());
-            match detect_format(&config.tail.patterns) {
-                Ok(format) => return Some(format),
-                Err(DetectLogsError::NoLines { .. }) => {}
-                Err(error) => {
-                    let reason = format!("--format auto: {error}; waiting for more lines");
-                    if reason != waiting {
-                        tracing::warn!("{reason}");
-                        waiting = reason;
+            let reason = match detect_format(&config.tail.patterns) {
+                Ok(format) => {
+                    if waited {
+                        tracing::info!(format = format.name(), "--format auto: detected");
                     }
+                    return Some((format, waited));
                 }
+                Err(DetectLogsError::NoLines { .. }) => no_line.clone(),
+                Err(error) => format!("--format auto: {error}; waiting for more lines"),
+            };
+            if reason != waiting {
+                tracing::warn!("{reason}");
+                waiting = reason;
             }
         }
         if let Ok(query) = asked.recv_timeout(config.tail.poll_interval.min(TICK)) {
