@@ -126,7 +126,8 @@ struct ServeArgs {
     #[arg(long, default_value_t = DEFAULT_MIN_BASELINE_RPS, value_name = "RPS")]
     min_baseline_rps: f64,
     /// A file of bearer tokens (one per line, `ID:TOKEN` or `TOKEN`, at least 16 bytes) that
-    /// open /api/snapshot; each such request is logged as an audit line. Without it, the
+    /// open /api/snapshot; each such request is logged as an audit line. Read again when it
+    /// changes; while it is missing or malformed the snapshot is closed. Without it, the
     /// snapshot is served on a loopback --listen address only.
     #[arg(long, value_name = "FILE")]
     auth_token_file: Option<PathBuf>,
@@ -371,10 +372,13 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         min_baseline_rps: args.min_baseline_rps,
         ..WatchConfig::default()
     };
-    config.auth = match &args.auth_token_file {
-        Some(path) => Some(AuthTokens::from_file(path).context("--auth-token-file")?),
-        None => None,
-    };
+    config.auth = args.auth_token_file.as_deref().map(|path| {
+        let (tokens, error) = AuthTokens::from_file_or_closed(path);
+        if let Some(error) = error {
+            tracing::error!(%error, "--auth-token-file: the guarded endpoints stay closed until it is fixed");
+        }
+        tokens
+    });
     config.limits.max_connections = args.max_connections as usize;
     config.limits.header_timeout = args.header_timeout;
     match vantage_edge::serve::run(&config) {

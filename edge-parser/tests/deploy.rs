@@ -1,5 +1,7 @@
 //! The deployment files parse and wire the sidecar as the README says: a shared access-log
-//! volume, probes on /health and /ready, Prometheus scrape annotations.
+//! volume, a liveness probe on /health and no readiness probe (the sidecar never takes the
+//! proxy out of its Service), resources, the snapshot token from an optional Secret,
+//! Prometheus scrape annotations.
 
 use std::path::{Path, PathBuf};
 
@@ -29,16 +31,25 @@ fn text<'a>(value: &'a Value, path: &[&str]) -> &'a str {
         .unwrap_or_else(|| panic!("{path:?} is not a string in {value:?}"))
 }
 
-/// Checks an edge-parser container: its probes, its port and what it follows.
-fn check_edge_container(container: &Value) {
+/// Checks an edge-parser container: its probes, its port, what it follows, its resources
+/// and its token; `volumes` are the pod's.
+fn check_edge_container(container: &Value, volumes: &Value) {
     assert_eq!(
         text(container, &["livenessProbe", "httpGet", "path"]),
         "/health"
     );
-    assert_eq!(
-        text(container, &["readinessProbe", "httpGet", "path"]),
-        "/ready"
+    assert!(
+        container["readinessProbe"].is_null(),
+        "a readiness probe on the sidecar can take the proxy out of its Service"
     );
+    for resource in [
+        ["requests", "cpu"],
+        ["requests", "memory"],
+        ["limits", "memory"],
+    ] {
+        let path = ["resources", resource[0], resource[1]];
+        assert!(!text(container, &path).is_empty());
+    }
     let args: Vec<&str> = container["args"]
         .as_sequence()
         .expect("args")
@@ -49,9 +60,29 @@ fn check_edge_container(container: &Value) {
     let log = args.iter().position(|a| *a == "--log").expect("--log");
     assert_eq!(args[log + 1], "/var/log/traefik/access.log");
     assert!(args.contains(&"--checkpoint"));
+    let tokens = args
+        .iter()
+        .position(|a| *a == "--auth-token-file")
+        .expect("--auth-token-file");
+    assert_eq!(args[tokens + 1], "/etc/edge-parser/tokens/tokens");
+    let secret = volumes
+        .as_sequence()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "edge-tokens")
+        .expect("the token volume");
+    assert_eq!(
+        text(secret, &["secret", "secretName"]),
+        "edge-parser-tokens"
+    );
+    // A missing Secret must not keep the proxy's pod from starting.
+    assert_eq!(secret["secret"]["optional"], true);
     let mounts = container["volumeMounts"].as_sequence().expect("mounts");
     assert!(mounts.iter().any(|m| m["name"] == "access-log"
         && m["mountPath"] == "/var/log/traefik"
+        && m["readOnly"] == true));
+    assert!(mounts.iter().any(|m| m["name"] == "edge-tokens"
+        && m["mountPath"] == "/etc/edge-parser/tokens"
         && m["readOnly"] == true));
 }
 
@@ -93,6 +124,7 @@ fn the_plain_manifests_put_edge_parser_next_to_traefik() {
             .iter()
             .find(|c| c["name"] == "edge-parser")
             .expect("sidecar"),
+        get(pod, &["spec", "volumes"]),
     );
     let volumes = get(pod, &["spec", "volumes"])
         .as_sequence()
@@ -128,7 +160,10 @@ fn the_k3s_helm_chart_config_adds_the_sidecar_to_the_bundled_traefik() {
     let sidecars = get(&values, &["deployment", "additionalContainers"])
         .as_sequence()
         .expect("sidecars");
-    check_edge_container(&sidecars[0]);
+    check_edge_container(
+        &sidecars[0],
+        get(&values, &["deployment", "additionalVolumes"]),
+    );
 }
 
 #[test]

@@ -296,7 +296,10 @@ fn a_line_from_the_future_neither_empties_the_windows_nor_pins_the_lag() {
     assert_eq!(minute["groups"][0]["stale"], false);
     assert_eq!(summary["clock_skew"]["ahead"], 1);
     assert_eq!(summary["clock_skew"]["samples"][0]["line"], 1);
-    assert_eq!(summary["last_line_timestamp"], serde_json::json!((now - 2) as f64));
+    assert_eq!(
+        summary["last_line_timestamp"],
+        serde_json::json!((now - 2) as f64)
+    );
     let metrics = wait_parsed(&server, 5);
     assert_eq!(
         metrics.value("edge_last_line_timestamp_seconds", &[]),

@@ -8,9 +8,15 @@
 //! other: the default `0.0.0.0` never hands data to whoever can reach the port. Every request
 //! to a guarded endpoint, served or refused, is logged as one audit line (target
 //! `edge_parser::audit`: when, from where, which token id, what, the answer).
+//!
+//! The token file is read again when it changes (a Kubernetes Secret rotated in place); a file
+//! that is missing or unreadable closes the guarded endpoints (`401`) until it is fixed, and
+//! says so in the log, so a sidecar never fails to start, nor opens up, over its token.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 use http::{HeaderMap, StatusCode, header};
 
@@ -20,6 +26,8 @@ pub const MIN_TOKEN_BYTES: usize = 16;
 /// The bearer tokens that open the guarded endpoints.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthTokens {
+    /// The token file, read again when it changes.
+    path: Option<PathBuf>,
     /// (id, token): the id names the token in audit lines, never the token itself.
     tokens: Vec<(String, String)>,
 }
@@ -75,7 +83,7 @@ impl AuthTokens {
             path: path.to_owned(),
             error,
         })?;
-        Self::parse(&text)
+        let mut tokens = Self::parse(&text)
             .map_err(|(line, reason)| AuthTokensError::Bad {
                 path: path.to_owned(),
                 line,
@@ -83,7 +91,25 @@ impl AuthTokens {
             })?
             .ok_or_else(|| AuthTokensError::Empty {
                 path: path.to_owned(),
-            })
+            })?;
+        tokens.path = Some(path.to_owned());
+        Ok(tokens)
+    }
+
+    /// Like [`from_file`](Self::from_file), but a file that cannot be used yet (missing,
+    /// empty, malformed: a Secret not created yet) gives a set that opens nothing until the
+    /// file is fixed: it is read again when it changes. The error says why, for the log.
+    pub fn from_file_or_closed(path: &Path) -> (Self, Option<AuthTokensError>) {
+        match Self::from_file(path) {
+            Ok(tokens) => (tokens, None),
+            Err(error) => (
+                Self {
+                    path: Some(path.to_owned()),
+                    tokens: Vec::new(),
+                },
+                Some(error),
+            ),
+        }
     }
 
     /// Tokens from the text of a token file; `Err((line, reason))` for a bad one.
@@ -115,7 +141,7 @@ impl AuthTokens {
             }
             tokens.push((id, token.to_owned()));
         }
-        Ok((!tokens.is_empty()).then_some(Self { tokens }))
+        Ok((!tokens.is_empty()).then_some(Self { path: None, tokens }))
     }
 
     /// The id of the token the request carries, if it carries one of these.
@@ -137,9 +163,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The guard in front of the guarded endpoints.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Guard {
-    tokens: Option<AuthTokens>,
+    /// The tokens, and the modification time of their file when they were read.
+    tokens: Option<Mutex<(AuthTokens, Option<SystemTime>)>>,
     /// Whether the listen address is loopback: without tokens, only then is data served.
     loopback: bool,
 }
@@ -154,9 +181,34 @@ pub(crate) struct Refusal {
 impl Guard {
     pub(crate) fn new(tokens: Option<AuthTokens>, listen: SocketAddr) -> Self {
         Self {
-            tokens,
+            tokens: tokens.map(|tokens| {
+                let modified = tokens.path.as_deref().and_then(modified);
+                Mutex::new((tokens, modified))
+            }),
             loopback: listen.ip().is_loopback(),
         }
+    }
+
+    /// The token id a request carries, reading the token file again if it changed.
+    fn token_of(
+        tokens: &Mutex<(AuthTokens, Option<SystemTime>)>,
+        headers: &HeaderMap,
+    ) -> Option<String> {
+        let mut tokens = tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let (current, read_at) = &mut *tokens;
+        if let Some(path) = current.path.clone() {
+            let now = modified(&path);
+            if now != *read_at {
+                let (fresh, error) = AuthTokens::from_file_or_closed(&path);
+                match error {
+                    Some(error) => tracing::error!(%error, "guarded endpoints closed"),
+                    None => tracing::info!(path = %path.display(), "token file read again"),
+                }
+                *current = fresh;
+                *read_at = now;
+            }
+        }
+        current.matching(headers).map(str::to_owned)
     }
 
     /// Lets a request to a guarded endpoint through, or says why not; logs the audit line.
@@ -166,8 +218,12 @@ impl Guard {
         peer: SocketAddr,
         what: &str,
     ) -> Result<(), Refusal> {
+        let token = self
+            .tokens
+            .as_ref()
+            .and_then(|t| Self::token_of(t, headers));
         let (token_id, verdict) = match &self.tokens {
-            Some(tokens) => match tokens.matching(headers) {
+            Some(_) => match token.as_deref() {
                 Some(id) => (id, Ok(())),
                 None => (
                     "-",
@@ -198,6 +254,11 @@ impl Guard {
         );
         verdict
     }
+}
+
+/// When a file was last modified; `None` when it cannot be read.
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// Now, RFC 3339 UTC to the millisecond.
@@ -275,6 +336,46 @@ mod tests {
             guard
                 .check(&HeaderMap::new(), peer, "snapshot")
                 .map_err(|r| r.status),
+            Err(StatusCode::UNAUTHORIZED)
+        );
+    }
+
+    #[test]
+    fn the_token_file_is_read_again_when_it_changes_and_closes_when_missing() {
+        let dir = crate::test_support::TempDir::new("auth-reload");
+        let path = dir.join("tokens");
+        let (tokens, error) = AuthTokens::from_file_or_closed(&path);
+        assert!(matches!(error, Some(AuthTokensError::Read { .. })));
+        let guard = Guard::new(Some(tokens), "0.0.0.0:9898".parse().expect("addr"));
+        let peer = PEER.parse().expect("addr");
+        let status = |authorization: &str| {
+            guard
+                .check(&headers(authorization), peer, "snapshot")
+                .map_err(|r| r.status)
+        };
+        assert_eq!(
+            status("Bearer 0123456789abcdef0123"),
+            Err(StatusCode::UNAUTHORIZED)
+        );
+        dir.write("tokens", "0123456789abcdef0123\n");
+        assert_eq!(status("Bearer 0123456789abcdef0123"), Ok(()));
+        // Rotated in place, as a Secret is: the old token stops working.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        dir.write("tokens", "ops:fedcba9876543210fedc\n");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open");
+        file.set_modified(SystemTime::now() + std::time::Duration::from_secs(1))
+            .expect("touch");
+        assert_eq!(
+            status("Bearer 0123456789abcdef0123"),
+            Err(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(status("Bearer fedcba9876543210fedc"), Ok(()));
+        std::fs::remove_file(&path).expect("remove");
+        assert_eq!(
+            status("Bearer fedcba9876543210fedc"),
             Err(StatusCode::UNAUTHORIZED)
         );
     }
