@@ -362,7 +362,7 @@ mod tests {
         // Rotated in place, as a Secret is: the old token stops working.
         std::thread::sleep(std::time::Duration::from_millis(20));
         dir.write("tokens", "ops:fedcba9876543210fedc\n");
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .expect("open");
