@@ -24,3 +24,5 @@ mod serve_model;
 mod serve_cli;
 // `serve` following a real nginx log rotated by a real logrotate (copytruncate, create).
 mod serve_logrotate;
+// `serve` following a real Traefik's log through a rotation, a Traefik restart and a kill -9.
+mod serve_traefik;
