@@ -27,3 +27,5 @@ mod serve_logrotate;
 // `serve` where a sidecar lives: no log yet, few descriptors, clock jumps, a read-only
 // checkpoint, hostile clients, kill -9 while scraped.
 mod serve_hostile;
+// `serve` following a real Traefik's log through a rotation, a Traefik restart and a kill -9.
+mod serve_traefik;

@@ -23,7 +23,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::util::{Dir, WAIT_LIMIT};
+use crate::util::{self, Dir, WAIT_LIMIT};
 
 /// A backend request that sleeps this long (ms) or more is one a client gives up on.
 const ABORT_MS: u64 = 3000;
@@ -99,8 +99,9 @@ fn expected_groups(plan: &[Request], aborted_status: &str) -> BTreeMap<(String, 
     groups
 }
 
-/// An axum app on a loopback port, in a runtime of its own.
-struct Backend {
+/// An axum app on a loopback port, in a runtime of its own: `/ok` and `/users/{id}` (200),
+/// `/missing` (404), `/fail` (500), `/unavailable` (503), `/slow/{ms}` (200 after `ms`).
+pub(crate) struct Backend {
     runtime: tokio::runtime::Runtime,
     addr: SocketAddr,
     /// Requests that reached the backend on a path a client will give up on.
@@ -108,7 +109,7 @@ struct Backend {
 }
 
 impl Backend {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -149,6 +150,16 @@ impl Backend {
             addr,
             hanging,
         }
+    }
+
+    /// Its address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The runtime it runs in (two worker threads), for clients of the tests.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
     }
 
     /// Sends every request of `plan` to `proxy`, [`CLIENTS`] at a time, checking each status.
@@ -216,8 +227,9 @@ async fn bounded<F: std::future::Future>(future: F) -> F::Output {
         .expect("finished within the wait limit")
 }
 
-/// `GET path` over a fresh connection; the status of the answer.
-async fn get_status(addr: SocketAddr, path: &str) -> u16 {
+/// `GET path` over a fresh connection (`Connection: close`), read until the proxy closes it;
+/// the status of the answer.
+pub(crate) async fn get_status(addr: SocketAddr, path: &str) -> u16 {
     let mut stream = bounded(TcpStream::connect(addr))
         .await
         .expect("connecting to the proxy");
@@ -325,6 +337,17 @@ impl Proxy {
             read(&self.stdout),
             read(&self.stderr)
         )
+    }
+
+    /// Sends it `signal` (`USR1`, `TERM`...).
+    pub(crate) fn signal(&self, signal: &str) {
+        util::signal(self.child.id(), signal);
+    }
+
+    /// Stops it with SIGTERM and waits for its exit, within [`WAIT_LIMIT`].
+    pub(crate) fn terminate(mut self) {
+        self.signal("TERM");
+        util::wait_bounded(&mut self.child, self.name);
     }
 
     /// Waits until the log at `path` has `lines` lines, then stops the proxy.

@@ -173,14 +173,7 @@ fn follow_rotations(directives: &str, kind: &str) {
         }
         let counted = poll_until(CONVERGE_LIMIT, || {
             let metrics = server.metrics();
-            let counts: BTreeMap<(String, String), u64> = metrics
-                .sum_by("edge_requests_total", &["router", "code"])
-                .into_iter()
-                .map(|(mut key, count)| {
-                    let code = key.pop().expect("a code");
-                    ((key.pop().expect("a router"), code), count)
-                })
-                .collect();
+            let counts = metrics.sum_by_pair("edge_requests_total", ["router", "code"]);
             if counts == sent {
                 Ok(metrics)
             } else {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::util::{Dir, WAIT_LIMIT};
+use crate::util::{Dir, WAIT_LIMIT, signal};
 
 /// What the server prints once it listens: `serving on http://ADDR: /metrics ...`.
 const SERVING_ON: &str = "serving on http://";
@@ -141,12 +141,7 @@ impl Server {
 
     /// Sends SIGTERM and waits for the exit; returns the exit code (-1 for a signal).
     pub(crate) fn terminate(mut self) -> i32 {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("running kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
+        signal(self.child.id(), "TERM");
         let status = self.wait_exit();
         status.code().unwrap_or(-1)
     }
@@ -475,6 +470,21 @@ impl Exposition {
         sums
     }
 
+    /// The samples of `name` summed by the values of two labels.
+    pub(crate) fn sum_by_pair(
+        &self,
+        name: &str,
+        [first, second]: [&str; 2],
+    ) -> BTreeMap<(String, String), u64> {
+        self.sum_by(name, &[first, second])
+            .into_iter()
+            .map(|(mut key, value)| {
+                let second = key.pop().unwrap_or_default();
+                ((key.pop().unwrap_or_default(), second), value)
+            })
+            .collect()
+    }
+
     /// The samples of `name` summed by the value of one label.
     pub(crate) fn sum_by_label(&self, name: &str, label: &str) -> BTreeMap<String, u64> {
         self.sum_by(name, &[label])
@@ -688,6 +698,10 @@ fn the_exposition_parser_reads_labels_escapes_and_values() {
     assert_eq!(
         exposition.sum_by_label("a", "x"),
         BTreeMap::from([("1".to_owned(), 3)])
+    );
+    assert_eq!(
+        exposition.sum_by_pair("a", ["x", "z"]),
+        BTreeMap::from([(("1".to_owned(), String::new()), 3)])
     );
     assert_eq!(
         serving_address(" INFO serving on http://127.0.0.1:4321: /metrics /health"),

