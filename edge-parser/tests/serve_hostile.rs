@@ -3,18 +3,15 @@
 //! and kill -9 while Prometheus scrapes. One test per way it used to fail, through the real
 //! binary over loopback, each asserting the exact outcome.
 
-use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::serve_util::{
-    Exposition, Server, clf_time, get, poll_until, request, traefik_line, unix_now,
+    Exposition, Scraper, Server, clf_time, get, poll_until, request, traefik_line, unix_now,
 };
 use crate::util::{Dir, WAIT_LIMIT};
 
@@ -520,22 +517,6 @@ fn a_log_moved_away_and_back_is_counted_once() {
     assert_eq!(server.terminate(), 0);
 }
 
-/// The counter samples of an exposition that must never go down: requests, histogram
-/// buckets, sums and counts, lines and bytes.
-fn counters(metrics: &Exposition) -> BTreeMap<String, f64> {
-    metrics
-        .samples
-        .iter()
-        .filter(|sample| {
-            sample.name.starts_with("edge_requests_total")
-                || sample.name.starts_with("edge_request_duration_seconds")
-                || sample.name == "edge_lines_total"
-                || sample.name == "edge_bytes_read_total"
-        })
-        .map(|sample| (format!("{}{:?}", sample.name, sample.labels), sample.value))
-        .collect()
-}
-
 #[test]
 fn counters_never_go_back_across_kill_9_while_scraped() {
     let dir = Dir::new("serve-kill-scrape");
@@ -558,37 +539,9 @@ fn counters_never_go_back_across_kill_9_while_scraped() {
         "--poll-interval",
         "20ms",
     ];
-    let addr: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
-    let done = Arc::new(AtomicBool::new(false));
-    // A scraper at 10 ms, as Prometheus would see the series: any decrease is a "reset".
-    let scraper = {
-        let (addr, done) = (Arc::clone(&addr), Arc::clone(&done));
-        std::thread::spawn(move || {
-            let mut last: BTreeMap<String, f64> = BTreeMap::new();
-            let (mut scrapes, mut decreases) = (0u32, Vec::new());
-            while !done.load(Ordering::Acquire) {
-                let target = *addr.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(target) = target
-                    && let Ok(response) = get(target, "/metrics")
-                    && response.status == 200
-                {
-                    scrapes += 1;
-                    for (series, value) in counters(&Exposition::parse(response.text())) {
-                        if let Some(&before) = last.get(&series)
-                            && value < before
-                        {
-                            decreases.push(format!("{series}: {before} -> {value}"));
-                        }
-                        last.insert(series, value);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            (scrapes, decreases)
-        })
-    };
+    let scraper = Scraper::start();
     let mut server = Server::start(&dir, &args);
-    *addr.lock().unwrap_or_else(PoisonError::into_inner) = Some(server.addr());
+    scraper.point_at(Some(server.addr()));
     let mut written = 0u64;
     // A seeded walk: appends of various sizes, kill -9 at moments that do not wait for
     // anything (mid-read, right after an append, between checkpoints).
@@ -600,15 +553,14 @@ fn counters_never_go_back_across_kill_9_while_scraped() {
         written += count;
         std::thread::sleep(Duration::from_millis((seed >> 40) % 120));
         if round % 6 == 5 {
-            *addr.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            scraper.point_at(None);
             server.kill();
             server = Server::start(&dir, &args);
-            *addr.lock().unwrap_or_else(PoisonError::into_inner) = Some(server.addr());
+            scraper.point_at(Some(server.addr()));
         }
     }
     let metrics = wait_parsed(&server, written);
-    done.store(true, Ordering::Release);
-    let (scrapes, decreases) = scraper.join().expect("the scraper does not panic");
+    let (scrapes, decreases) = scraper.finish();
     assert!(scrapes >= 10, "only {scrapes} scrapes");
     assert_eq!(decreases, Vec::<String>::new(), "a counter went back");
     let bytes = std::fs::metadata(&log).expect("stat").len();

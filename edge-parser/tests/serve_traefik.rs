@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::proxies::{Backend, Proxy, free_port, get_status, require};
-use crate::serve_util::{Exposition, POLL, Server, get, poll_until, promtool_check};
+use crate::serve_util::{Exposition, POLL, Scraper, Server, get, poll_until, promtool_check};
 use crate::util::{Dir, WAIT_LIMIT};
 
 /// Concurrent clients.
@@ -420,6 +420,9 @@ fn serve_follows_traefik(format: &str) {
     ];
     let sidecar = Server::start(&dir, &args);
     sidecar.wait_ready();
+    // Prometheus's view all along: no counter may go back, across the kill -9 included.
+    let scraper = Scraper::start();
+    scraper.point_at(Some(sidecar.addr()));
     let load = Load::start(&backend, ports.web);
 
     // 1. Rotation under load, as logrotate's `postrotate` does it for Traefik.
@@ -461,9 +464,11 @@ fn serve_follows_traefik(format: &str) {
             Err(format!("{writes} checkpoint writes"))
         }
     });
+    scraper.point_at(None);
     sidecar.kill();
     std::thread::sleep(PHASE / 2);
     let sidecar = Server::start(&dir, &args);
+    scraper.point_at(Some(sidecar.addr()));
     sidecar.wait_ready();
     std::thread::sleep(PHASE);
 
@@ -484,6 +489,9 @@ fn serve_follows_traefik(format: &str) {
         }
     });
     assert_eq!(edge_counts(&metrics), sent);
+    let (scrapes, decreases) = scraper.finish();
+    assert!(scrapes >= 10, "only {scrapes} scrapes");
+    assert_eq!(decreases, Vec::<String>::new(), "a counter went back");
     assert_eq!(
         metrics.sum_by_label("edge_lines_total", "result"),
         BTreeMap::from([

@@ -669,6 +669,83 @@ fn civil_date(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// Scrapes `/metrics` every 10 ms as Prometheus would, from whichever server it is pointed
+/// at, and records every counter sample that went down: what Prometheus takes for a reset,
+/// after which `increase()` counts again what it had counted.
+#[derive(Debug)]
+pub(crate) struct Scraper {
+    target: Arc<Mutex<Option<SocketAddr>>>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<(u32, Vec<String>)>>,
+}
+
+impl Scraper {
+    /// A scraper of nothing yet.
+    pub(crate) fn start() -> Self {
+        let target: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (target, done) = (Arc::clone(&target), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut last: BTreeMap<String, f64> = BTreeMap::new();
+                let (mut scrapes, mut decreases) = (0u32, Vec::new());
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    let addr = *target.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(addr) = addr
+                        && let Ok(response) = get(addr, "/metrics")
+                        && response.status == 200
+                    {
+                        scrapes += 1;
+                        for sample in Exposition::parse(response.text()).samples {
+                            if !is_edge_counter(&sample.name) {
+                                continue;
+                            }
+                            let series = format!("{}{:?}", sample.name, sample.labels);
+                            if let Some(&before) = last.get(&series)
+                                && sample.value < before
+                            {
+                                decreases.push(format!("{series}: {before} -> {}", sample.value));
+                            }
+                            last.insert(series, sample.value);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                (scrapes, decreases)
+            })
+        };
+        Self {
+            target,
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    /// Scrapes `addr` from now on (`None`: nothing, while a server is down).
+    pub(crate) fn point_at(&self, addr: Option<SocketAddr>) {
+        *self.target.lock().unwrap_or_else(PoisonError::into_inner) = addr;
+    }
+
+    /// Stops; the number of successful scrapes and every decrease seen.
+    pub(crate) fn finish(mut self) -> (u32, Vec<String>) {
+        self.done.store(true, std::sync::atomic::Ordering::Release);
+        self.thread
+            .take()
+            .map(|thread| thread.join().expect("the scraper does not panic"))
+            .unwrap_or_default()
+    }
+}
+
+/// Whether a sample is of a series that must never go down across restarts: requests,
+/// duration histograms (buckets, sums, counts), lines and bytes read.
+fn is_edge_counter(name: &str) -> bool {
+    name.starts_with("edge_requests_total")
+        || name.starts_with("edge_request_duration_seconds")
+        || name.starts_with("edge_upstream_duration_seconds")
+        || name == "edge_lines_total"
+        || name == "edge_bytes_read_total"
+}
+
 /// Calls `check` every [`POLL`] until it returns `Ok`, for at most `limit`; returns the last
 /// error otherwise.
 pub(crate) fn poll_until<T>(
