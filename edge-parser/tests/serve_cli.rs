@@ -3,64 +3,14 @@
 //! under a flood of random paths, and an exposition `promtool` accepts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 
 use serde_json::{Value, json};
 
 use crate::serve_util::{
-    Exposition, Server, nginx_line, poll_until, promtool_check, read_events, traefik_line, unix_now,
+    Server, append, nginx_line, poll_until, promtool_check, read_events, traefik_lines, unix_now,
 };
 use crate::util::{Dir, WAIT_LIMIT};
-
-const ROUTERS: [&str; 3] = ["api@docker", "web@docker", "auth@file"];
-
-/// Appends `text` to the file at `path` (created if missing).
-fn append(path: &Path, text: &str) {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
-        .expect("appending to the log");
-}
-
-/// `count` Traefik lines numbered from `first`, routers and statuses in turn.
-fn traefik_lines(first: u64, count: u64) -> String {
-    (first..first + count)
-        .map(|n| {
-            let router = ROUTERS[n as usize % ROUTERS.len()];
-            let status = [200, 404, 503][n as usize % 3];
-            traefik_line(n, router, "GET", status, (n % 40) as u32)
-        })
-        .collect()
-}
-
-/// Waits until `/metrics` counts `parsed` parsed lines; returns the exposition then.
-fn wait_parsed(server: &Server, parsed: u64) -> Exposition {
-    poll_until(WAIT_LIMIT, || {
-        let metrics = server.metrics();
-        match metrics.count("edge_lines_total", &[("result", "parsed")]) {
-            seen if seen == parsed => Ok(metrics),
-            seen => Err(format!("{seen} parsed lines, waiting for {parsed}")),
-        }
-    })
-    .unwrap_or_else(|error| panic!("{error}\n--- server log ---\n{}", server.stderr()))
-}
-
-/// Waits until the server has taken in `parsed` parsed lines, as `/api/summary` (live, unlike
-/// the counters of `/metrics`, which are those of the last checkpoint) says.
-fn wait_taken_in(server: &Server, parsed: u64) {
-    poll_until(WAIT_LIMIT, || {
-        let summary = server.get("/api/summary").json();
-        match summary["lines"]["parsed"].as_u64() {
-            Some(seen) if seen == parsed => Ok(()),
-            seen => Err(format!("{seen:?} parsed lines, waiting for {parsed}")),
-        }
-    })
-    .unwrap_or_else(|error| panic!("{error}\n--- server log ---\n{}", server.stderr()));
-}
 
 /// The checkpoint file as JSON.
 fn read_checkpoint(path: &Path) -> Value {
@@ -95,7 +45,7 @@ fn sigterm_exits_zero_and_writes_the_final_checkpoint() {
     // No periodic checkpoint during the test: the file can only come from the shutdown.
     args.extend(["--checkpoint-interval", "1h", "--from-start"]);
     let server = Server::start(&dir, &args);
-    wait_taken_in(&server, 7);
+    server.wait_taken_in(7);
     assert!(!checkpoint.exists(), "no checkpoint before the shutdown");
     let code = server.terminate();
     assert_eq!(code, 0);
@@ -119,7 +69,7 @@ fn sigterm_exits_zero_and_writes_the_final_checkpoint() {
     let mut args = traefik_args(&log_arg, &checkpoint_arg);
     args.extend(["--checkpoint-interval", "100ms", "--from-start"]);
     let server = Server::start(&dir, &args);
-    let metrics = wait_parsed(&server, 9);
+    let metrics = server.wait_parsed(9);
     assert_eq!(
         metrics.count("edge_lines_total", &[("result", "malformed")]),
         1
@@ -169,7 +119,7 @@ fn a_corrupt_checkpoint_is_refused_until_reset() {
         0
     );
     append(&log, &traefik_lines(4, 2));
-    wait_parsed(&server, 2);
+    server.wait_parsed(2);
     assert_eq!(server.terminate(), 0);
     let saved = read_checkpoint(&checkpoint);
     assert_eq!(
@@ -181,7 +131,7 @@ fn a_corrupt_checkpoint_is_refused_until_reset() {
     let server = Server::start(&dir, &reset);
     server.wait_ready();
     append(&log, &traefik_lines(6, 1));
-    let metrics = wait_parsed(&server, 1);
+    let metrics = server.wait_parsed(1);
     assert_eq!(metrics.count("edge_checkpoint_restored", &[]), 0);
     assert_eq!(server.terminate(), 0);
     let saved = read_checkpoint(&checkpoint);
@@ -281,7 +231,7 @@ fn ready_waits_for_the_log_and_unknown_paths_are_404() {
 
     // A file created after the start is read from its start.
     append(&log, &traefik_lines(1, 4));
-    wait_parsed(&server, 4);
+    server.wait_parsed(4);
     let summary = server.get("/api/summary");
     assert_eq!(summary.status, 200);
     assert_eq!(summary.header("content-type"), Some("application/json"));
@@ -306,7 +256,7 @@ fn the_stream_sends_summaries_as_server_sent_events() {
             "--from-start",
         ],
     );
-    wait_parsed(&server, 5);
+    server.wait_parsed(5);
     let events = read_events(server.addr(), "/api/stream", 2);
     assert!(events.len() >= 2, "{events:?}");
     for (event, data) in &events {
@@ -338,7 +288,7 @@ fn the_snapshot_reads_back_with_report() {
     let mut args = traefik_args(&log_arg, &checkpoint_arg);
     args.push("--from-start");
     let server = Server::start(&dir, &args);
-    let metrics = wait_parsed(&server, 30);
+    let metrics = server.wait_parsed(30);
     let snapshot = server.get("/api/snapshot");
     assert_eq!(snapshot.status, 200);
     assert_eq!(
@@ -424,7 +374,7 @@ fn a_flood_of_random_paths_stays_within_the_group_cap() {
             &MAX_GROUPS.to_string(),
         ],
     );
-    let metrics = wait_parsed(&server, LINES);
+    let metrics = server.wait_parsed(LINES);
 
     // The groups first seen earliest keep their route; the rest is one `(overflow)` group.
     let mut expected: BTreeMap<String, u64> = first_seen[..MAX_GROUPS]
@@ -480,7 +430,7 @@ fn the_exposition_passes_promtool() {
     let mut args = traefik_args(&log_arg, &checkpoint_arg);
     args.extend(["--from-start", "--checkpoint-interval", "100ms"]);
     let server = Server::start(&dir, &args);
-    wait_parsed(&server, 20);
+    server.wait_parsed(20);
     // A rotation and a checkpoint, so that those families have samples too.
     std::fs::rename(&log, dir.join("access.log.1")).expect("rotating");
     append(&log, &traefik_lines(21, 3));

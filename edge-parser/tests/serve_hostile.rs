@@ -3,44 +3,15 @@
 //! and kill -9 while Prometheus scrapes. One test per way it used to fail, through the real
 //! binary over loopback, each asserting the exact outcome.
 
-use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::serve_util::{
-    Exposition, Scraper, Server, clf_time, get, poll_until, request, traefik_line, unix_now,
+    Scraper, Server, append, clf_time, get, poll_until, request, traefik_lines, unix_now,
 };
 use crate::util::{Dir, WAIT_LIMIT};
-
-const ROUTERS: [&str; 3] = ["api@docker", "web@docker", "auth@file"];
-
-fn append(path: &Path, text: &str) {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
-        .expect("appending to the log");
-}
-
-/// `count` Traefik lines numbered from `first`.
-fn lines(first: u64, count: u64) -> String {
-    (first..first + count)
-        .map(|n| {
-            let router = ROUTERS[n as usize % ROUTERS.len()];
-            traefik_line(
-                n,
-                router,
-                "GET",
-                [200, 404, 503][n as usize % 3],
-                (n % 40) as u32,
-            )
-        })
-        .collect()
-}
 
 /// A Traefik line logged at `unix_time`.
 fn line_at(n: u64, unix_time: i64) -> String {
@@ -48,32 +19,6 @@ fn line_at(n: u64, unix_time: i64) -> String {
         "10.0.0.1 - - [{}] \"GET /r/{n} HTTP/1.1\" 200 5 \"-\" \"vantage-tests/1.0\" {n} \"api@docker\" \"http://10.1.0.1:8080\" 3ms\n",
         clf_time(unix_time)
     )
-}
-
-/// Waits until `/api/summary` (live, unlike the counters of `/metrics`) has `parsed` lines.
-fn wait_taken_in(server: &Server, parsed: u64) -> serde_json::Value {
-    poll_until(WAIT_LIMIT, || {
-        let summary = server.get("/api/summary").json();
-        match summary["lines"]["parsed"].as_u64() {
-            Some(seen) if seen == parsed => Ok(summary),
-            _ => Err(format!("waiting for {parsed} parsed lines: {summary}")),
-        }
-    })
-    .unwrap_or_else(|error| panic!("{error}\n--- server log ---\n{}", server.stderr()))
-}
-
-/// Waits until `/metrics` (the counters of the last checkpoint) has `parsed` lines.
-fn wait_parsed(server: &Server, parsed: u64) -> Exposition {
-    poll_until(WAIT_LIMIT, || {
-        let metrics = server.metrics();
-        match metrics.count("edge_lines_total", &[("result", "parsed")]) {
-            seen if seen == parsed => Ok(metrics),
-            seen => Err(format!(
-                "{seen} parsed lines on /metrics, waiting for {parsed}"
-            )),
-        }
-    })
-    .unwrap_or_else(|error| panic!("{error}\n--- server log ---\n{}", server.stderr()))
 }
 
 /// Whether this process runs as root (whom file permissions do not stop).
@@ -136,8 +81,8 @@ fn auto_format_waits_for_the_first_lines_of_an_empty_missing_or_unmatched_log() 
         assert_eq!(server.get("/metrics").status, 200, "{case}");
 
         // The proxy writes its first lines: detected, and every one of them counted.
-        append(&log, &lines(1, 6));
-        let summary = wait_taken_in(&server, 6);
+        append(&log, &traefik_lines(1, 6));
+        let summary = server.wait_taken_in(6);
         assert_eq!(summary["format"], "traefik-common", "{case}");
         server.wait_ready();
         assert!(
@@ -152,7 +97,7 @@ fn auto_format_waits_for_the_first_lines_of_an_empty_missing_or_unmatched_log() 
 #[test]
 fn idle_connections_past_the_descriptor_limit_cannot_stop_serve() {
     let dir = Dir::new("serve-idle-flood");
-    let log = dir.create("access.log", lines(1, 3));
+    let log = dir.create("access.log", traefik_lines(1, 3));
     let log_arg = log.display().to_string();
     // 256 descriptors: a quarter for files, 128 for connections, the rest kept.
     let server = Server::start_via(
@@ -231,7 +176,7 @@ fn a_half_sent_request_is_closed_after_the_header_timeout() {
 fn a_glob_matching_more_files_than_descriptors_is_followed_up_to_its_share() {
     let dir = Dir::new("serve-many-files");
     for n in 0..300 {
-        dir.create(&format!("{n:03}.log"), lines(n, 1));
+        dir.create(&format!("{n:03}.log"), traefik_lines(n, 1));
     }
     let pattern = format!("{}/*.log", dir.path().display());
     let server = Server::start_via(
@@ -246,10 +191,22 @@ fn a_glob_matching_more_files_than_descriptors_is_followed_up_to_its_share() {
         ],
     );
     // A quarter of the descriptors go to files: 64 followed, the others reported.
-    wait_taken_in(&server, 64);
-    let metrics = wait_parsed(&server, 64);
+    server.wait_taken_in(64);
+    let metrics = server.wait_parsed(64);
     assert_eq!(metrics.count("edge_files_open", &[]), 64);
-    let ready = server.get("/ready").json();
+    // The status is published at the end of the tailer's first poll, after its batches.
+    let ready = poll_until(WAIT_LIMIT, || {
+        let ready = server.get("/ready").json();
+        if ready["failing"]
+            .as_array()
+            .is_some_and(|failing| !failing.is_empty())
+        {
+            Ok(ready)
+        } else {
+            Err(format!("no failing path yet: {ready}"))
+        }
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
     let failing = ready["failing"].as_array().expect("failing");
     assert_eq!(failing.len(), 236, "{ready}");
     assert_eq!(
@@ -286,7 +243,7 @@ fn a_line_from_the_future_neither_empties_the_windows_nor_pins_the_lag() {
         "100ms",
     ];
     let server = Server::start(&dir, &args);
-    let summary = wait_taken_in(&server, 5);
+    let summary = server.wait_taken_in(5);
     let minute = &summary["windows"][0];
     assert_eq!(minute["window"], "1m");
     assert_eq!(minute["groups"][0]["requests"], 5, "{summary}");
@@ -297,7 +254,7 @@ fn a_line_from_the_future_neither_empties_the_windows_nor_pins_the_lag() {
         summary["last_line_timestamp"],
         serde_json::json!((now - 2) as f64)
     );
-    let metrics = wait_parsed(&server, 5);
+    let metrics = server.wait_parsed(5);
     assert_eq!(
         metrics.value("edge_last_line_timestamp_seconds", &[]),
         Some((now - 2) as f64)
@@ -317,10 +274,10 @@ fn a_line_from_the_future_neither_empties_the_windows_nor_pins_the_lag() {
 
     // After a restart the future timestamp in the checkpoint pins nothing either.
     let server = Server::start(&dir, &args);
-    let metrics = wait_parsed(&server, 5);
+    let metrics = server.wait_parsed(5);
     assert_eq!(metrics.value("edge_last_line_timestamp_seconds", &[]), None);
     append(&log, &line_at(6, now - 1));
-    let metrics = wait_parsed(&server, 6);
+    let metrics = server.wait_parsed(6);
     assert_eq!(
         metrics.value("edge_last_line_timestamp_seconds", &[]),
         Some((now - 1) as f64)
@@ -334,7 +291,7 @@ fn a_checkpoint_that_cannot_be_written_is_counted_never_shown_as_success_and_fai
         return;
     };
     let dir = Dir::new("serve-read-only");
-    let log = dir.create("access.log", lines(1, 3));
+    let log = dir.create("access.log", traefik_lines(1, 3));
     let read_only = dir.join("read-only");
     std::fs::create_dir(&read_only).expect("creating the directory");
     let mut permissions = std::fs::metadata(&read_only).expect("stat").permissions();
@@ -359,7 +316,7 @@ fn a_checkpoint_that_cannot_be_written_is_counted_never_shown_as_success_and_fai
             "100ms",
         ],
     );
-    wait_taken_in(&server, 3);
+    server.wait_taken_in(3);
     let metrics = poll_until(WAIT_LIMIT, || {
         let metrics = server.metrics();
         if metrics.count("edge_checkpoint_errors_total", &[]) >= 3 {
@@ -389,7 +346,7 @@ fn a_checkpoint_that_cannot_be_written_is_counted_never_shown_as_success_and_fai
 #[test]
 fn the_snapshot_needs_a_listed_token_and_every_request_for_it_is_audited() {
     let dir = Dir::new("serve-token");
-    let log = dir.create("access.log", lines(1, 2));
+    let log = dir.create("access.log", traefik_lines(1, 2));
     let tokens = dir.create(
         "tokens",
         "# who may download data\nops:0123456789abcdef0123\n",
@@ -407,7 +364,7 @@ fn the_snapshot_needs_a_listed_token_and_every_request_for_it_is_audited() {
             &tokens_arg,
         ],
     );
-    wait_taken_in(&server, 2);
+    server.wait_taken_in(2);
     let addr = server.addr();
     let anonymous = request(addr, "GET", "/api/snapshot", &[]).expect("answer");
     assert_eq!(anonymous.status, 401);
@@ -479,7 +436,7 @@ fn other_methods_are_refused_with_the_allowed_ones() {
 #[test]
 fn a_log_moved_away_and_back_is_counted_once() {
     let dir = Dir::new("serve-away-and-back");
-    let log = dir.create("access.log", lines(1, 4));
+    let log = dir.create("access.log", traefik_lines(1, 4));
     let log_arg = log.display().to_string();
     let server = Server::start(
         &dir,
@@ -493,7 +450,7 @@ fn a_log_moved_away_and_back_is_counted_once() {
             "50ms",
         ],
     );
-    wait_taken_in(&server, 4);
+    server.wait_taken_in(4);
     let away = dir.join("access.away");
     std::fs::rename(&log, &away).expect("moving the log away");
     // Followed through its handle for the rotate wait (10 s) after its last growth, then
@@ -506,10 +463,10 @@ fn a_log_moved_away_and_back_is_counted_once() {
     })
     .unwrap_or_else(|error| panic!("{error}\n{}", server.stderr()));
     std::fs::rename(&away, &log).expect("moving the log back");
-    append(&log, &lines(5, 2));
-    let summary = wait_taken_in(&server, 6);
+    append(&log, &traefik_lines(5, 2));
+    let summary = server.wait_taken_in(6);
     assert_eq!(summary["lines"]["total"], 6);
-    let metrics = wait_parsed(&server, 6);
+    let metrics = server.wait_parsed(6);
     assert_eq!(
         metrics.count("edge_file_rotations_total", &[("kind", "inode_reuse")]),
         0
@@ -549,7 +506,7 @@ fn counters_never_go_back_across_kill_9_while_scraped() {
     for round in 0..24 {
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         let count = 1 + (seed >> 33) % 200;
-        append(&log, &lines(written + 1, count));
+        append(&log, &traefik_lines(written + 1, count));
         written += count;
         std::thread::sleep(Duration::from_millis((seed >> 40) % 120));
         if round % 6 == 5 {
@@ -559,7 +516,7 @@ fn counters_never_go_back_across_kill_9_while_scraped() {
             scraper.point_at(Some(server.addr()));
         }
     }
-    let metrics = wait_parsed(&server, written);
+    let metrics = server.wait_parsed(written);
     let (scrapes, decreases) = scraper.finish();
     assert!(scrapes >= 10, "only {scrapes} scrapes");
     assert_eq!(decreases, Vec::<String>::new(), "a counter went back");

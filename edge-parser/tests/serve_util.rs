@@ -139,6 +139,32 @@ impl Server {
         }
     }
 
+    /// Waits until `/metrics` (the counters of the last checkpoint) counts `parsed` parsed
+    /// lines; returns the exposition then.
+    pub(crate) fn wait_parsed(&self, parsed: u64) -> Exposition {
+        poll_until(WAIT_LIMIT, || {
+            let metrics = self.metrics();
+            match metrics.count("edge_lines_total", &[("result", "parsed")]) {
+                seen if seen == parsed => Ok(metrics),
+                seen => Err(format!("{seen} parsed lines, waiting for {parsed}")),
+            }
+        })
+        .unwrap_or_else(|error| panic!("{error}\n--- server log ---\n{}", self.stderr()))
+    }
+
+    /// Waits until the server has taken in `parsed` parsed lines, as `/api/summary` (live,
+    /// unlike the counters of `/metrics`) says; returns the summary then.
+    pub(crate) fn wait_taken_in(&self, parsed: u64) -> serde_json::Value {
+        poll_until(WAIT_LIMIT, || {
+            let summary = self.get("/api/summary").json();
+            match summary["lines"]["parsed"].as_u64() {
+                Some(seen) if seen == parsed => Ok(summary),
+                _ => Err(format!("waiting for {parsed} parsed lines: {summary}")),
+            }
+        })
+        .unwrap_or_else(|error| panic!("{error}\n--- server log ---\n{}", self.stderr()))
+    }
+
     /// Sends SIGTERM and waits for the exit; returns the exit code (-1 for a signal).
     pub(crate) fn terminate(mut self) -> i32 {
         signal(self.child.id(), "TERM");
@@ -667,6 +693,30 @@ fn civil_date(days: i64) -> (i64, i64, i64) {
     };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
+}
+
+/// The routers of [`traefik_lines`], in turn.
+const ROUTERS: [&str; 3] = ["api@docker", "web@docker", "auth@file"];
+
+/// Appends `text` to the file at `path` (created if missing).
+pub(crate) fn append(path: &std::path::Path, text: &str) {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .expect("appending to the log");
+}
+
+/// `count` Traefik lines numbered from `first`, routers and statuses (200, 404, 503) in turn.
+pub(crate) fn traefik_lines(first: u64, count: u64) -> String {
+    (first..first + count)
+        .map(|n| {
+            let router = ROUTERS[n as usize % ROUTERS.len()];
+            let status = [200, 404, 503][n as usize % 3];
+            traefik_line(n, router, "GET", status, (n % 40) as u32)
+        })
+        .collect()
 }
 
 /// Scrapes `/metrics` every 10 ms as Prometheus would, from whichever server it is pointed

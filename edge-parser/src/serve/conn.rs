@@ -312,10 +312,16 @@ pub(crate) async fn accept_loop<H, F>(
                 continue;
             }
         };
+        let evicted_before = connections.stats.evicted.load(Ordering::Relaxed);
         let Some(admitted) = connections.admit() else {
             drop(stream);
             continue;
         };
+        if connections.stats.evicted.load(Ordering::Relaxed) != evicted_before {
+            // The evicted connection closes its socket when its task next runs: let it run
+            // before accepting more, so that open descriptors stay within the cap.
+            tokio::task::yield_now().await;
+        }
         tokio::spawn(serve_connection(
             stream,
             peer,
