@@ -65,12 +65,16 @@ impl<const BITS: u32> Histogram<BITS> {
         Self::default()
     }
 
+    /// The index of the counter that holds the largest value: the last there is (56 319 for a
+    /// [`LatencyHistogram`]). Counters are at most this many plus one.
+    pub(crate) const MAX_INDEX: u32 = Self::index_of(u64::MAX);
+
     /// The index of the counter that holds `value`.
-    fn index_of(value: u64) -> u32 {
+    const fn index_of(value: u64) -> u32 {
         if value < Self::SUB_BUCKETS {
             return value as u32;
         }
-        let shift = 63 - u64::from(value.leading_zeros()) - u64::from(BITS - 1);
+        let shift = 63 - value.leading_zeros() as u64 - (BITS - 1) as u64;
         (shift * Self::HALF + (value >> shift)) as u32
     }
 
@@ -83,7 +87,8 @@ impl<const BITS: u32> Histogram<BITS> {
         let shift = index / Self::HALF - 1;
         let sub = index - shift * Self::HALF;
         let low = sub << shift;
-        (low, low + (1 << shift) - 1)
+        // The top counter ends at u64::MAX: `low + (1 << shift)` would overflow.
+        (low, low + ((1 << shift) - 1))
     }
 
     /// Records one value, in microseconds.
@@ -298,6 +303,7 @@ impl<const BITS: u32> fmt::Debug for Histogram<BITS> {
 /// On disk (checkpoints, snapshots): `{"count", "sum", "min", "max", "counters": [[index,
 /// count], ...]}`, only the non-zero counters.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Stored<C> {
     count: u64,
     sum: u64,
@@ -331,53 +337,127 @@ impl<const BITS: u32> Serialize for Histogram<BITS> {
     }
 }
 
-/// Reads the counters straight into a histogram, refusing indices out of order.
+/// Reads the counters straight into a histogram, refusing what no histogram holds before it
+/// is allocated: an index past [`Histogram::MAX_INDEX`] (it would size the pages), indices
+/// out of order or repeated (they bound the number of counters), zero counts.
 struct CountersVisitor<const BITS: u32>;
 
+/// The counters read, and what checking them against the stored totals needs.
+struct Counted<const BITS: u32> {
+    histogram: Histogram<BITS>,
+    /// The first and the last index.
+    span: Option<(u32, u32)>,
+    /// The counts added up.
+    total: u64,
+    /// The least and the greatest sum the counters allow (saturating, as the sum is).
+    sum_range: (u64, u64),
+}
+
 impl<'de, const BITS: u32> Visitor<'de> for CountersVisitor<BITS> {
-    type Value = Histogram<BITS>;
+    type Value = Counted<BITS>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of [index, count] pairs in increasing index order")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut histogram = Histogram::<BITS>::new();
-        let mut previous = None;
+        let mut counted = Counted {
+            histogram: Histogram::<BITS>::new(),
+            span: None,
+            total: 0,
+            sum_range: (0, 0),
+        };
         while let Some((index, count)) = seq.next_element::<(u32, u64)>()? {
-            if previous.is_some_and(|previous| index <= previous) {
-                return Err(de::Error::custom("histogram counters out of order"));
+            if index > Histogram::<BITS>::MAX_INDEX {
+                return Err(de::Error::custom(format!(
+                    "histogram counter index {index} is past the last one, {}",
+                    Histogram::<BITS>::MAX_INDEX
+                )));
             }
-            previous = Some(index);
-            if count > 0 {
-                histogram.add_to_counter(index, count);
+            if let Some((_, last)) = counted.span.filter(|&(_, last)| index <= last) {
+                return Err(de::Error::custom(format!(
+                    "histogram counters out of order: index {index} after {last}"
+                )));
             }
+            if count == 0 {
+                return Err(de::Error::custom(format!(
+                    "histogram counter {index} has a zero count"
+                )));
+            }
+            counted.total = counted
+                .total
+                .checked_add(count)
+                .ok_or_else(|| de::Error::custom("histogram counters add up to more than 2^64"))?;
+            let (low, high) = Histogram::<BITS>::range_of(index);
+            counted.sum_range.0 = counted
+                .sum_range
+                .0
+                .saturating_add(low.saturating_mul(count));
+            counted.sum_range.1 = counted
+                .sum_range
+                .1
+                .saturating_add(high.saturating_mul(count));
+            counted.span = Some((counted.span.map_or(index, |(first, _)| first), index));
+            counted.histogram.add_to_counter(index, count);
         }
-        Ok(histogram)
+        Ok(counted)
     }
 }
-
-/// The counters part of the stored form.
-struct Counted<const BITS: u32>(Histogram<BITS>);
 
 impl<'de, const BITS: u32> Deserialize<'de> for Counted<BITS> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_seq(CountersVisitor::<BITS>)
-            .map(Counted)
+        deserializer.deserialize_seq(CountersVisitor::<BITS>)
     }
 }
 
+/// What the stored totals must be, given the counters: see [`Histogram::deserialize`].
+fn check_totals<const BITS: u32>(stored: &Stored<Counted<BITS>>) -> Result<(), String> {
+    let counted = &stored.counters;
+    if counted.total != stored.count {
+        return Err(format!(
+            "histogram counters add up to {}, its count is {}",
+            counted.total, stored.count
+        ));
+    }
+    let Some((first, last)) = counted.span else {
+        return if (stored.sum, stored.min, stored.max) == (0, 0, 0) {
+            Ok(())
+        } else {
+            Err(format!(
+                "empty histogram with sum {}, min {}, max {}",
+                stored.sum, stored.min, stored.max
+            ))
+        };
+    };
+    for (name, value, which, index) in [
+        ("minimum", stored.min, "first", first),
+        ("maximum", stored.max, "last", last),
+    ] {
+        let (low, high) = Histogram::<BITS>::range_of(index);
+        if !(low..=high).contains(&value) {
+            return Err(format!(
+                "histogram {name} {value} is outside its {which} counter, {index} ({low} to {high})"
+            ));
+        }
+    }
+    let (least, most) = counted.sum_range;
+    if !(least..=most).contains(&stored.sum) {
+        return Err(format!(
+            "histogram sum {} is not what its counters allow ({least} to {most})",
+            stored.sum
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the stored form, refusing a histogram whose parts disagree: counters that do not add
+/// up to the count, a minimum or maximum outside the first or last counter, a sum the
+/// counters cannot make.
 impl<'de, const BITS: u32> Deserialize<'de> for Histogram<BITS> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let stored = Stored::<Counted<BITS>>::deserialize(deserializer)?;
-        let mut histogram = stored.counters.0;
-        let total: u64 = histogram.counters().map(|(_, count)| count).sum();
-        if total != stored.count || (stored.count > 0 && stored.min > stored.max) {
-            return Err(de::Error::custom(
-                "histogram counters do not add up to its count",
-            ));
-        }
+        check_totals(&stored).map_err(de::Error::custom)?;
+        let mut histogram = stored.counters.histogram;
         histogram.count = stored.count;
         histogram.sum = stored.sum;
         histogram.min = stored.min;
@@ -488,12 +568,108 @@ mod tests {
         );
         let back: H = serde_json::from_str(&json).expect("deserialises");
         assert_eq!(back, histogram);
-        for corrupt in [
-            r#"{"count":4,"sum":5006,"min":3,"max":5000,"counters":[[3,2],[3298,1]]}"#,
-            r#"{"count":3,"sum":5006,"min":3,"max":5000,"counters":[[3298,1],[3,2]]}"#,
-        ] {
-            assert!(serde_json::from_str::<H>(corrupt).is_err(), "{corrupt}");
+    }
+
+    /// Why the stored histogram `json` is refused (serde_json's position cut off).
+    fn refused(json: &str) -> String {
+        let error = serde_json::from_str::<H>(json).expect_err(json).to_string();
+        match error.find(" at line ") {
+            Some(at) => error[..at].to_owned(),
+            None => error,
         }
+    }
+
+    #[test]
+    fn a_stored_histogram_whose_parts_disagree_is_refused_naming_why() {
+        let stored = |count: u64, sum: u64, min: u64, max: u64, counters: &str| {
+            format!(
+                r#"{{"count":{count},"sum":{sum},"min":{min},"max":{max},"counters":[{counters}]}}"#
+            )
+        };
+        for (json, reason) in [
+            (
+                stored(4, 5006, 3, 5000, "[3,2],[3298,1]"),
+                "histogram counters add up to 3, its count is 4",
+            ),
+            (
+                stored(3, 5006, 3, 5000, "[3298,1],[3,2]"),
+                "histogram counters out of order: index 3 after 3298",
+            ),
+            (
+                stored(4, 5006, 3, 5000, "[3,2],[3,1],[3298,1]"),
+                "histogram counters out of order: index 3 after 3",
+            ),
+            (
+                stored(1, 1, 1, 1, "[91169,1]"),
+                "histogram counter index 91169 is past the last one, 56319",
+            ),
+            (
+                stored(1, 1, 1, 1, "[4294967295,1]"),
+                "histogram counter index 4294967295 is past the last one, 56319",
+            ),
+            (
+                stored(1, 3, 3, 3, "[3,0],[4,1]"),
+                "histogram counter 3 has a zero count",
+            ),
+            (
+                stored(1, 3, 3, 3, "[-3,1]"),
+                "invalid value: integer `-3`, expected u32",
+            ),
+            (
+                stored(0, 0, 0, 0, "[3,18446744073709551615],[4,1]"),
+                "histogram counters add up to more than 2^64",
+            ),
+            (
+                stored(3, 5006, 4, 5000, "[3,2],[3298,1]"),
+                "histogram minimum 4 is outside its first counter, 3 (3 to 3)",
+            ),
+            (
+                stored(3, 5006, 3, 6000, "[3,2],[3298,1]"),
+                "histogram maximum 6000 is outside its last counter, 3298 (5000 to 5003)",
+            ),
+            (
+                stored(3, 9, 3, 5000, "[3,2],[3298,1]"),
+                "histogram sum 9 is not what its counters allow (5006 to 5009)",
+            ),
+            (
+                stored(0, 7, 0, 0, ""),
+                "empty histogram with sum 7, min 0, max 0",
+            ),
+            (
+                r#"{"count":0,"sum":0,"min":0,"max":0,"counters":[],"extra":1}"#.to_owned(),
+                "unknown field `extra`, expected one of `count`, `sum`, `min`, `max`, `counters`",
+            ),
+        ] {
+            assert_eq!(refused(&json), reason, "{json}");
+        }
+    }
+
+    #[test]
+    fn the_last_index_holds_the_largest_value_and_its_range_fits() {
+        assert_eq!(H::MAX_INDEX, H::index_of(u64::MAX));
+        assert_eq!(H::MAX_INDEX, 56_319);
+        assert_eq!(WindowHistogram::MAX_INDEX, 7_423);
+        assert_eq!(H::range_of(H::MAX_INDEX), (2047 << 53, u64::MAX));
+        let mut histogram = H::new();
+        histogram.record(u64::MAX);
+        histogram.record(0);
+        let json = serde_json::to_string(&histogram).expect("serialises");
+        let back: H = serde_json::from_str(&json).expect("the extremes are valid");
+        assert_eq!((back.quantile(0.5), back.quantile(1.0)), (0, u64::MAX));
+    }
+
+    #[test]
+    fn more_counters_than_the_sparse_list_holds_read_back_as_pages() {
+        // 1 000 distinct counters: a real histogram past SPARSE_MAX, not a corrupt one.
+        let mut histogram = H::new();
+        for value in 0..1000 {
+            histogram.record(value * 3);
+        }
+        assert!(matches!(histogram.counters, Counters::Dense(_)));
+        let json = serde_json::to_string(&histogram).expect("serialises");
+        let back: H = serde_json::from_str(&json).expect("valid");
+        assert_eq!(back, histogram);
+        assert!(matches!(back.counters, Counters::Dense(_)));
     }
 
     proptest! {

@@ -73,6 +73,7 @@
 //! [`format`](mod@format).
 
 pub mod aggregate;
+mod bounded;
 pub mod export;
 pub mod format;
 pub mod histogram;

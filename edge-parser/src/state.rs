@@ -1,14 +1,34 @@
 //! What `serve` persists: the [`EdgeState`] that the checkpoint holds beside the file positions
-//! and that `/api/snapshot` downloads, its configuration [`fingerprint`], and the grouping
-//! `serve` uses ([`serve_config`]).
+//! and that `/api/snapshot` downloads, its configuration [`fingerprint`] (log patterns
+//! included), and the grouping `serve` uses ([`serve_config`]).
 //!
-//! The persisted form is its own versioned type (`v1` below), written straight from the live
-//! state without copying the histograms and validated when read back: a group key with the
-//! wrong number of values, an unknown method or counts that do not add up make the file
-//! corrupt, named with the reason, rather than a state that renders wrong numbers. The version
-//! is the checkpoint envelope's ([`CHECKPOINT_VERSION`](crate::tail::CHECKPOINT_VERSION)): a
-//! change of this shape is a new `v2` module and a new envelope version, and files of a version
-//! this build does not read are refused naming it.
+//! The persisted form is its own versioned type (`v1`), written straight from the live state
+//! without copying the histograms. The checkpoint envelope around it
+//! ([`Checkpoint`](crate::tail::Checkpoint)) refuses a file damaged or edited by hand by its
+//! checksum; the state is validated all the same when read back, so that a file that passes
+//! (a checksum anyone can recompute, a version 1 file that has none) is a state `serve`
+//! could have written, or is refused as corrupt naming the rule it breaks:
+//!
+//! | what | rule |
+//! | --- | --- |
+//! | lines | total = parsed + malformed + filtered; the sequence (lines since the first start) = total |
+//! | statuses | every count > 0; they add up to the parsed lines |
+//! | groups | at most `max_groups` + 1 (the overflow group), counted before any is read; each key has one value per grouping dimension (at most 64 KiB each), appears once; their requests add up to the parsed lines, their status classes to the statuses' |
+//! | a group | requests ≥ 1 = status classes summed = latency count + latency missing ≥ upstream latency count; first seen within the sequence; counts by method and code (required when `serve` counts them): known methods, each pair once, none zero, adding up to the requests and the status classes, and over all groups to the statuses |
+//! | a histogram | indices ≤ the last there is (56 319), increasing; counts > 0 adding up to its count; minimum and maximum in the first and last counter; sum within what the counters allow |
+//! | samples | at most the configured number and the malformed lines; in line order within the sequence; text ≤ 1 536 bytes |
+//! | timestamps | both or neither, first ≤ last, none without a parsed line |
+//! | health | rotation kinds are known ones, each once |
+//!
+//! Reading allocates in proportion to the file's bytes, never to a number it holds: the file is
+//! at most [`MAX_CHECKPOINT_BYTES`](crate::tail::MAX_CHECKPOINT_BYTES), lists stop at their
+//! limit before the next element is built, a histogram index is checked before it sizes
+//! anything, and no group is read before their number is known to be within the cap. The
+//! largest state a checkpoint can hold is the largest the live state can reach.
+//!
+//! A change of this shape is a new `v2` module and a new envelope version
+//! ([`CHECKPOINT_VERSION`](crate::tail::CHECKPOINT_VERSION)); files of a version this build
+//! does not read are refused naming it.
 //!
 //! # Example
 //!
@@ -18,27 +38,34 @@
 //! use vantage_edge::state::{fingerprint, serve_config};
 //!
 //! let config = serve_config(Format::TraefikJson, RouteRules::auto(), 1000, None);
-//! assert_eq!(fingerprint(&config), "format=traefik-json by=router,service");
+//! assert_eq!(
+//!     fingerprint(&config, &["/var/log/traefik/*.log".to_owned()]),
+//!     r#"format=traefik-json by=router,service logs=["/var/log/traefik/*.log"]"#
+//! );
 //! ```
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Aggregate, AggregateConfig, Dimension, default_dimension};
+use crate::bounded;
 use crate::format::Format;
 use crate::route::RouteRules;
 #[cfg(any(test, feature = "serve"))]
 use crate::tail::FilePosition;
-use crate::tail::{Checkpoint, CheckpointError};
+use crate::tail::{Checkpoint, CheckpointError, RotationKind};
 
 /// Counters of edge-parser's own work, kept in the checkpoint so they never go backwards.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Health {
     /// Bytes read from the logs.
     pub bytes_read: u64,
-    /// Rotations seen, by kind.
+    /// Rotations seen, by kind ([`RotationKind::as_str`]).
+    #[serde(deserialize_with = "rotations")]
     pub rotations: BTreeMap<String, u64>,
     /// Checkpoints written.
     pub checkpoint_writes: u64,
@@ -46,6 +73,24 @@ pub struct Health {
     pub checkpoint_errors: u64,
     /// When the last checkpoint was written, unix seconds.
     pub checkpoint_last_success: Option<i64>,
+}
+
+/// The rotation counts of a [`Health`]: known kinds only, each once.
+fn rotations<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, u64>, D::Error> {
+    let rotations: BTreeMap<String, u64> =
+        bounded::map(deserializer, RotationKind::ALL.len(), "rotations")?;
+    match rotations.keys().find(|kind| {
+        !RotationKind::ALL
+            .iter()
+            .any(|known| known.as_str() == *kind)
+    }) {
+        Some(unknown) => Err(de::Error::custom(format!(
+            "unknown rotation kind {unknown:?}"
+        ))),
+        None => Ok(rotations),
+    }
 }
 
 /// What the checkpoint holds beside the file positions, and what a snapshot holds.
@@ -87,9 +132,11 @@ pub fn serve_config(
     config
 }
 
-/// What a checkpoint's counters mean: resuming one made with another format, grouping or
-/// routes would mix different things under the same names.
-pub fn fingerprint(config: &AggregateConfig) -> String {
+/// What a checkpoint's counters and positions mean: the configuration `config` of the logs
+/// named by `patterns` (`--log`, in any order). Resuming one made with another format,
+/// grouping or routes would mix different things under the same names; one made for other
+/// logs would follow their files again and count them as these.
+pub fn fingerprint(config: &AggregateConfig, patterns: &[String]) -> String {
     let group_by: Vec<&str> = config.group_by.iter().map(|d| d.name()).collect();
     let mut fingerprint = format!("format={} by={}", config.format.name(), group_by.join(","));
     if let Some(log_format) = config.format.log_format() {
@@ -99,7 +146,45 @@ pub fn fingerprint(config: &AggregateConfig) -> String {
     if !routes.is_empty() {
         fingerprint.push_str(&format!(" routes={}", routes.join(",")));
     }
+    let mut logs: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    logs.sort_unstable();
+    logs.dedup();
+    fingerprint.push_str(&format!(" logs={logs:?}"));
     fingerprint
+}
+
+/// What a persisted state may hold; past these it is refused, before it is allocated.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// Groups, the overflow group included.
+    groups: usize,
+    /// Malformed samples.
+    samples: usize,
+    /// Whether every group must count its requests by method and code.
+    codes: bool,
+}
+
+/// Groups of a snapshot shown whatever configuration made it.
+const MAX_SHOWN_GROUPS: usize = 1 << 20;
+
+impl Limits {
+    /// What `serve` with `config` can have written: its group cap and the overflow group, its
+    /// samples, its counts by code.
+    #[cfg(any(test, feature = "serve"))]
+    fn of(config: &AggregateConfig) -> Self {
+        Self {
+            groups: config.max_groups.saturating_add(1),
+            samples: config.malformed_samples,
+            codes: config.count_codes,
+        }
+    }
+
+    /// For a snapshot shown whatever configuration made it.
+    const SHOWN: Self = Self {
+        groups: MAX_SHOWN_GROUPS,
+        samples: usize::MAX,
+        codes: false,
+    };
 }
 
 /// Reads a snapshot saved from `/api/snapshot` (or a checkpoint), whatever configuration it
@@ -110,25 +195,29 @@ pub fn fingerprint(config: &AggregateConfig) -> String {
 /// A file that is missing, unreadable, not a checkpoint, of another format version, or whose
 /// state is corrupt.
 pub fn read_snapshot(path: &Path) -> Result<Snapshot, CheckpointError> {
-    let checkpoint = Checkpoint::<v1::State<'static>>::read_any(path)?;
+    let checkpoint = Checkpoint::read_any_with(path, |state| v1::parse(state, Limits::SHOWN))?;
     Ok(Snapshot {
-        state: checkpoint.state.into_state(path)?,
+        state: checkpoint.state,
         config: checkpoint.config,
     })
 }
 
-/// The state and positions of the checkpoint at `path` made for `config`; `None` when there is
-/// none (a first start).
+/// The state and positions of the checkpoint at `path` made for `config` and the logs
+/// `patterns`; `None` when there is none (a first start).
 #[cfg(any(test, feature = "serve"))]
 pub(crate) fn restore(
     path: &Path,
     config: &AggregateConfig,
+    patterns: &[String],
 ) -> Result<Option<(EdgeState, Vec<FilePosition>)>, CheckpointError> {
-    let Some(checkpoint) = Checkpoint::<v1::State<'static>>::read(path, &fingerprint(config))?
+    let limits = Limits::of(config);
+    let Some(checkpoint) = Checkpoint::read_with(path, &fingerprint(config, patterns), |state| {
+        v1::parse(state, limits)
+    })?
     else {
         return Ok(None);
     };
-    let state = checkpoint.state.into_state(path)?;
+    let state = checkpoint.state;
     if state.aggregate.group_by() != config.group_by {
         return Err(CheckpointError::Corrupt {
             path: path.to_owned(),
@@ -162,207 +251,7 @@ pub(crate) fn checkpoint<'a>(
     }
 }
 
-/// Version 1 of the persisted state: the JSON shape of the first checkpoints, kept as it was.
-mod v1 {
-    use std::borrow::Cow;
-    use std::collections::BTreeMap;
-    use std::path::Path;
-
-    use serde::{Deserialize, Serialize};
-    use vantage_instrument::names::OTHER_METHOD;
-
-    use super::{EdgeState, Health};
-    use crate::aggregate::{
-        Aggregate, CodeCount, Dimension, GroupKey, GroupStats, LineCounts, LinePosition,
-        MalformedSample, StatusClasses, method_label,
-    };
-    use crate::histogram::LatencyHistogram;
-    use crate::tail::CheckpointError;
-
-    #[derive(Serialize, Deserialize)]
-    pub(crate) struct State<'a> {
-        aggregate: AggregateV1<'a>,
-        health: Cow<'a, Health>,
-        sequence: u64,
-    }
-
-    #[derive(Serialize, Deserialize)]
-    struct AggregateV1<'a> {
-        group_by: Vec<Dimension>,
-        lines: LineCounts,
-        malformed_samples: Cow<'a, [MalformedSample]>,
-        first_timestamp: Option<i64>,
-        last_timestamp: Option<i64>,
-        statuses: BTreeMap<i16, u64>,
-        timeline: BTreeMap<i64, u64>,
-        groups: Vec<GroupV1<'a>>,
-    }
-
-    #[derive(Serialize, Deserialize)]
-    struct GroupV1<'a> {
-        key: Vec<Cow<'a, str>>,
-        stats: StatsV1<'a>,
-    }
-
-    #[derive(Serialize, Deserialize)]
-    struct StatsV1<'a> {
-        first_seen: LinePosition,
-        requests: u64,
-        status_classes: [u64; 6],
-        latency: Cow<'a, LatencyHistogram>,
-        latency_missing: u64,
-        upstream_latency: Cow<'a, LatencyHistogram>,
-        bytes_sent: u64,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        codes: Vec<CodeV1<'a>>,
-    }
-
-    #[derive(Serialize, Deserialize)]
-    struct CodeV1<'a> {
-        method: Cow<'a, str>,
-        code: i16,
-        count: u64,
-    }
-
-    impl<'a> State<'a> {
-        #[cfg(any(test, feature = "serve"))]
-        pub(crate) fn of(aggregate: &'a Aggregate, health: &'a Health, sequence: u64) -> Self {
-            let mut groups: Vec<GroupV1<'a>> = aggregate
-                .groups()
-                .map(|group| GroupV1 {
-                    key: group.key().values().map(Cow::Borrowed).collect(),
-                    stats: StatsV1::of(group.stats()),
-                })
-                .collect();
-            groups.sort_by(|a, b| a.key.cmp(&b.key));
-            Self {
-                aggregate: AggregateV1 {
-                    group_by: aggregate.group_by().to_vec(),
-                    lines: aggregate.lines(),
-                    malformed_samples: Cow::Borrowed(aggregate.malformed_samples()),
-                    first_timestamp: aggregate.first_timestamp(),
-                    last_timestamp: aggregate.last_timestamp(),
-                    statuses: aggregate.statuses().iter().collect(),
-                    timeline: aggregate.timeline().iter().collect(),
-                    groups,
-                },
-                health: Cow::Borrowed(health),
-                sequence,
-            }
-        }
-
-        /// The state, validated; `path` names the file in errors.
-        pub(crate) fn into_state(self, path: &Path) -> Result<EdgeState, CheckpointError> {
-            let corrupt = |reason: String| CheckpointError::Corrupt {
-                path: path.to_owned(),
-                reason,
-            };
-            let saved = self.aggregate;
-            let mut aggregate = Aggregate::new(saved.group_by);
-            aggregate.lines = saved.lines;
-            aggregate.malformed_samples = saved.malformed_samples.into_owned();
-            aggregate.first_timestamp = saved.first_timestamp;
-            aggregate.last_timestamp = saved.last_timestamp;
-            aggregate.statuses = saved.statuses.into_iter().collect();
-            aggregate.timeline = saved.timeline.into_iter().collect();
-            for group in saved.groups {
-                if group.key.len() != aggregate.group_by.len() {
-                    return Err(corrupt(format!(
-                        "group {:?} has {} values, the grouping {:?} has {}",
-                        group.key,
-                        group.key.len(),
-                        aggregate.group_by,
-                        aggregate.group_by.len()
-                    )));
-                }
-                let key = GroupKey::new(&group.key);
-                let stats = group
-                    .stats
-                    .into_stats()
-                    .map_err(|reason| corrupt(format!("group {:?}: {reason}", group.key)))?;
-                if aggregate.groups.insert(key, stats).is_some() {
-                    return Err(corrupt(format!("group {:?} appears twice", group.key)));
-                }
-            }
-            Ok(EdgeState {
-                aggregate,
-                health: self.health.into_owned(),
-                sequence: self.sequence,
-            })
-        }
-    }
-
-    impl<'a> StatsV1<'a> {
-        #[cfg(any(test, feature = "serve"))]
-        fn of(stats: &'a GroupStats) -> Self {
-            Self {
-                first_seen: stats.first_seen,
-                requests: stats.requests,
-                status_classes: stats.status_classes.counts(),
-                latency: Cow::Borrowed(&stats.latency),
-                latency_missing: stats.latency_missing,
-                upstream_latency: Cow::Borrowed(&stats.upstream_latency),
-                bytes_sent: stats.bytes_sent,
-                codes: stats
-                    .codes
-                    .iter()
-                    .map(|code| CodeV1 {
-                        method: Cow::Borrowed(code.method),
-                        code: code.code,
-                        count: code.count,
-                    })
-                    .collect(),
-            }
-        }
-
-        fn into_stats(self) -> Result<GroupStats, String> {
-            let classes: u64 = self.status_classes.iter().sum();
-            if classes != self.requests {
-                return Err(format!(
-                    "{} requests but {classes} by status class",
-                    self.requests
-                ));
-            }
-            let timed = self.latency.count() + self.latency_missing;
-            if timed != self.requests {
-                return Err(format!(
-                    "{} requests but {timed} with or without a latency",
-                    self.requests
-                ));
-            }
-            let mut codes = Vec::with_capacity(self.codes.len());
-            for code in self.codes {
-                let method = method_label(Some(code.method.as_bytes()));
-                if method == OTHER_METHOD && code.method != OTHER_METHOD {
-                    return Err(format!("unknown method {:?}", code.method));
-                }
-                codes.push(CodeCount {
-                    method,
-                    code: code.code,
-                    count: code.count,
-                });
-            }
-            codes.sort();
-            let coded: u64 = codes.iter().map(|code| code.count).sum();
-            if !codes.is_empty() && coded != self.requests {
-                return Err(format!(
-                    "{} requests but {coded} by method and code",
-                    self.requests
-                ));
-            }
-            Ok(GroupStats {
-                first_seen: self.first_seen,
-                requests: self.requests,
-                status_classes: StatusClasses::from_counts(self.status_classes),
-                latency: self.latency.into_owned(),
-                latency_missing: self.latency_missing,
-                upstream_latency: self.upstream_latency.into_owned(),
-                bytes_sent: self.bytes_sent,
-                codes,
-            })
-        }
-    }
-}
+mod v1;
 
 #[cfg(test)]
 pub(crate) mod tests;

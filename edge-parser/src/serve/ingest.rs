@@ -61,15 +61,16 @@ pub(crate) struct Restored {
     pub(crate) restored: bool,
 }
 
-/// Reads the checkpoint at `target`, if any, made for `config`.
+/// Reads the checkpoint at `target`, if any, made for `config` and the logs `patterns`.
 pub(crate) fn restore(
     target: Option<&CheckpointTarget>,
     config: &AggregateConfig,
+    patterns: &[String],
 ) -> Result<Restored, CheckpointError> {
     let Some(target) = target else {
         return Ok(Restored::default());
     };
-    Ok(match state::restore(&target.path, config)? {
+    Ok(match state::restore(&target.path, config, patterns)? {
         Some((state, files)) => Restored {
             state,
             files,
@@ -83,6 +84,8 @@ pub(crate) fn restore(
 #[derive(Debug)]
 pub(crate) struct IngestConfig<'c> {
     pub(crate) aggregate: &'c AggregateConfig,
+    /// The log patterns: with `aggregate`, the checkpoint's configuration fingerprint.
+    pub(crate) patterns: &'c [String],
     pub(crate) checkpoint: Option<CheckpointTarget>,
     pub(crate) stale_after: Duration,
     /// The tailer's line limit, named when an over-long line is counted.
@@ -135,7 +138,7 @@ impl<'c> Ingest<'c> {
         } = restored;
         let clock = LogClock::resume(state.aggregate.last_timestamp(), unix_now());
         let mut ingest = Self {
-            fingerprint: state::fingerprint(config.aggregate),
+            fingerprint: state::fingerprint(config.aggregate, config.patterns),
             aggregator: Aggregator::resume(config.aggregate, state.aggregate).with_exact_cap(),
             watch_index: router_index(&config.aggregate.group_by),
             config,

@@ -265,7 +265,7 @@ fn restore_for(
     let restored = if config.reset_checkpoint {
         Restored::default()
     } else {
-        restore(config.checkpoint.as_ref(), &aggregate)?
+        restore(config.checkpoint.as_ref(), &aggregate, &config.tail.patterns)?
     };
     if restored.restored {
         tracing::info!(
@@ -314,6 +314,7 @@ fn ingest_loop(
         .map_err(ServeError::Start)?;
     let ingest_config = IngestConfig {
         aggregate: &aggregate,
+        patterns: &config.tail.patterns,
         checkpoint: config.checkpoint.clone(),
         stale_after: config.stale_after,
         max_line_bytes: config.tail.max_line_bytes,

@@ -48,7 +48,18 @@ fn a_checkpoint_round_trips_with_its_state() {
     let text = fs::read_to_string(&path).expect("reads");
     assert_eq!(text.as_bytes(), sample().to_json().expect("serialises"));
     assert!(
-        text.starts_with(r#"{"magic":"vantage-edge-checkpoint","version":1,"config":"#),
+        text.starts_with(r#"{"magic":"vantage-edge-checkpoint","version":2,"config":"#),
+        "{text}"
+    );
+    let sum = checksum([
+        serde_json::to_string(CONFIG).expect("json").as_bytes(),
+        serde_json::to_string(&sample().files)
+            .expect("json")
+            .as_bytes(),
+        br#"{"-1":2,"200":1234,"503":7}"#,
+    ]);
+    assert!(
+        text.ends_with(&format!(r#","checksum":"crc32:{sum:08x}"}}"#)),
         "{text}"
     );
     assert!(text.contains(r#""hash":"#), "{text}");
@@ -178,27 +189,26 @@ fn bad_files_are_refused_naming_the_path_and_the_reason() {
     );
 
     let newer = String::from_utf8(whole.clone()).expect("utf-8").replacen(
-        r#""version":1"#,
         r#""version":2"#,
+        r#""version":3"#,
         1,
     );
     fs::write(&path, newer).expect("writes");
     assert_eq!(
         read_error(&path),
-        format!("checkpoint {shown} has format version 2, this build reads version 1")
+        format!("checkpoint {shown} has format version 3, this build reads versions 1 to 2")
     );
 
     fs::write(
         &path,
-        br#"{"magic":"vantage-edge-checkpoint","version":1,"config":"x","files":[],"state":{"200":"many"}}"#,
+        seal(&format!("{CONFIG:?}"), "[]", r#"{"200":"many"}"#),
     )
     .expect("writes");
-    let error = read_error(&path);
-    assert!(
-        error.starts_with(&format!(
-            "checkpoint {shown} is corrupt: invalid type: string"
-        )),
-        "{error}"
+    assert_eq!(
+        read_error(&path),
+        format!(
+            "checkpoint {shown} is corrupt: invalid type: string \"many\", expected u64 at line 1 column 13"
+        )
     );
 
     fs::write(&path, &whole).expect("writes");
@@ -213,6 +223,153 @@ fn bad_files_are_refused_naming_the_path_and_the_reason() {
         format!(
             "checkpoint {shown} was made for another configuration: it has {CONFIG:?}, this run has \"nginx-combined /var/log/nginx/*.log\""
         )
+    );
+}
+
+#[test]
+fn a_hand_edit_that_leaves_valid_json_is_refused_as_a_checksum_mismatch() {
+    let dir = TempDir::new("checkpoint-edited");
+    let path = dir.join("checkpoint.json");
+    let shown = path.display().to_string();
+    sample().write_atomic(&path).expect("writes");
+    let whole = fs::read_to_string(&path).expect("reads");
+    let sum = |state: &str| {
+        checksum([
+            serde_json::to_string(CONFIG).expect("json").as_bytes(),
+            serde_json::to_string(&sample().files)
+                .expect("json")
+                .as_bytes(),
+            state.as_bytes(),
+        ])
+    };
+    let (written, edited) = (
+        sum(r#"{"-1":2,"200":1234,"503":7}"#),
+        sum(r#"{"-1":2,"200":9234,"503":7}"#),
+    );
+    fs::write(&path, whole.replacen("1234", "9234", 1)).expect("writes");
+    assert_eq!(
+        read_error(&path),
+        format!(
+            "checkpoint {shown} is corrupt: checksum mismatch: the file says crc32:{written:08x}, its content has crc32:{edited:08x} (it was edited or damaged)"
+        )
+    );
+    // Spaces between the parts are not content; an edit of the offset is.
+    fs::write(&path, whole.replacen(r#","files":"#, r#",  "files" :"#, 1)).expect("writes");
+    assert_eq!(
+        Checkpoint::read(&path, CONFIG).expect("reads"),
+        Some(sample())
+    );
+    fs::write(&path, whole.replacen(r#""offset":18"#, r#""offset":19"#, 1)).expect("writes");
+    assert!(read_error(&path).contains("checksum mismatch"));
+    // A checksum that is absent or not one.
+    let (head, _) = whole.rsplit_once(r#","checksum""#).expect("a checksum");
+    fs::write(&path, format!("{head}}}")).expect("writes");
+    assert_eq!(
+        read_error(&path),
+        format!("checkpoint {shown} is corrupt: it has no checksum field")
+    );
+    fs::write(&path, format!(r#"{head},"checksum":"md5:00"}}"#)).expect("writes");
+    assert_eq!(
+        read_error(&path),
+        format!(
+            "checkpoint {shown} is corrupt: its checksum \"md5:00\" is not crc32: and 8 hexadecimal digits"
+        )
+    );
+}
+
+#[test]
+fn a_version_1_checkpoint_is_shown_but_not_resumed_from() {
+    let dir = TempDir::new("checkpoint-v1");
+    let path = dir.write(
+        "checkpoint.json",
+        format!(
+            r#"{{"magic":"vantage-edge-checkpoint","version":1,"config":{CONFIG:?},"files":[],"state":{{"200":3}}}}"#
+        ),
+    );
+    assert_eq!(
+        read_error(&path),
+        format!(
+            "checkpoint {} has format version 1, from before checksums: it can be shown but not resumed from (this build writes version 2)",
+            path.display()
+        )
+    );
+    let shown = Checkpoint::<BTreeMap<i16, u64>>::read_any(&path).expect("shown");
+    assert_eq!(shown.state, BTreeMap::from([(200, 3)]));
+}
+
+#[test]
+fn a_file_past_the_size_limit_is_refused_before_it_is_read() {
+    let dir = TempDir::new("checkpoint-huge");
+    let path = dir.join("checkpoint.json");
+    // A sparse file: its size without its bytes.
+    File::create(&path)
+        .and_then(|file| file.set_len(MAX_CHECKPOINT_BYTES + 1))
+        .expect("creates");
+    let mut error = String::new();
+    let allocated = allocation_counter::measure(|| error = read_error(&path));
+    assert_eq!(
+        error,
+        format!(
+            "checkpoint {} is 1073741825 bytes, more than the 1073741824 a checkpoint may have",
+            path.display()
+        )
+    );
+    assert!(allocated.bytes_max < 64 << 10, "{allocated:?}");
+}
+
+#[test]
+fn positions_and_configuration_past_their_limits_are_refused() {
+    let dir = TempDir::new("checkpoint-limits");
+    let path = dir.join("checkpoint.json");
+    let reason = |config: &str, files: &str| {
+        fs::write(&path, seal(config, files, "{}")).expect("writes");
+        let error = Checkpoint::<BTreeMap<i16, u64>>::read_any(&path)
+            .expect_err("refused")
+            .to_string();
+        let reason = error
+            .strip_prefix(&format!("checkpoint {} is corrupt: ", path.display()))
+            .unwrap_or(&error);
+        reason.to_owned()
+    };
+    let file = |path: &str, ino: u64, len: u32| {
+        format!(
+            r#"{{"path":{path:?},"identity":{{"dev":1,"ino":{ino},"fingerprint":{{"len":{len},"hash":"00000000000000ff"}}}},"offset":5}}"#
+        )
+    };
+    let one = file("/logs/a.log", 7, 12);
+    assert_eq!(
+        reason(
+            &format!("{CONFIG:?}"),
+            &format!("[{one},{}]", file("/logs/b.log", 7, 12))
+        ),
+        "file /logs/b.log: device 1 inode 7 appears twice"
+    );
+    assert_eq!(
+        reason(
+            &format!("{CONFIG:?}"),
+            &format!("[{}]", file("/logs/a.log", 7, 257))
+        ),
+        "file /logs/a.log: its fingerprint covers 257 bytes, more than 256"
+    );
+    let long = format!("/{}", "x".repeat(MAX_PATH_BYTES));
+    assert_eq!(
+        reason(&format!("{CONFIG:?}"), &format!("[{}]", file(&long, 7, 12))),
+        "its files: a path of 4097 bytes, more than 4096 at line 1 column 4108"
+    );
+    let many: Vec<String> = (0..=MAX_FILES as u64)
+        .map(|ino| file("/a", ino, 1))
+        .collect();
+    assert_eq!(
+        reason(&format!("{CONFIG:?}"), &format!("[{}]", many.join(","))),
+        format!(
+            "its files: more than 65536 files at line 1 column {}",
+            many[..MAX_FILES].join(",").len() + many[MAX_FILES].len() + 3
+        )
+    );
+    let config = "c".repeat(MAX_CONFIG_BYTES + 1);
+    assert_eq!(
+        reason(&format!("{config:?}"), "[]"),
+        "a configuration of 1048577 bytes, more than 1048576 at line 1 column 1048579"
     );
 }
 

@@ -152,8 +152,11 @@ mod thread;
 // What a tailer is configured with and what it delivers.
 mod types;
 
+#[cfg(test)]
+pub(crate) use checkpoint::seal;
 pub use checkpoint::{
-    CHECKPOINT_MAGIC, CHECKPOINT_VERSION, Checkpoint, CheckpointError, FilePosition, Positions,
+    CHECKPOINT_MAGIC, CHECKPOINT_VERSION, Checkpoint, CheckpointError, FilePosition,
+    MAX_CHECKPOINT_BYTES, Positions,
 };
 pub use fingerprint::{FINGERPRINT_BYTES, FileIdentity, Fingerprint};
 pub use follow::Tailer;

@@ -135,6 +135,14 @@ pub enum RotationKind {
 }
 
 impl RotationKind {
+    /// Every kind.
+    pub(crate) const ALL: [Self; 4] = [
+        Self::Rename,
+        Self::CopyTruncate,
+        Self::Recreate,
+        Self::InodeReuse,
+    ];
+
     /// The label value: `rename`, `copytruncate`, `recreate` or `inode_reuse`.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -19,6 +19,7 @@ fn ingest<'c>(config: &'c AggregateConfig, restored: Restored, checkpoint: &Path
     Ingest::new(
         IngestConfig {
             aggregate: config,
+            patterns: &[],
             checkpoint: Some(CheckpointTarget {
                 path: checkpoint.to_owned(),
                 interval: Duration::from_secs(3600),
@@ -71,7 +72,8 @@ fn counters_continue_from_the_checkpoint() {
     first.write_checkpoint().expect("checkpoint written");
     let end = first_lines.concat().len() as u64;
 
-    let restored = restore(first.config.checkpoint.as_ref(), &config).expect("readable checkpoint");
+    let restored =
+        restore(first.config.checkpoint.as_ref(), &config, &[]).expect("readable checkpoint");
     assert!(restored.restored);
     assert_eq!(restored.files[0].offset, end);
     let mut second = ingest(&config, restored, &path);
@@ -209,7 +211,7 @@ fn metrics_never_show_more_than_the_last_checkpoint_holds() {
         "{written}"
     );
     // What the checkpoint file holds is what was shown.
-    let restored = restore(ingest.config.checkpoint.as_ref(), &config).expect("readable");
+    let restored = restore(ingest.config.checkpoint.as_ref(), &config, &[]).expect("readable");
     assert_eq!(restored.state.aggregate.lines().parsed, 1);
 }
 
