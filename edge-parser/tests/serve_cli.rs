@@ -52,7 +52,17 @@ fn sigterm_exits_zero_and_writes_the_final_checkpoint() {
 
     let saved = read_checkpoint(&checkpoint);
     assert_eq!(saved["magic"], "vantage-edge-checkpoint");
-    assert_eq!(saved["config"], "format=traefik-common by=router,service");
+    assert_eq!(
+        saved["config"],
+        format!("format=traefik-common by=router,service logs=[{log_arg:?}]")
+    );
+    assert_eq!(saved["version"], 2);
+    assert!(
+        saved["checksum"]
+            .as_str()
+            .is_some_and(|sum| sum.starts_with("crc32:")),
+        "{saved}"
+    );
     assert_eq!(
         saved["state"]["aggregate"]["lines"],
         json!({"total": 8, "parsed": 7, "malformed": 1, "filtered": 0})
@@ -170,6 +180,50 @@ fn a_checkpoint_made_with_another_format_is_refused() {
             "{expected:?} not in {refused}"
         );
     }
+}
+
+#[test]
+fn a_checkpoint_made_for_other_logs_is_refused_naming_both() {
+    let dir = Dir::new("serve-other-logs");
+    let (old_log, new_log) = (dir.join("old.log"), dir.join("new.log"));
+    append(&old_log, &traefik_lines(1, 2));
+    append(&new_log, &traefik_lines(1, 2));
+    let (old_arg, new_arg, checkpoint_arg) = (
+        old_log.display().to_string(),
+        new_log.display().to_string(),
+        dir.join("checkpoint.json").display().to_string(),
+    );
+    let server = Server::start(&dir, &traefik_args(&old_arg, &checkpoint_arg));
+    server.wait_ready();
+    assert_eq!(server.terminate(), 0);
+
+    let refused = dir
+        .command()
+        .arg("serve")
+        .args(traefik_args(&new_arg, &checkpoint_arg))
+        .args(["--listen", "127.0.0.1:0"])
+        .run();
+    assert_eq!(refused.code, 2, "{refused}");
+    for expected in [
+        format!("checkpoint {checkpoint_arg} was made for another configuration"),
+        format!("logs=[{old_arg:?}]").replace('"', "\\\""),
+        format!("logs=[{new_arg:?}]").replace('"', "\\\""),
+        "(start over with --reset-checkpoint)".to_owned(),
+    ] {
+        assert!(
+            refused.stderr.contains(&expected),
+            "{expected:?} not in {refused}"
+        );
+    }
+    assert!(!refused.stderr.contains("serving on"), "{refused}");
+    // The old logs and one more are other logs too.
+    let refused = dir
+        .command()
+        .arg("serve")
+        .args(traefik_args(&old_arg, &checkpoint_arg))
+        .args(["--log", &new_arg, "--listen", "127.0.0.1:0"])
+        .run();
+    assert_eq!(refused.code, 2, "{refused}");
 }
 
 #[test]
@@ -307,7 +361,10 @@ fn the_snapshot_reads_back_with_report() {
         report["lines"],
         json!({"total": 31, "parsed": 30, "malformed": 1, "filtered": 0})
     );
-    assert_eq!(report["format"], "format=traefik-common by=router,service");
+    assert_eq!(
+        report["format"],
+        format!("format=traefik-common by=router,service logs=[{log_arg:?}]")
+    );
     let groups: BTreeMap<String, u64> = report["groups"]
         .as_array()
         .expect("groups")

@@ -3,7 +3,7 @@
 //! (what each watched path names now), `restore` (resuming from a checkpoint), `reader` (the
 //! lines of one file), `status` (errors and readiness), `thread` (the `edge-tail` thread).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::io;
 use std::mem;
@@ -121,8 +121,9 @@ pub struct Tailer {
     pub(super) departures: u64,
     /// Files closed after a rotation, up to [`MAX_DEPARTED`], by device and inode.
     pub(super) closed: HashMap<FileKey, Closed>,
-    /// Files of the first scan that could not be opened: opened later as if at startup.
-    pub(super) initial_failed: HashSet<FileKey>,
+    /// Files of the first scan that could not be opened, with their size then: opened later
+    /// as if at startup, after the last line they had then (the lines written since are new).
+    pub(super) initial_failed: HashMap<FileKey, u64>,
     pub(super) errors: HashMap<Arc<Path>, String>,
     pub(super) pattern_errors: Vec<(Arc<Path>, String)>,
     pub(super) status: StatusHandle,
@@ -188,7 +189,7 @@ impl Tailer {
             departed: HashMap::new(),
             departures: 0,
             closed: HashMap::new(),
-            initial_failed: HashSet::new(),
+            initial_failed: HashMap::new(),
             errors: HashMap::new(),
             pattern_errors: Vec::new(),
             status: StatusHandle::default(),
@@ -287,7 +288,7 @@ impl Tailer {
 
     /// Where a file seen for the first time is read from.
     pub(super) fn start_for(&mut self, key: FileKey, initial: bool) -> StartAt {
-        let at_startup = initial || self.initial_failed.contains(&key);
+        let at_startup = initial || self.initial_failed.contains_key(&key);
         if at_startup && !self.resumed && !self.config.from_start {
             StartAt::End
         } else {
@@ -309,12 +310,14 @@ impl Tailer {
             let metadata = file.metadata()?;
             read_head(&file, &mut self.buffers.head)?;
             let returning = self.returning(&file, &metadata)?;
+            let size = match self.initial_failed.get(&key_of(&metadata)) {
+                Some(&at_startup) => at_startup.min(metadata.len()),
+                None => metadata.len(),
+            };
             let offset = match (returning, start) {
                 (Some(offset), _) => offset,
                 (None, StartAt::Beginning) => 0,
-                (None, StartAt::End) => {
-                    end_of_last_line(&file, metadata.len(), &mut self.buffers.chunk)?
-                }
+                (None, StartAt::End) => end_of_last_line(&file, size, &mut self.buffers.chunk)?,
             };
             Ok((file, metadata, offset, returning.is_some()))
         });
@@ -322,7 +325,7 @@ impl Tailer {
             Ok(opened) => opened,
             Err(error) => {
                 if initial {
-                    self.initial_failed.insert(key_of(metadata));
+                    self.initial_failed.insert(key_of(metadata), metadata.len());
                 }
                 self.report_error(path, format!("cannot open: {error}"), out);
                 return None;
