@@ -3,11 +3,11 @@
 //! included), and the grouping `serve` uses ([`serve_config`]).
 //!
 //! The persisted form is its own versioned type (`v1`), written straight from the live state
-//! without copying the histograms. The checkpoint envelope around it
-//! ([`Checkpoint`](crate::tail::Checkpoint)) refuses a file damaged or edited by hand by its
-//! checksum; the state is validated all the same when read back, so that a file that passes
-//! (a checksum anyone can recompute, a version 1 file that has none) is a state `serve`
-//! could have written, or is refused as corrupt naming the rule it breaks:
+//! without copying the histograms. The checkpoint envelope around it ([`Checkpoint`]) refuses a
+//! file damaged or edited by hand by its checksum; the state is validated all the same when
+//! read back, so that a file that passes (a checksum anyone can recompute, a version 1 file that
+//! has none) is a state `serve` could have written, or is refused as corrupt naming the rule it
+//! breaks:
 //!
 //! | what | rule |
 //! | --- | --- |
@@ -16,8 +16,8 @@
 //! | groups | at most `max_groups` + 1 (the overflow group), counted before any is read; each key has one value per grouping dimension (at most 64 KiB each), appears once; their requests add up to the parsed lines, their status classes to the statuses' |
 //! | a group | requests ≥ 1 = status classes summed = latency count + latency missing ≥ upstream latency count; first seen within the sequence; counts by method and code (required when `serve` counts them): known methods, each pair once, none zero, adding up to the requests and the status classes, and over all groups to the statuses |
 //! | a histogram | indices ≤ the last there is (56 319), increasing; counts > 0 adding up to its count; minimum and maximum in the first and last counter; sum within what the counters allow |
-//! | samples | at most the configured number and the malformed lines; in line order within the sequence; text ≤ 1 536 bytes |
-//! | timestamps | both or neither, first ≤ last, none without a parsed line |
+//! | samples | at most the configured number and the malformed lines; in line order within the sequence; text ≤ 1 536 bytes, error ≤ 1 KiB |
+//! | timestamps | both or neither, first ≤ last, none without a parsed line; a timeline counts at most the parsed lines |
 //! | health | rotation kinds are known ones, each once |
 //!
 //! Reading allocates in proportion to the file's bytes, never to a number it holds: the file is

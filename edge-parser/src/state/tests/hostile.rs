@@ -107,10 +107,11 @@ fn reseal(document: &str) -> Vec<u8> {
     seal(parts.config.get(), parts.files.get(), parts.state.get())
 }
 
+/// What [`restore`] gives, its error as [`reason`] tells it.
+type Restored = Result<Option<(EdgeState, Vec<FilePosition>)>, String>;
+
 /// Restores `document` for [`config`], measuring the most it held at once.
-fn restore_measured(
-    document: &[u8],
-) -> (Result<Option<(EdgeState, Vec<FilePosition>)>, String>, u64) {
+fn restore_measured(document: &[u8]) -> (Restored, u64) {
     let dir = TempDir::new("hostile");
     let path = dir.write("checkpoint.json", document);
     let config = config();
@@ -254,27 +255,27 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 
 /// The JSON pointers of the nodes of `value` that `wanted` picks, in document order.
 fn pointers(value: &Value, wanted: &dyn Fn(&Value) -> bool) -> Vec<String> {
-    fn walk(value: &Value, at: String, wanted: &dyn Fn(&Value) -> bool, out: &mut Vec<String>) {
+    fn walk(value: &Value, at: &str, wanted: &dyn Fn(&Value) -> bool, out: &mut Vec<String>) {
         if wanted(value) {
-            out.push(at.clone());
+            out.push(at.to_owned());
         }
         match value {
             Value::Array(items) => {
                 for (n, item) in items.iter().enumerate() {
-                    walk(item, format!("{at}/{n}"), wanted, out);
+                    walk(item, &format!("{at}/{n}"), wanted, out);
                 }
             }
             Value::Object(fields) => {
                 for (name, field) in fields {
                     let name = name.replace('~', "~0").replace('/', "~1");
-                    walk(field, format!("{at}/{name}"), wanted, out);
+                    walk(field, &format!("{at}/{name}"), wanted, out);
                 }
             }
             _ => {}
         }
     }
     let mut out = Vec::new();
-    walk(value, String::new(), wanted, &mut out);
+    walk(value, "", wanted, &mut out);
     out
 }
 
