@@ -49,7 +49,7 @@ const FD_RESERVE: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Connections open at once; see the [module docs](self).
+    /// Connections open at once (lowered to fit below the file-descriptor limit).
     pub max_connections: usize,
     /// Time for a request head to arrive once a connection is idle.
     pub header_timeout: Duration,

@@ -265,7 +265,11 @@ fn restore_for(
     let restored = if config.reset_checkpoint {
         Restored::default()
     } else {
-        restore(config.checkpoint.as_ref(), &aggregate, &config.tail.patterns)?
+        restore(
+            config.checkpoint.as_ref(),
+            &aggregate,
+            &config.tail.patterns,
+        )?
     };
     if restored.restored {
         tracing::info!(
