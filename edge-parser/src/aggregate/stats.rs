@@ -77,7 +77,8 @@ impl StatusClasses {
         }
     }
 
-    const fn index(class: StatusClass) -> usize {
+    /// Where `class` is in [`counts`](Self::counts).
+    pub(crate) const fn index(class: StatusClass) -> usize {
         match class {
             StatusClass::Informational => 0,
             StatusClass::Success => 1,

@@ -15,7 +15,7 @@ use crate::aggregate::{
     MAX_SAMPLE_BYTES, MalformedSample, StatusClasses, method_label,
 };
 use crate::bounded;
-use crate::format::{Status, StatusClass};
+use crate::format::Status;
 use crate::histogram::LatencyHistogram;
 
 /// Malformed samples in a state at most, whatever the configuration.
@@ -369,14 +369,19 @@ impl Totals {
 
 /// Where a status code counts in [`StatusClasses::counts`].
 fn class_index(code: i16) -> usize {
-    match Status::new(code).class() {
-        StatusClass::Informational => 0,
-        StatusClass::Success => 1,
-        StatusClass::Redirection => 2,
-        StatusClass::ClientError => 3,
-        StatusClass::ServerError => 4,
-        _ => 5,
+    StatusClasses::index(Status::new(code).class())
+}
+
+/// Checks that `counts` add up to the group's `requests`; `what` says what they count.
+fn adds_up(requests: u64, counts: &[u64], what: &str) -> Result<(), String> {
+    let sum = counts
+        .iter()
+        .try_fold(0u64, |sum, &count| sum.checked_add(count));
+    if sum == Some(requests) {
+        return Ok(());
     }
+    let sum = sum.map_or_else(|| "more than 2^64".to_owned(), |sum| sum.to_string());
+    Err(format!("{requests} requests but {sum} {what}"))
 }
 
 impl<'a> StatsV1<'a> {
@@ -413,25 +418,12 @@ impl<'a> StatsV1<'a> {
                 self.first_seen.line
             ));
         }
-        let classes = self
-            .status_classes
-            .iter()
-            .try_fold(0u64, |sum, &count| sum.checked_add(count));
-        if classes != Some(self.requests) {
-            return Err(format!(
-                "{} requests but {} by status class",
-                self.requests,
-                classes.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string())
-            ));
-        }
-        let timed = self.latency.count().checked_add(self.latency_missing);
-        if timed != Some(self.requests) {
-            return Err(format!(
-                "{} requests but {} with or without a latency",
-                self.requests,
-                timed.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string())
-            ));
-        }
+        adds_up(self.requests, &self.status_classes, "by status class")?;
+        adds_up(
+            self.requests,
+            &[self.latency.count(), self.latency_missing],
+            "with or without a latency",
+        )?;
         if self.upstream_latency.count() > self.requests {
             return Err(format!(
                 "{} requests but {} upstream latencies",
@@ -490,16 +482,7 @@ impl<'a> StatsV1<'a> {
                 .checked_add(code.count)
                 .ok_or_else(|| "counts by method and code past 2^64".to_owned())?;
         }
-        let coded = classes
-            .iter()
-            .try_fold(0u64, |sum, &count| sum.checked_add(count));
-        if coded != Some(self.requests) {
-            return Err(format!(
-                "{} requests but {} by method and code",
-                self.requests,
-                coded.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string())
-            ));
-        }
+        adds_up(self.requests, &classes, "by method and code")?;
         if classes != self.status_classes {
             return Err(format!(
                 "its counts by code make {classes:?} by status class, not {:?}",

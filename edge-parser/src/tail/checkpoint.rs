@@ -375,8 +375,16 @@ fn end_document(document: &mut Vec<u8>, parts: [Range<usize>; 3]) {
         .extend_from_slice(format!(",\"checksum\":\"{CHECKSUM_PREFIX}{sum:08x}\"}}").as_bytes());
 }
 
+/// `document` (a checkpoint) with a checksum that matches its parts again: what a hand edit
+/// that fixes the checksum looks like.
+#[cfg(test)]
+pub(crate) fn reseal(document: &str) -> Vec<u8> {
+    let parts: Parts<'_> = serde_json::from_str(document).expect("a checkpoint");
+    seal(parts.config.get(), parts.files.get(), parts.state.get())
+}
+
 /// A document of this version made of the JSON texts `config`, `files` and `state` as they
-/// are, with their checksum: what a hand edit that fixes the checksum looks like.
+/// are, with their checksum.
 #[cfg(test)]
 pub(crate) fn seal(config: &str, files: &str, state: &str) -> Vec<u8> {
     let mut document = start_document();

@@ -152,12 +152,12 @@ mod thread;
 // What a tailer is configured with and what it delivers.
 mod types;
 
-#[cfg(test)]
-pub(crate) use checkpoint::seal;
 pub use checkpoint::{
     CHECKPOINT_MAGIC, CHECKPOINT_VERSION, Checkpoint, CheckpointError, FilePosition,
     MAX_CHECKPOINT_BYTES, Positions,
 };
+#[cfg(test)]
+pub(crate) use checkpoint::{reseal, seal};
 pub use fingerprint::{FINGERPRINT_BYTES, FileIdentity, Fingerprint};
 pub use follow::Tailer;
 pub use status::{PatternStatus, StatusHandle, TailStatus};

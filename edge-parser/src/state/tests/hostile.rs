@@ -5,13 +5,12 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::*;
 use crate::histogram::{LatencyHistogram, PAGE_LEN};
 use crate::synth::{SynthConfig, generate};
+use crate::tail::reseal;
 
 /// The group cap of the checkpoints below: the synthetic routers are more, so there is an
 /// overflow group.
@@ -88,23 +87,6 @@ fn base() -> &'static [u8] {
         let synth = SynthConfig::new().seed(7).malformed_rate(0.05);
         checkpoint_of(&generate(&Format::TraefikJson, &synth, 300).text)
     })
-}
-
-/// The checkpoint's three parts as written.
-#[derive(Deserialize)]
-struct Parts<'a> {
-    #[serde(borrow)]
-    config: &'a RawValue,
-    #[serde(borrow)]
-    files: &'a RawValue,
-    #[serde(borrow)]
-    state: &'a RawValue,
-}
-
-/// `document` with a checksum that matches its parts again: an edit that fixes the checksum.
-fn reseal(document: &str) -> Vec<u8> {
-    let parts: Parts<'_> = serde_json::from_str(document).expect("a checkpoint");
-    seal(parts.config.get(), parts.files.get(), parts.state.get())
 }
 
 /// What [`restore`] gives, its error as [`reason`] tells it.
@@ -379,9 +361,14 @@ proptest! {
         let (restored, allocated) = restore_measured(&document);
         prop_assert!(
             allocated <= allocation_bound(document.len()),
-            "{} bytes held reading {} bytes: {:?}", allocated, document.len(), restored.as_ref().err()
+            "{} bytes held reading {} bytes: {:?}",
+            allocated,
+            document.len(),
+            restored.as_ref().err()
         );
-        let resealed = mutations.iter().all(|m| !matches!(m, Mutation::Flip { .. } | Mutation::Truncate { .. }));
+        let resealed = mutations
+            .iter()
+            .all(|m| !matches!(m, Mutation::Flip { .. } | Mutation::Truncate { .. }));
         match restored {
             Ok(Some((state, files))) => {
                 prop_assert!(resealed, "a flipped or cut document was accepted");
