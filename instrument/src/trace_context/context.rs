@@ -13,7 +13,7 @@ use super::tracestate::TraceState;
 /// - [`child`](Self::child): a new span in the same trace, e.g. a server span under the
 ///   caller's, or a client span for an outgoing call;
 /// - [`new_root`](Self::new_root): a new trace, when the request carried none (or an invalid
-///   one).
+///   one: the trace restarts).
 ///
 /// [`continue_or_start`](Self::continue_or_start) does the usual server-side choice in one
 /// call, and [`inject`](Self::inject) writes the context into outgoing headers. See the
@@ -28,16 +28,22 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// The start of a new trace: random trace and span ids, no parent, empty `tracestate`, and
+    /// The start of a new trace: random trace and span ids, no parent, empty `tracestate`, the
+    /// `random-trace-id` flag set (the trace id is uniformly random, see [`TraceId::random`]) and
     /// the `sampled` flag unset (this crate records metrics, not trace data; set it with
     /// [`with_sampled`](Self::with_sampled) when something does record).
+    ///
+    /// This is also what a restart of the trace gives (an invalid `traceparent`, or a front gate
+    /// that will not continue an untrusted caller's trace): Level 2 regenerates every field,
+    /// flags included, and cleans up the `tracestate`, so nothing of the received context is
+    /// kept.
     #[must_use]
     pub fn new_root() -> Self {
         Self {
             trace_id: TraceId::random(),
             span_id: SpanId::random(),
             parent_id: None,
-            flags: TraceFlags::default(),
+            flags: TraceFlags::RANDOM,
             state: TraceState::default(),
         }
     }
@@ -56,12 +62,13 @@ impl TraceContext {
     }
 
     /// A child span of this one: the same trace id, a new random span id, this span as its
-    /// parent, the same `sampled` flag and `tracestate`.
+    /// parent, the same `sampled` and `random-trace-id` flags and the same `tracestate`.
     ///
-    /// The reserved trace flags (all but `sampled`) are cleared: a vendor that writes its own
-    /// `traceparent` must set the flags it does not know to zero (Trace Context Level 1,
-    /// "Other Flags"). To pass a received context on unchanged, [`inject`](Self::inject) it
-    /// without taking a child.
+    /// The `random-trace-id` flag goes on exactly as received: a trace continued under the same
+    /// trace id must keep it set when it came set, and unset when it came unset (Level 2,
+    /// "Random Trace ID Flag"). The reserved trace flags are cleared: a vendor that writes its
+    /// own `traceparent` must set the flags it does not know to zero ("Other Flags"). To pass a
+    /// received context on unchanged, [`inject`](Self::inject) it without taking a child.
     #[must_use]
     pub fn child(&self) -> Self {
         Self {
@@ -114,6 +121,13 @@ impl TraceContext {
         self.flags.sampled()
     }
 
+    /// Whether the `random-trace-id` flag is set: the right-most 7 bytes of the trace id are
+    /// uniformly random, so they may serve to sample or shard.
+    #[must_use]
+    pub fn random_trace_id(&self) -> bool {
+        self.flags.random()
+    }
+
     /// The `tracestate`.
     #[must_use]
     pub fn trace_state(&self) -> &TraceState {
@@ -143,7 +157,8 @@ mod tests {
     use super::*;
 
     fn received() -> TraceContext {
-        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03"
+        // Sampled, random-trace-id, and two reserved flags.
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0f"
             .parse()
             .unwrap();
         TraceContext::from_traceparent(traceparent, "congo=t61rcWkgMzE".parse().unwrap())
@@ -158,23 +173,25 @@ mod tests {
         );
         assert_eq!(context.span_id().to_string(), "00f067aa0ba902b7");
         assert_eq!(context.parent_id(), None);
-        assert_eq!(context.flags(), TraceFlags::new(0x03));
+        assert_eq!(context.flags(), TraceFlags::new(0x0f));
         assert!(context.sampled());
+        assert!(context.random_trace_id());
         assert_eq!(context.trace_state().as_str(), "congo=t61rcWkgMzE");
         assert_eq!(
             context.traceparent().to_string(),
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03"
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0f"
         );
     }
 
     #[test]
-    fn a_child_keeps_trace_sampled_and_state_and_takes_a_new_span() {
+    fn a_child_keeps_trace_flags_and_state_and_takes_a_new_span() {
         let parent = received();
         let child = parent.child();
         assert_eq!(child.trace_id(), parent.trace_id());
         assert_ne!(child.span_id(), parent.span_id());
         assert_eq!(child.parent_id(), Some(parent.span_id()));
-        assert_eq!(child.flags(), TraceFlags::SAMPLED);
+        assert_eq!(child.flags(), TraceFlags::new(0x03));
+        assert!(child.random_trace_id());
         assert_eq!(child.trace_state(), parent.trace_state());
         let grandchild = child.child();
         assert_eq!(grandchild.parent_id(), Some(child.span_id()));
@@ -182,17 +199,21 @@ mod tests {
     }
 
     #[test]
-    fn a_root_is_a_new_unsampled_trace_without_state() {
+    fn a_root_is_a_new_random_unsampled_trace_without_state() {
         let root = TraceContext::new_root();
         let other = TraceContext::new_root();
         assert_ne!(root.trace_id(), other.trace_id());
         assert_ne!(root.span_id(), other.span_id());
         assert_eq!(root.parent_id(), None);
-        assert_eq!(root.flags(), TraceFlags::default());
+        assert_eq!(root.flags(), TraceFlags::RANDOM);
+        assert!(root.random_trace_id());
         assert!(!root.sampled());
         assert!(root.trace_state().is_empty());
-        assert!(root.clone().with_sampled(true).sampled());
-        assert!(!root.with_sampled(true).with_sampled(false).sampled());
+        assert_eq!(root.clone().with_sampled(true).flags().bits(), 0x03);
+        assert_eq!(
+            root.with_sampled(true).with_sampled(false).flags(),
+            TraceFlags::RANDOM
+        );
     }
 
     #[test]

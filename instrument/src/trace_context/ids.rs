@@ -5,6 +5,11 @@
 //! nanoseconds, no lock, no system call per id) and not cryptographic: Trace Context asks ids to
 //! be unique and random enough to not collide, and to carry no user-identifiable information,
 //! which this does; an id is not a secret.
+//!
+//! All 128 bits of a new trace id are drawn uniformly, so its right-most 7 bytes are uniform
+//! over `[0, 2^56)`, as Level 2 asks of a trace id that carries the `random-trace-id` flag
+//! (the one all-zero draw, 1 in 2^128, is drawn again). That is why
+//! [`TraceContext::new_root`](super::TraceContext::new_root) sets the flag.
 
 use std::fmt;
 use std::num::{NonZeroU64, NonZeroU128};
@@ -17,7 +22,8 @@ use std::num::{NonZeroU64, NonZeroU128};
 pub struct TraceId(NonZeroU128);
 
 impl TraceId {
-    /// A new random trace id from the thread-local generator.
+    /// A new random trace id from the thread-local generator: every bit uniform, so it may
+    /// carry the `random-trace-id` flag.
     #[must_use]
     pub fn random() -> Self {
         loop {

@@ -18,9 +18,9 @@ impl TraceContext {
     /// trace, and a `tracestate` is then ignored too (the specification forbids reading it
     /// without a valid `traceparent`). Spaces and tabs around the value are allowed. An invalid
     /// `tracestate` (from all its header fields combined) is dropped: the context keeps the
-    /// `traceparent` with an empty state. The `traceparent` is parsed without allocating, and a
-    /// `tracestate` already in canonical form is kept as a clone of the received value, not
-    /// copied.
+    /// `traceparent` with an empty state; a repeated key keeps only its first member. The
+    /// `traceparent` is parsed without allocating, and a `tracestate` already in canonical form
+    /// is kept as a clone of the received value, not copied.
     #[must_use]
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
         let mut values = headers.get_all(TRACEPARENT).into_iter();
@@ -35,7 +35,9 @@ impl TraceContext {
     }
 
     /// The server side in one call: a [`child`](Self::child) of the caller's context when the
-    /// headers carry a valid one, else a [`new_root`](Self::new_root).
+    /// headers carry a valid one (its `sampled` and `random-trace-id` flags as received), else a
+    /// [`new_root`](Self::new_root) (the trace restarts: a new random trace id with the
+    /// `random-trace-id` flag set, no `tracestate`).
     #[must_use]
     pub fn continue_or_start(headers: &HeaderMap) -> Self {
         Self::from_headers(headers).map_or_else(Self::new_root, |caller| caller.child())
@@ -57,6 +59,7 @@ impl TraceContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace_context::TraceFlags;
     use http::HeaderValue;
 
     const VALID: &str = "00-12345678901234567890123456789012-1234567890123456-01";
@@ -171,17 +174,18 @@ mod tests {
                 ],
                 found("foo=1"),
             ),
+            // A repeated key keeps its first member, and the rest of the list.
             (
                 &[("traceparent", VALID), ("tracestate", "foo=1,foo=2")],
-                found(""),
+                found("foo=1"),
             ),
             (
                 &[
                     ("traceparent", VALID),
-                    ("tracestate", "foo=1"),
+                    ("tracestate", "foo=1,bar=2"),
                     ("tracestate", "foo=1"),
                 ],
-                found(""),
+                found("foo=1,bar=2"),
             ),
             (
                 &[("traceparent", VALID), ("tracestate", "foo=,bar=3")],
@@ -256,7 +260,7 @@ mod tests {
         assert_eq!(outgoing.get(TRACESTATE), None);
         assert_eq!(
             outgoing[TRACEPARENT],
-            format!("00-{}-{}-00", root.trace_id(), root.span_id()).as_str()
+            format!("00-{}-{}-02", root.trace_id(), root.span_id()).as_str()
         );
     }
 
@@ -301,7 +305,7 @@ mod tests {
             "00000000000000000000000000000000"
         );
         assert_eq!(restarted.parent_id(), None);
-        assert!(!restarted.sampled());
+        assert_eq!(restarted.flags(), TraceFlags::RANDOM);
         assert!(restarted.trace_state().is_empty());
     }
 }

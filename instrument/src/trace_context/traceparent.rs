@@ -14,16 +14,22 @@ const DASHES: [usize; 3] = [2, 35, 52];
 
 /// The 8-bit `trace-flags` field of a `traceparent`.
 ///
-/// Level 1 of Trace Context defines one flag, [`SAMPLED`](Self::SAMPLED); the other bits are
-/// reserved. A parsed version `00` header keeps all eight bits, so that passing it on unchanged
-/// is exact; [`TraceContext::child`](super::TraceContext::child) clears the reserved ones, as
-/// the specification asks of a vendor that writes its own `traceparent`.
+/// Trace Context Level 2 defines two flags: [`SAMPLED`](Self::SAMPLED) (bit 0) and
+/// [`RANDOM`](Self::RANDOM) (bit 1); the other six bits are reserved. A parsed version `00`
+/// header keeps all eight bits, so that passing it on unchanged is exact;
+/// [`TraceContext::child`](super::TraceContext::child) keeps the two known flags as received and
+/// clears the reserved ones, as the specification asks of a vendor that writes its own
+/// `traceparent`.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug)]
 pub struct TraceFlags(u8);
 
 impl TraceFlags {
     /// The `sampled` flag: the caller may have recorded trace data.
     pub const SAMPLED: Self = Self(0x01);
+
+    /// The `random-trace-id` flag (Level 2): at least the right-most 7 bytes of the trace id
+    /// were drawn uniformly at random, so downstream systems may sample or shard on them.
+    pub const RANDOM: Self = Self(0x02);
 
     /// Flags with exactly these bits.
     #[must_use]
@@ -43,6 +49,12 @@ impl TraceFlags {
         self.0 & Self::SAMPLED.0 != 0
     }
 
+    /// Whether the `random-trace-id` flag is set.
+    #[must_use]
+    pub const fn random(self) -> bool {
+        self.0 & Self::RANDOM.0 != 0
+    }
+
     /// These flags with the `sampled` flag set or cleared.
     #[must_use]
     pub const fn with_sampled(self, sampled: bool) -> Self {
@@ -53,10 +65,10 @@ impl TraceFlags {
         }
     }
 
-    /// Only the flags Level 1 defines (`sampled`); reserved bits cleared.
+    /// Only the flags Level 2 defines (`sampled`, `random-trace-id`); reserved bits cleared.
     #[must_use]
     pub const fn known(self) -> Self {
-        Self(self.0 & Self::SAMPLED.0)
+        Self(self.0 & (Self::SAMPLED.0 | Self::RANDOM.0))
     }
 }
 
@@ -93,8 +105,8 @@ impl TraceParent {
     ///
     /// Version `00` must be exactly 55 characters. A later version must be at least 55, its
     /// first four fields laid out as in version `00`, and followed by the end or a `-`; the rest
-    /// is not looked at, and of its flags only `sampled` is kept. Hex must be lowercase, and
-    /// neither id may be all zeroes.
+    /// is not looked at, and of its flags only those this crate knows (`sampled` and
+    /// `random-trace-id`) are kept. Hex must be lowercase, and neither id may be all zeroes.
     ///
     /// # Errors
     ///
@@ -293,13 +305,17 @@ mod tests {
                 "fe-12345678901234567890123456789012-1234567890123456-00-",
                 parent(t, p, 0x00),
             ),
-            // Of a later version's flags only `sampled` is kept.
+            // Of a later version's flags only `sampled` and `random-trace-id` are kept.
             (
                 "01-12345678901234567890123456789012-1234567890123456-ff",
-                parent(t, p, 0x01),
+                parent(t, p, 0x03),
             ),
             (
                 "01-12345678901234567890123456789012-1234567890123456-fe-x",
+                parent(t, p, 0x02),
+            ),
+            (
+                "01-12345678901234567890123456789012-1234567890123456-fc-x",
                 parent(t, p, 0x00),
             ),
         ];
@@ -310,12 +326,12 @@ mod tests {
 
     #[test]
     fn later_versions_are_written_as_version_00() {
-        let later: TraceParent = "cc-12345678901234567890123456789012-1234567890123456-03-x"
+        let later: TraceParent = "cc-12345678901234567890123456789012-1234567890123456-07-x"
             .parse()
             .unwrap();
         assert_eq!(
             later.to_string(),
-            "00-12345678901234567890123456789012-1234567890123456-01"
+            "00-12345678901234567890123456789012-1234567890123456-03"
         );
     }
 
@@ -499,13 +515,18 @@ mod tests {
     }
 
     #[test]
-    fn flags_set_and_clear_sampled_only() {
+    fn flags_read_sampled_and_random_and_keep_only_the_known_bits() {
         let flags = TraceFlags::new(0x0a);
         assert!(!flags.sampled());
+        assert!(flags.random());
         assert_eq!(flags.with_sampled(true).bits(), 0x0b);
         assert_eq!(flags.with_sampled(true).with_sampled(false).bits(), 0x0a);
-        assert_eq!(TraceFlags::new(0xff).known(), TraceFlags::SAMPLED);
-        assert_eq!(TraceFlags::new(0xfe).known(), TraceFlags::default());
+        assert!(!TraceFlags::new(0x05).random());
+        assert!(TraceFlags::new(0x05).sampled());
+        assert_eq!(TraceFlags::new(0xff).known().bits(), 0x03);
+        assert_eq!(TraceFlags::new(0xfe).known(), TraceFlags::RANDOM);
+        assert_eq!(TraceFlags::new(0xfd).known(), TraceFlags::SAMPLED);
+        assert_eq!(TraceFlags::new(0xfc).known(), TraceFlags::default());
     }
 
     #[test]

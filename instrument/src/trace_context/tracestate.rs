@@ -8,17 +8,24 @@ use http::HeaderValue;
 /// The `tracestate` of a trace: an ordered list of at most 32 `key=value` members, one per
 /// tracing system, the most recent first.
 ///
-/// Parsing follows the Trace Context Level 1 grammar exactly: keys are a `simple-key` (a
-/// lowercase letter, then up to 255 of `a-z 0-9 _ - * /`) or a multi-tenant `tenant@system`
-/// (a tenant of 1 to 241 of those characters starting with a letter or digit, a system of 1 to
-/// 14 starting with a letter); values are 1 to 256 printable ASCII characters other than `,`
-/// and `=`, not ending in a space; a key may appear only once. Spaces and tabs around members
-/// and empty members are allowed and dropped; empty members do not count toward the 32. Any
-/// broken rule makes the whole value invalid, and the caller drops it (keeping the
-/// `traceparent`), as the specification says.
+/// Parsing follows the Trace Context Level 2 grammar:
 ///
-/// The list is kept in its canonical form (members joined by single commas), in the order
-/// received. A header that already has that form is kept as it came, without a copy.
+/// - a key is 1 to 256 characters: a lowercase letter or a digit, then any of
+///   `a-z 0-9 _ - * / @`. Every Level 1 key (`vendor`, `tenant@system`) is one, and so are
+///   forms Level 1 refused (`foo@`, `a@b@c`, a tenant of 242 characters);
+/// - a value is 1 to 256 printable ASCII characters other than `,` and `=`, not ending in a
+///   space; spaces at its start belong to it;
+/// - spaces and tabs around members, and empty members, are allowed and dropped; empty members
+///   do not count toward the 32;
+/// - a key that appears again is a broken promise of the sender, not a broken list: the first
+///   (left-most, most recent) member with that key is kept and the later ones are dropped, as
+///   Level 2 lets a vendor discard duplicate keys it did not generate.
+///
+/// Any other broken rule, or more than 32 members, makes the whole value invalid, and the
+/// caller drops it (keeping the `traceparent`), as the specification allows.
+///
+/// The list is kept in its canonical form (members joined by single commas, each key once), in
+/// the order received. A header that already has that form is kept as it came, without a copy.
 /// [`insert`](Self::insert) puts a new or updated member at the front, as a vendor adding its
 /// own entry must. See the [module docs](super) for an example.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
@@ -203,10 +210,22 @@ impl TraceState {
         truncated.value
     }
 
-    /// The canonical form of a list that [`validate`] accepted.
+    /// The canonical form of a list that [`validate`] accepted: the first member of each key,
+    /// in order.
     fn canonical(list: &[u8]) -> Self {
         let mut canonical = Vec::with_capacity(list.len());
+        let mut keys: [&[u8]; Self::MAX_MEMBERS] = [&[]; Self::MAX_MEMBERS];
+        let mut kept = 0;
         for member in members(list) {
+            let key = key_of(member);
+            if keys[..kept].contains(&key) {
+                continue;
+            }
+            // `validate` allowed at most `MAX_MEMBERS` members, so there is room.
+            if let Some(slot) = keys.get_mut(kept) {
+                *slot = key;
+                kept += 1;
+            }
             if !canonical.is_empty() {
                 canonical.push(b',');
             }
@@ -273,19 +292,14 @@ pub enum TraceStateError {
         /// Which list-member.
         index: usize,
     },
-    /// A key appears in an earlier list-member too.
-    #[error("tracestate list-member {index} repeats the key of an earlier one")]
-    DuplicateKey {
-        /// Which list-member.
-        index: usize,
-    },
 }
 
 /// What [`validate`] learnt about a valid list.
 struct Shape {
     /// Non-empty list-members.
     members: usize,
-    /// Whether the list is already canonical: no empty member, no whitespace around members.
+    /// Whether the list is already canonical: no empty member, no whitespace around members, no
+    /// repeated key.
     canonical: bool,
 }
 
@@ -313,9 +327,9 @@ fn validate(list: &[u8]) -> Result<Shape, TraceStateError> {
         if !valid_value(value) {
             return Err(TraceStateError::InvalidValue { index });
         }
-        if keys[..index].contains(&key) {
-            return Err(TraceStateError::DuplicateKey { index });
-        }
+        // A repeated key still counts toward the 32 (the list as sent has that many members);
+        // `TraceState::canonical` drops it.
+        canonical &= !keys[..index].contains(&key);
         keys[index] = key;
         members += 1;
     }
@@ -340,27 +354,25 @@ pub(super) fn trim_ows(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
-/// `key = simple-key / multi-tenant-key`.
-fn valid_key(key: &[u8]) -> bool {
-    match key.iter().position(|&byte| byte == b'@') {
-        None => valid_key_part(key, 256, false),
-        Some(at) => {
-            valid_key_part(&key[..at], 241, true) && valid_key_part(&key[at + 1..], 14, false)
-        }
-    }
+/// The key of a list-member: what comes before its first `=`.
+fn key_of(member: &[u8]) -> &[u8] {
+    member
+        .split(|&byte| byte == b'=')
+        .next()
+        .unwrap_or_default()
 }
 
-/// A `simple-key`, `tenant-id` or `system-id`: a lowercase letter (or, for a tenant, a digit),
-/// then `a-z 0-9 _ - * /`, at most `max_len` in all.
-fn valid_key_part(part: &[u8], max_len: usize, digit_first: bool) -> bool {
-    let [first, rest @ ..] = part else {
+/// Level 2: `key = ( lcalpha / DIGIT ) 0*255( keychar )`, where
+/// `keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"`.
+fn valid_key(key: &[u8]) -> bool {
+    let [first, rest @ ..] = key else {
         return false;
     };
-    part.len() <= max_len
-        && (first.is_ascii_lowercase() || (digit_first && first.is_ascii_digit()))
-        && rest
-            .iter()
-            .all(|&byte| matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/'))
+    key.len() <= 256
+        && matches!(first, b'a'..=b'z' | b'0'..=b'9')
+        && rest.iter().all(
+            |&byte| matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@'),
+        )
 }
 
 /// `value = 0*255(chr) nblk-chr`, where `chr` is printable ASCII but `,` and `=`, and `nblk-chr`
@@ -457,9 +469,32 @@ mod tests {
             (format!("{long_key}=1"), format!("{long_key}=1")),
             (format!("{long_tenant}=1"), format!("{long_tenant}=1")),
             (format!("a={long_value}"), format!("a={long_value}")),
-            // A tenant may start with a digit; the system after '@' may not.
+            // Level 2 keys: a digit may start any key, '@' may stand anywhere after the first
+            // character, any number of times, with no separate tenant or system limit.
             ("1tenant@sys=x".into(), "1tenant@sys=x".into()),
+            ("1foo=1".into(), "1foo=1".into()),
             ("t@s=x,s=y".into(), "t@s=x,s=y".into()),
+            ("t@1v=1".into(), "t@1v=1".into()),
+            ("foo@=1,bar=2".into(), "foo@=1,bar=2".into()),
+            ("foo@@bar=1,bar=2".into(), "foo@@bar=1,bar=2".into()),
+            ("foo@bar@baz=1,bar=2".into(), "foo@bar@baz=1,bar=2".into()),
+            (
+                format!("{}@v=1", "t".repeat(242)),
+                format!("{}@v=1", "t".repeat(242)),
+            ),
+            (
+                format!("t@{}=1", "v".repeat(15)),
+                format!("t@{}=1", "v".repeat(15)),
+            ),
+            (
+                format!("{}@=1", "t".repeat(255)),
+                format!("{}@=1", "t".repeat(255)),
+            ),
+            // A repeated key: its first (left-most) member is kept, the list too.
+            ("foo=1,foo=1".into(), "foo=1".into()),
+            ("foo=1,foo=2".into(), "foo=1".into()),
+            ("a=1,t@s=1,b=2,t@s=3".into(), "a=1,t@s=1,b=2".into()),
+            (" foo=1 , bar=2,foo=3,bar=4".into(), "foo=1,bar=2".into()),
             // 32 members, and empty members that do not count toward the limit.
             (members(32).join(","), members(32).join(",")),
             (
@@ -484,22 +519,15 @@ mod tests {
             ("FOO=1".into(), InvalidKey { index: 0 }),
             ("foo.bar=1".into(), InvalidKey { index: 0 }),
             ("=1".into(), InvalidKey { index: 0 }),
-            ("1foo=1".into(), InvalidKey { index: 0 }),
             ("_foo=1".into(), InvalidKey { index: 0 }),
-            ("foo@=1,bar=2".into(), InvalidKey { index: 0 }),
             ("@foo=1,bar=2".into(), InvalidKey { index: 0 }),
-            ("foo@@bar=1,bar=2".into(), InvalidKey { index: 0 }),
-            ("foo@bar@baz=1,bar=2".into(), InvalidKey { index: 0 }),
-            ("t@1v=1".into(), InvalidKey { index: 0 }),
+            ("@=1".into(), InvalidKey { index: 0 }),
             ("_t@v=1".into(), InvalidKey { index: 0 }),
+            ("t@V=1".into(), InvalidKey { index: 0 }),
             ("bar=2,fOo=1".into(), InvalidKey { index: 1 }),
             (format!("{}=1", "z".repeat(257)), InvalidKey { index: 0 }),
             (
-                format!("foo=1,{}@v=1", "t".repeat(242)),
-                InvalidKey { index: 1 },
-            ),
-            (
-                format!("foo=1,t@{}=1", "v".repeat(15)),
+                format!("foo=1,{}@v=1", "t".repeat(255)),
                 InvalidKey { index: 1 },
             ),
             // Values.
@@ -516,12 +544,12 @@ mod tests {
             // Members without '='.
             ("foo".into(), MissingEquals { index: 0 }),
             ("foo=1, bar".into(), MissingEquals { index: 1 }),
-            // Duplicate keys.
-            ("foo=1,foo=1".into(), DuplicateKey { index: 1 }),
-            ("foo=1,foo=2".into(), DuplicateKey { index: 1 }),
-            ("a=1,t@s=1,b=2,t@s=3".into(), DuplicateKey { index: 3 }),
-            // More than 32 members.
+            // More than 32 members, a repeated key among them or not.
             (members(33).join(","), TooManyMembers),
+            (
+                format!("{},bar01=again", members(32).join(",")),
+                TooManyMembers,
+            ),
         ];
         for (list, expected) in cases {
             assert_eq!(parse(&list), Err(expected), "{list:?}");
@@ -550,14 +578,14 @@ mod tests {
                 "{fields:?}"
             );
         }
-        assert_eq!(
-            TraceState::from_header_values(&values(&["foo=1", "foo=2"])),
-            Err(TraceStateError::DuplicateKey { index: 1 })
-        );
-        assert_eq!(
-            TraceState::from_header_values(&values(&["foo=1", "foo=1"])),
-            Err(TraceStateError::DuplicateKey { index: 1 })
-        );
+        for fields in [&["foo=1", "foo=2"][..], &["foo=1", "foo=1"]] {
+            let state = TraceState::from_header_values(&values(fields));
+            assert_eq!(
+                state.as_ref().map(TraceState::as_str),
+                Ok("foo=1"),
+                "{fields:?}"
+            );
+        }
         let thirty_two = members(32);
         let split = values(&[&thirty_two[..10].join(","), &thirty_two[10..].join(",")]);
         assert_eq!(
@@ -753,8 +781,8 @@ mod tests {
     #[test]
     fn errors_read_as_lowercase_sentences() {
         assert_eq!(
-            TraceStateError::DuplicateKey { index: 1 }.to_string(),
-            "tracestate list-member 1 repeats the key of an earlier one"
+            TraceStateError::InvalidKey { index: 1 }.to_string(),
+            "tracestate list-member 1 has an invalid key"
         );
         assert_eq!(
             TraceStateError::TooManyMembers.to_string(),
@@ -771,10 +799,7 @@ mod tests {
     }
 
     fn key() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[a-z][a-z0-9_*/-]{0,20}",
-            "[a-z0-9][a-z0-9_*/-]{0,10}@[a-z][a-z0-9_*/-]{0,13}",
-        ]
+        prop_oneof!["[a-z][a-z0-9_*/-]{0,20}", "[a-z0-9][a-z0-9_*/@-]{0,20}",]
     }
 
     fn value() -> impl Strategy<Value = String> {
@@ -830,6 +855,22 @@ mod tests {
             let state = parse(&list).unwrap();
             prop_assert_eq!(state.to_string(), list);
             prop_assert_eq!(state.len(), members.len());
+        }
+
+        #[test]
+        fn generated_lists_with_repeated_keys_keep_the_first_member_of_each(
+            members in unique_members(),
+            repeats in proptest::collection::vec(any::<proptest::sample::Index>(), 1..4),
+        ) {
+            prop_assume!(!members.is_empty());
+            let members = &members[..members.len().min(TraceState::MAX_MEMBERS - repeats.len())];
+            let mut list = members.to_vec();
+            for index in &repeats {
+                let key = key_of(index.get(members).as_bytes());
+                list.push(format!("{}=again", String::from_utf8_lossy(key)));
+            }
+            let state = parse(&list.join(",")).unwrap();
+            prop_assert_eq!(state.to_string(), members.join(","));
         }
 
         #[test]
