@@ -1,10 +1,14 @@
 //! Allocation counts of the hot paths, measured per thread by `allocation-counter` (a counting
-//! global allocator): parsing and formatting a `traceparent`, new ids, and a timed call on the
-//! fast path after its first call resolved the handles.
+//! global allocator): parsing and formatting a `traceparent`, reading a whole context and
+//! continuing or starting a trace, new ids, and a timed call on the fast path after its first
+//! call resolved the handles.
 
 use std::fmt::Write as _;
 
-use vantage_instrument::trace_context::{SpanId, TraceId, TraceParent};
+use http::{HeaderMap, HeaderValue};
+use vantage_instrument::trace_context::{
+    SpanId, TRACEPARENT, TRACESTATE, TraceContext, TraceId, TraceParent,
+};
 use vantage_instrument::{call_site, timed};
 
 const HEADER: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -22,6 +26,31 @@ fn parsing_and_formatting_a_traceparent_allocates_nothing() {
         }
     });
     assert_eq!(formatted.as_bytes(), HEADER);
+    assert_eq!(info.count_total, 0);
+}
+
+#[test]
+fn continuing_or_starting_a_trace_allocates_nothing() {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        TRACEPARENT,
+        HeaderValue::from_bytes(HEADER).expect("a header value"),
+    );
+    // A canonical tracestate (Level 2 keys included) is kept as received, not copied.
+    headers.insert(
+        TRACESTATE,
+        HeaderValue::from_static("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE,fw529a3039@dt=x,a@b@c=1"),
+    );
+    let info = allocation_counter::measure(|| {
+        for _ in 0..1_000 {
+            let server = TraceContext::continue_or_start(std::hint::black_box(&headers));
+            std::hint::black_box(server.child());
+            std::hint::black_box(TraceContext::new_root());
+        }
+    });
+    let server = TraceContext::continue_or_start(&headers);
+    assert_eq!(server.trace_state().len(), 4);
+    assert_eq!(server.flags().bits(), 0x01);
     assert_eq!(info.count_total, 0);
 }
 
