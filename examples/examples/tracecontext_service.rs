@@ -1,10 +1,11 @@
 //! The test service of the W3C Trace Context test suite, built from `TraceContextLayer` (server
-//! side) and `PropagateTraceLayer` (client side).
+//! side) and `PropagateTraceLayer` (client side). It implements Trace Context Level 2.
 //!
 //! ```text
 //! cargo run --example tracecontext_service -- --listen 127.0.0.1:5000
-//! # in a checkout of w3c/trace-context, directory test/ (the harness listens on 127.0.0.1:7777):
-//! python3 test.py http://127.0.0.1:5000/test
+//! # in a checkout of w3c/trace-context, directory test/ (the harness listens on 127.0.0.1:7777);
+//! # SPEC_LEVEL=2 adds the Level 2 tests (the suite's default is 1), STRICT_LEVEL is 2 by default:
+//! SPEC_LEVEL=2 python3 test.py http://127.0.0.1:5000/test
 //! ```
 //!
 //! `POST /test` takes a JSON array of `{"url": ..., "arguments": ...}`. For each element, in

@@ -442,7 +442,8 @@ async fn the_w3c_rules_hold_from_the_caller_through_a_to_b() {
     let a = serve(service_a(b, &SlowRequests::new()).0).await;
     let valid = format!("00-{TRACE}-{CALLER_SPAN}-01");
 
-    // A valid traceparent: continued (reserved flags cleared), tracestate passed on.
+    // A valid traceparent: continued (`sampled` and `random-trace-id` kept, reserved flags
+    // cleared), tracestate passed on.
     let (context, received) = received_by_b(
         a,
         1,
@@ -454,14 +455,15 @@ async fn the_w3c_rules_hold_from_the_caller_through_a_to_b() {
     )
     .await;
     let (trace, parent, flags) = parsed(&received[0].0);
-    assert_eq!((trace.as_str(), flags.as_str()), (TRACE, "01"));
+    assert_eq!((trace.as_str(), flags.as_str()), (TRACE, "03"));
     assert_ne!(parent, text(&context["span_id"]));
     assert_eq!(
         received[0].1,
         ["foo=1,bar=2,rojo=00f067aa0ba902b7".to_owned()]
     );
 
-    // Invalid or repeated traceparents, or none: a new trace, no tracestate.
+    // Invalid or repeated traceparents, or none: a new trace (its random trace id flagged as
+    // such), no tracestate.
     for headers in [
         &[][..],
         &[("tracestate", "foo=1")],
@@ -489,7 +491,7 @@ async fn the_w3c_rules_hold_from_the_caller_through_a_to_b() {
         assert_eq!(trace, text(&context["trace_id"]), "{headers:?}");
         assert_eq!(context["parent_id"], Value::Null, "{headers:?}");
         assert_ne!(parent, text(&context["span_id"]), "{headers:?}");
-        assert_eq!(flags, "00", "{headers:?}");
+        assert_eq!(flags, "02", "{headers:?}");
         assert_eq!(received[0].1, Vec::<String>::new(), "{headers:?}");
     }
 
@@ -510,11 +512,28 @@ async fn the_w3c_rules_hold_from_the_caller_through_a_to_b() {
     let (_, received) = received_by_b(
         a,
         1,
-        &[("traceparent", &valid), ("tracestate", "foo=1,foo=2")],
+        &[("traceparent", &valid), ("tracestate", "foo=1,FOO=2")],
     )
     .await;
     assert_eq!(parsed(&received[0].0).0, TRACE);
     assert_eq!(received[0].1, Vec::<String>::new());
+
+    // A repeated key keeps its first member, and the rest of the list.
+    let (_, received) = received_by_b(
+        a,
+        1,
+        &[("traceparent", &valid), ("tracestate", "foo=1,bar=2,foo=3")],
+    )
+    .await;
+    assert_eq!(received[0].1, ["foo=1,bar=2".to_owned()]);
+
+    // The random-trace-id flag goes on as received, set or not.
+    for (sent, expected) in [("02", "02"), ("00", "00")] {
+        let traceparent = format!("00-{TRACE}-{CALLER_SPAN}-{sent}");
+        let (_, received) = received_by_b(a, 1, &[("traceparent", &traceparent)]).await;
+        let (trace, _, flags) = parsed(&received[0].0);
+        assert_eq!((trace.as_str(), flags.as_str()), (TRACE, expected));
+    }
 
     // Several calls from one request: one trace, a span of its own for each.
     let (context, received) = received_by_b(a, 3, &[("traceparent", &valid)]).await;

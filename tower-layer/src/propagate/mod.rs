@@ -7,7 +7,8 @@
 //! future), it writes
 //!
 //! - `traceparent`: the current trace id, a **new child span id** for the outgoing call (its
-//!   parent is the server span), and the `sampled` flag (reserved flags cleared);
+//!   parent is the server span), and the `sampled` and `random-trace-id` flags as the server
+//!   span has them (reserved flags cleared), as Trace Context Level 2 asks;
 //! - `tracestate`: the received list, passed on unchanged (at most 512 bytes of it), or no
 //!   header when it is empty.
 //!

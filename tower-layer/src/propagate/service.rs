@@ -76,9 +76,10 @@ mod tests {
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const SERVER_SPAN: &str = "00f067aa0ba902b7";
 
-    /// The server span of a request that came with reserved flags and a `tracestate`.
+    /// The server span of a request that came with `sampled`, `random-trace-id`, two reserved
+    /// flags and a `tracestate`.
     fn server() -> TraceContext {
-        let traceparent = format!("00-{TRACE}-{SERVER_SPAN}-03").parse().unwrap();
+        let traceparent = format!("00-{TRACE}-{SERVER_SPAN}-0f").parse().unwrap();
         TraceContext::from_traceparent(traceparent, "congo=t61rcWkgMzE".parse().unwrap())
     }
 
@@ -119,7 +120,7 @@ mod tests {
         })
         .await;
         let (trace, span, flags) = fields(&first);
-        assert_eq!((trace.as_str(), flags.as_str()), (TRACE, "01"));
+        assert_eq!((trace.as_str(), flags.as_str()), (TRACE, "03"));
         assert_ne!(span, SERVER_SPAN);
         assert_eq!(first[TRACESTATE], "congo=t61rcWkgMzE");
         assert_eq!(first["accept"], "*/*");
@@ -166,7 +167,8 @@ mod tests {
         assert!(injected);
         assert_eq!(headers.len(), 1);
         let (trace, span, flags) = fields(&headers);
-        assert_eq!((trace, flags), (trace_id, "00".to_owned()));
+        // A new trace: its random trace id carries the `random-trace-id` flag.
+        assert_eq!((trace, flags), (trace_id, "02".to_owned()));
         assert_ne!(span, root_span);
     }
 }

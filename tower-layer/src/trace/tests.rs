@@ -103,6 +103,7 @@ async fn without_a_valid_traceparent_a_new_trace_starts() {
         assert_ne!(context.trace_id().to_string(), TRACE);
         assert_eq!(context.parent_id(), None, "{headers:?}");
         assert!(!context.sampled());
+        assert!(context.random_trace_id());
         assert!(context.trace_state().is_empty());
         assert_eq!(seen.current, Some(context));
     }
