@@ -67,6 +67,10 @@ impl Role {
 pub(super) enum Extent {
     /// Up to the literal that follows.
     Literal,
+    /// Up to the literal that follows, and without a space: a variable nginx writes as one
+    /// word (an address, a port, a host name, a method). Two lines glued together by an
+    /// interleaved write are refused here rather than read as one value.
+    Word,
     /// Exactly this many bytes.
     Fixed(usize),
     /// Number characters (`0-9 . -`).
@@ -82,11 +86,11 @@ fn classify(name: &str) -> (Role, u8, Extent) {
         "time_iso8601" => (Role::TimeIso8601, 2, Extent::Fixed(25)),
         "msec" => (Role::Msec, 1, Extent::Number),
         "request" => (Role::Request, 1, Extent::Literal),
-        "request_method" => (Role::Method, 1, Extent::Literal),
+        "request_method" => (Role::Method, 1, Extent::Word),
         "request_uri" => (Role::Target, 3, Extent::Literal),
         "uri" => (Role::Target, 2, Extent::Literal),
         "document_uri" => (Role::Target, 1, Extent::Literal),
-        "server_protocol" => (Role::Protocol, 1, Extent::Literal),
+        "server_protocol" => (Role::Protocol, 1, Extent::Word),
         "status" => (Role::Status, 1, Extent::Number),
         "body_bytes_sent" => (Role::Bytes, 2, Extent::Number),
         "bytes_sent" => (Role::Bytes, 1, Extent::Number),
@@ -99,10 +103,24 @@ fn classify(name: &str) -> (Role, u8, Extent) {
         | "upstream_header_time"
         | "upstream_bytes_received"
         | "upstream_bytes_sent" => (Role::Ignore, 0, Extent::List),
-        "host" => (Role::Host, 3, Extent::Literal),
+        "host" => (Role::Host, 3, Extent::Word),
         "http_host" => (Role::Host, 2, Extent::Literal),
-        "server_name" => (Role::Host, 1, Extent::Literal),
-        "proxy_upstream_name" => (Role::Router, 1, Extent::Literal),
+        "server_name" => (Role::Host, 1, Extent::Word),
+        "proxy_upstream_name" => (Role::Router, 1, Extent::Word),
+        "remote_addr"
+        | "remote_port"
+        | "server_addr"
+        | "server_port"
+        | "binary_remote_addr"
+        | "realip_remote_addr"
+        | "request_id"
+        | "connection"
+        | "connection_requests"
+        | "pid"
+        | "scheme"
+        | "https"
+        | "ssl_protocol"
+        | "ssl_cipher" => (Role::Ignore, 0, Extent::Word),
         _ => (Role::Ignore, 0, Extent::Literal),
     }
 }

@@ -69,6 +69,16 @@ impl LogFormat {
             _ if field.then.is_empty() => line.len(),
             _ => self.literal_end(line, start, &field.then)?,
         };
+        if field.extent == Extent::Word
+            && let Some(space) = line[start..end].iter().position(|&b| b == b' ')
+        {
+            return Err(ParseError::new(
+                ErrorKind::Syntax {
+                    expected: "a value without spaces",
+                },
+                start + space,
+            ));
+        }
         Ok(end)
     }
 
@@ -302,6 +312,26 @@ mod tests {
         assert_eq!(
             combined.parse(&with_time).unwrap_err(),
             ParseError::new(ErrorKind::TrailingData, line.len())
+        );
+    }
+
+    #[test]
+    fn an_address_glued_to_another_line_is_not_one_value() {
+        let format = LogFormat::compile("$remote_addr [$time_local] $host $status").unwrap();
+        let glued = b"2001:db8::afd6 93.100.249.120 [09/Mar/2025:12:00:00 +0000] a.example 404";
+        assert_eq!(
+            format.parse(glued).unwrap_err(),
+            ParseError::new(
+                ErrorKind::Syntax {
+                    expected: "a value without spaces"
+                },
+                14
+            )
+        );
+        let whole = b"2001:db8::afd6 [09/Mar/2025:12:00:00 +0000] a.example 404";
+        assert_eq!(
+            format.parse(whole).map(|r| r.status),
+            Ok(Some(Status::new(404)))
         );
     }
 
