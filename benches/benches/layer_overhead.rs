@@ -1,122 +1,348 @@
-//! Cost per request of the HTTP metrics layer, in process (`oneshot`, no sockets), beside the
-//! bare router, axum-prometheus and tower-http's `TraceLayer`; on one thread and with two
-//! threads hitting the same route at once.
+//! Cost per request of Vantage's service-side layers beside the bare router and the peers, under
+//! the conditions users have: an axum 0.8 `Router` served in process (`oneshot`, as
+//! `axum::serve` would call it: `with_state`), every request carrying a `traceparent` header,
+//! the handler writing one INFO log line, a global `tracing_subscriber::fmt` subscriber at INFO
+//! (with Vantage's trace-id formatter, the recommended set-up) writing into `io::sink`, and one
+//! installed Prometheus recorder with its upkeep thread. One route, `GET /users/{id}`.
 //!
-//! All layers record into one globally installed Prometheus recorder (with its upkeep thread),
-//! as in production. Each measured request includes building the request and draining the
-//! response body, the same for every variant: compare the differences to `bare`.
+//! Interleaved rounds: each round runs every variant for one batch, in an order rotated from
+//! round to round, so that a noisy neighbour slows every variant alike; the figure of a variant
+//! is its median over the rounds. On one thread, and on two threads hitting the same route at
+//! once (a barrier starts them together; the figure is the slower thread's time per request).
+//!
+//! ```text
+//! cargo bench -p vantage-benches --bench layer_overhead -- [--rounds N] [--batch N] [--threads 1,2]
+//! ```
+//!
+//! The table printed is the one in BENCHMARKS.md: per variant, ns per request and the cost added
+//! over the bare router and over an identity layer (what axum charges any layer that wraps the
+//! response body).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Barrier;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::response::Response;
 use axum::routing::get;
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::Request;
 use http_body_util::BodyExt;
-use tower::ServiceExt;
 use tower::util::MapResponseLayer;
+use tower::{Layer, Service, ServiceExt};
+use tracing::Level;
 use vantage_instrument::PrometheusExporter;
-use vantage_tower::HttpMetricsLayer;
+use vantage_tower::trace::TraceIds;
+use vantage_tower::{HttpMetricsLayer, TraceContextLayer};
 
-fn routes() -> Router {
-    Router::new()
-        .route("/users/{id}", get(|| async { "user" }))
-        .route("/health", get(|| async { "ok" }))
+/// One handler log line per request: what "trace ids in every handler log line" is about.
+async fn user() -> &'static str {
+    tracing::info!(user = 7, "user looked up");
+    "user"
 }
 
-/// The variants, each served as `axum::serve` would (`with_state` turns handlers into routes).
-fn variants() -> Vec<(&'static str, Router)> {
+#[autometrics::autometrics]
+async fn user_autometrics() -> &'static str {
+    tracing::info!(user = 7, "user looked up");
+    "user"
+}
+
+fn routes() -> Router {
+    Router::new().route("/users/{id}", get(user))
+}
+
+/// The floor any metrics middleware pays: two clock reads, an unlabelled counter and an
+/// unlabelled histogram sample, recorded when the response head is ready.
+#[derive(Clone)]
+struct FloorLayer {
+    counter: metrics::Counter,
+    histogram: metrics::Histogram,
+}
+
+#[derive(Clone)]
+struct Floor<S> {
+    inner: S,
+    layer: FloorLayer,
+}
+
+impl<S> Layer<S> for FloorLayer {
+    type Service = Floor<S>;
+    fn layer(&self, inner: S) -> Floor<S> {
+        Floor {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+impl<S: Service<Request<Body>>> Service<Request<Body>> for Floor<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = FloorFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        FloorFuture {
+            inner: self.inner.call(request),
+            start: Instant::now(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct FloorFuture<F> {
+        #[pin]
+        inner: F,
+        start: Instant,
+        layer: FloorLayer,
+    }
+}
+
+impl<F: Future> Future for FloorFuture<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let output = std::task::ready!(this.inner.poll(cx));
+        this.layer.counter.increment(1);
+        this.layer
+            .histogram
+            .record(this.start.elapsed().as_secs_f64());
+        Poll::Ready(output)
+    }
+}
+
+/// A variant: its name, its router, and whether its log lines go to a JSON subscriber.
+struct Variant {
+    name: &'static str,
+    router: Router,
+    json: bool,
+}
+
+fn variants() -> Vec<Variant> {
+    let identity = || {
+        MapResponseLayer::new(|response: Response| {
+            response.map(|body| body.map_err(std::convert::identity))
+        })
+    };
+    let floor = FloorLayer {
+        counter: metrics::counter!("bench_floor_requests_total"),
+        histogram: metrics::histogram!("bench_floor_duration_seconds"),
+    };
+    let stack = || {
+        routes()
+            .layer(HttpMetricsLayer::new())
+            .layer(TraceContextLayer::new())
+            .with_state(())
+    };
+    let info = |router: Router| {
+        router.layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(Level::INFO)),
+        )
+    };
+    let variant = |name, router, json| Variant { name, router, json };
     vec![
-        ("bare", routes().with_state(())),
-        // What `Router::layer` costs any layer that wraps the response body: axum boxes the
-        // layered route, its future and the wrapped body.
-        (
-            "identity_body_layer",
-            routes()
-                .layer(MapResponseLayer::new(|response: Response| {
-                    response.map(|body| body.map_err(std::convert::identity))
-                }))
-                .with_state(()),
+        variant("bare", routes().with_state(()), false),
+        variant(
+            "identity_layer",
+            routes().layer(identity()).with_state(()),
+            false,
         ),
-        (
-            "vantage",
+        variant("floor", routes().layer(floor).with_state(()), false),
+        variant(
+            "vantage_metrics",
             routes().layer(HttpMetricsLayer::new()).with_state(()),
+            false,
         ),
-        (
+        variant(
+            "vantage_trace_context",
+            routes().layer(TraceContextLayer::new()).with_state(()),
+            false,
+        ),
+        variant("vantage_stack", stack(), false),
+        variant("vantage_stack_json_logs", stack(), true),
+        variant(
+            "vantage_stack_with_span",
+            routes()
+                .layer(HttpMetricsLayer::new())
+                .layer(TraceContextLayer::new().with_span())
+                .with_state(()),
+            false,
+        ),
+        variant(
             "axum_prometheus",
             routes()
                 .layer(axum_prometheus::PrometheusMetricLayer::new())
                 .with_state(()),
+            false,
         ),
-        (
-            "tower_http_trace",
-            routes()
-                .layer(tower_http::trace::TraceLayer::new_for_http())
+        variant(
+            "autometrics",
+            Router::new()
+                .route("/users/{id}", get(user_autometrics))
                 .with_state(()),
+            false,
+        ),
+        variant(
+            "tower_http_trace_info",
+            info(routes()).with_state(()),
+            false,
         ),
     ]
 }
 
-/// Runs `iters` requests on this thread and returns how long they took.
-fn run(router: &Router, iters: u64) -> Duration {
+/// Request headers as a client sends them: a `traceparent` on every request.
+fn request(n: u64) -> Request<Body> {
+    Request::get("/users/7")
+        .header(
+            "traceparent",
+            TRACEPARENTS[(n % TRACEPARENTS.len() as u64) as usize],
+        )
+        .body(Body::empty())
+        .expect("request")
+}
+
+const TRACEPARENTS: [&str; 4] = [
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    "00-3d2a8b1e7c4f4a5e9f6b0c1d2e3f4a5b-1a2b3c4d5e6f7a8b-00",
+    "00-9e107d9d372bb6826bd81d3542a419d6-e4d909c290d0fb1c-01",
+];
+
+/// `count` requests on this thread; nanoseconds per request.
+fn run(router: &Router, count: u64, json: bool) -> f64 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    runtime.block_on(async {
-        let start = Instant::now();
-        for _ in 0..iters {
-            let request = Request::get("/users/7")
-                .body(Body::empty())
-                .expect("request");
-            let response = router.clone().oneshot(request).await.expect("infallible");
-            let body = response.into_body().collect().await.expect("body");
-            std::hint::black_box(body);
-        }
-        start.elapsed()
-    })
+    let go = || {
+        runtime.block_on(async {
+            let start = Instant::now();
+            for n in 0..count {
+                let response = router
+                    .clone()
+                    .oneshot(request(n))
+                    .await
+                    .expect("infallible");
+                let body = response.into_body().collect().await.expect("body");
+                std::hint::black_box(body);
+            }
+            start.elapsed()
+        })
+    };
+    let elapsed: Duration = if json {
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(Level::INFO)
+            .with_writer(std::io::sink)
+            .map_event_format(TraceIds::json)
+            .finish();
+        tracing::subscriber::with_default(subscriber, go)
+    } else {
+        go()
+    };
+    elapsed.as_nanos() as f64 / count as f64
 }
 
-/// Runs `iters` requests on each of two threads at once; returns the slower thread's time, so
-/// the figure is the time per request as each thread sees it.
-fn run_two_threads(router: &Router, iters: u64) -> Duration {
-    let barrier = Barrier::new(2);
+/// `count` requests on each of `threads` threads at once; the slower thread's ns per request.
+fn run_threads(router: &Router, count: u64, json: bool, threads: usize) -> f64 {
+    if threads == 1 {
+        return run(router, count, json);
+    }
+    let barrier = Barrier::new(threads);
     std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..2)
+        let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
                     let router = router.clone();
                     barrier.wait();
-                    run(&router, iters)
+                    run(&router, count, json)
                 })
             })
             .collect();
-        threads
+        handles
             .into_iter()
-            .map(|thread| thread.join().expect("bench thread"))
-            .max()
-            .unwrap_or_default()
+            .map(|handle| handle.join().expect("bench thread"))
+            .fold(0.0, f64::max)
     })
 }
 
-fn layer_overhead(c: &mut Criterion) {
-    let _metrics = PrometheusExporter::new().install();
-    let variants = variants();
-    let mut group = c.benchmark_group("layer_overhead");
-    for (name, router) in &variants {
-        group.bench_with_input(BenchmarkId::new("1_thread", name), router, |b, router| {
-            b.iter_custom(|iters| run(router, iters));
-        });
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
     }
-    for (name, router) in &variants {
-        group.bench_with_input(BenchmarkId::new("2_threads", name), router, |b, router| {
-            b.iter_custom(|iters| run_two_threads(router, iters));
-        });
-    }
-    group.finish();
 }
 
-criterion_group!(benches, layer_overhead);
-criterion_main!(benches);
+/// `--name value` from the command line (cargo bench adds `--bench`).
+fn option(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|arg| arg == name)
+        .and_then(|at| args.get(at + 1).cloned())
+}
+
+fn main() {
+    let rounds: usize = option("--rounds").map_or(21, |v| v.parse().expect("--rounds N"));
+    let batch: u64 = option("--batch").map_or(20_000, |v| v.parse().expect("--batch N"));
+    let thread_counts: Vec<usize> = option("--threads").map_or(vec![1, 2], |v| {
+        v.split(',')
+            .map(|n| n.parse().expect("--threads 1,2"))
+            .collect()
+    });
+    let _metrics = PrometheusExporter::new().install();
+    tracing_subscriber::fmt()
+        .with_max_level(Level::INFO)
+        .with_writer(std::io::sink)
+        .map_event_format(TraceIds::text)
+        .init();
+    let variants = variants();
+    println!(
+        "{} rounds of {batch} requests per variant, order rotated per round; load average {}",
+        rounds,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    for &threads in &thread_counts {
+        // Warm-up: every handle, cache and buffer in place.
+        for variant in &variants {
+            run_threads(&variant.router, batch / 10, variant.json, threads);
+        }
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+        for round in 0..rounds {
+            for step in 0..variants.len() {
+                let index = (round + step) % variants.len();
+                let variant = &variants[index];
+                samples[index].push(run_threads(&variant.router, batch, variant.json, threads));
+            }
+        }
+        let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+        let bare = medians[0];
+        let identity = medians[1];
+        println!("\n{threads} thread(s): median ns per request");
+        println!("| variant | ns | added over bare | added over identity layer |");
+        println!("|---|---|---|---|");
+        for (variant, ns) in variants.iter().zip(&medians) {
+            println!(
+                "| {} | {:.0} | {:+.0} | {:+.0} |",
+                variant.name,
+                ns,
+                ns - bare,
+                ns - identity
+            );
+        }
+    }
+}

@@ -79,7 +79,7 @@ async fn whoami(Extension(context): Extension<TraceContext>, headers: HeaderMap)
 fn service_b() -> Router {
     Router::new()
         .route("/whoami", get(whoami))
-        .layer(TraceContextLayer::new())
+        .layer(TraceContextLayer::new().with_span())
 }
 
 #[derive(Clone)]
@@ -144,7 +144,7 @@ fn service_a(b: SocketAddr, slow: &SlowRequests) -> (Router, Sent) {
                 .recorder(recorder)
                 .slow_requests(slow.clone()),
         )
-        .layer(TraceContextLayer::new())
+        .layer(TraceContextLayer::new().with_span())
         .route_service("/debug/slow", slow.service());
     (app, sent)
 }

@@ -101,8 +101,9 @@ thread_local! {
     static CAPTURE: std::cell::RefCell<Option<(Logs, Logs)>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Installs the test binary's global subscriber, once: text and JSON fmt layers that write to
-/// the [`Capture`] of the thread the event happens on, if any.
+/// Installs the test binary's global subscriber, once: text and JSON fmt layers (with the
+/// request's ids added by `TraceIds`) that write to the [`Capture`] of the thread the event
+/// happens on, if any.
 ///
 /// A global subscriber, not a per-test default: `tracing` caches each call site's interest
 /// process-wide, and with a single thread-local subscriber a call site first reached on another
@@ -118,13 +119,15 @@ pub(crate) fn install_subscriber() {
                 tracing_subscriber::fmt::layer()
                     .without_time()
                     .with_ansi(false)
-                    .with_writer(ThreadLogs::Text),
+                    .with_writer(ThreadLogs::Text)
+                    .map_event_format(crate::trace::TraceIds::text),
             )
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
                     .without_time()
-                    .with_writer(ThreadLogs::Json),
+                    .with_writer(ThreadLogs::Json)
+                    .map_event_format(crate::trace::TraceIds::json),
             );
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
     });

@@ -9,18 +9,35 @@
 //! 2. puts that [`TraceContext`] in the request extensions (an axum handler takes it with
 //!    `Extension<TraceContext>`; [`HttpMetricsLayer`](crate::HttpMetricsLayer) reads its trace id
 //!    for the [slow-request exemplars](crate::slow));
-//! 3. opens a `tracing` span `http.request` (level INFO, target [`SPAN_TARGET`]) with the fields
-//!    `trace_id`, `span_id`, `parent_span_id` (when continued), `http.request.method`,
-//!    `http.route` (axum's `MatchedPath`, when the layer sits inside a `Router`) and
-//!    `http.response.status_code` (recorded when the response head is ready). The inner service's
-//!    `call`, every poll of its future and every poll of the response body run inside the span,
-//!    so every log event of the handler carries the trace id, with any formatter that prints
-//!    span fields (`tracing-subscriber`'s text and JSON formats both do);
-//! 4. makes the context [current] over the same stretches: the client side
+//! 3. makes the context [current] while the inner service's `call` runs, at every poll of its
+//!    future and at every poll of the response body: the log lines written there carry the
+//!    request's `trace_id` and `span_id` through [`TraceIds`] (an event formatter around any
+//!    other, feature `fmt`), and the client side
 //!    ([`PropagateTraceLayer`](crate::propagate::PropagateTraceLayer),
 //!    [`inject_current`](crate::propagate::inject_current)) reads it there, so an outgoing call
 //!    made by the handler continues the trace without the context being passed by hand. Work
-//!    moved to another task (`tokio::spawn`) takes it along with [`Scoped`].
+//!    moved to another task (`tokio::spawn`) takes it along with [`Scoped`];
+//! 4. with [`with_span`](TraceContextLayer::with_span), also opens a `tracing` span
+//!    `http.request` (level INFO, target [`SPAN_TARGET`]) over the same stretches, with the
+//!    fields `trace_id`, `span_id`, `parent_span_id` (when continued), `http.request.method`,
+//!    `http.route` (axum's `MatchedPath`, when the layer sits inside a `Router`) and
+//!    `http.response.status_code` (recorded when the response head is ready): for subscribers
+//!    that work with spans (an OpenTelemetry exporter, span-aware formatters).
+//!
+//! # Log correlation
+//!
+//! ```
+//! use vantage_tower::trace::TraceIds;
+//!
+//! // Every line written while a request is handled ends with ` trace_id=… span_id=…`.
+//! tracing_subscriber::fmt().map_event_format(TraceIds::text).init();
+//! // Or, as JSON members: tracing_subscriber::fmt().json().map_event_format(TraceIds::json)
+//! ```
+//!
+//! Without a span per request this costs a thread-local read per log line: the recommended
+//! stack (`TraceContextLayer` and `HttpMetricsLayer`) stays within a few hundred nanoseconds per
+//! request with a subscriber installed (BENCHMARKS.md), where a span per request (registry
+//! slot, formatted fields, enter and exit at every poll) costs about a microsecond.
 //!
 //! # Layer order
 //!
@@ -35,14 +52,14 @@
 //! cloned). The extension is the only thing the layer allocates itself: three allocations on a
 //! request that had no extensions yet (the map, its table, the boxed context; proved by
 //! `tower-layer/tests/allocations.rs`), one or two on a request that had some (the boxed context,
-//! and the table when it grows). Without a subscriber interested in the span, the span is
-//! disabled and no field is formatted; with one, the subscriber pays for what it stores.
+//! and the table when it grows). With [`with_span`](TraceContextLayer::with_span) and a
+//! subscriber interested in the span, the subscriber pays for what it stores.
 //!
 //! # Differences from tower-http's `TraceLayer`
 //!
 //! `TraceLayer` opens a span and emits events whose contents you configure; it knows nothing of
-//! W3C trace context. This layer puts the W3C ids in its span and makes the context available to
-//! outgoing calls; it emits no events of its own.
+//! W3C trace context. This layer gives every request its W3C ids, puts them in the request's log
+//! lines and makes the context available to outgoing calls; it emits no events of its own.
 //!
 //! # Example
 //!
@@ -52,7 +69,7 @@
 //! use vantage_tower::{HttpMetricsLayer, TraceContextLayer};
 //!
 //! async fn user(Extension(context): Extension<TraceContext>) -> String {
-//!     tracing::info!("looking the user up"); // carries trace_id, span_id, ...
+//!     tracing::info!("looking the user up"); // ... trace_id=… span_id=… (with `TraceIds`)
 //!     format!("trace {}", context.trace_id())
 //! }
 //!
@@ -98,12 +115,17 @@
 mod body;
 mod current;
 mod future;
+#[cfg(feature = "fmt")]
+mod ids;
 mod layer;
 mod service;
 
 pub use body::ResponseBody;
 pub use current::{Scoped, current, with_current};
 pub use future::ResponseFuture;
+#[cfg(feature = "fmt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fmt")))]
+pub use ids::TraceIds;
 pub use layer::TraceContextLayer;
 pub use service::{SPAN_TARGET, Traced};
 

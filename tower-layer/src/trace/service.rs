@@ -4,6 +4,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
+use tracing::Span;
 use tracing::field::{self, Empty};
 use vantage_instrument::trace_context::TraceContext;
 
@@ -22,11 +23,12 @@ pub const SPAN_TARGET: &str = "vantage_tower::trace";
 #[derive(Debug, Clone)]
 pub struct Traced<S> {
     inner: S,
+    span: bool,
 }
 
 impl<S> Traced<S> {
-    pub(crate) fn new(inner: S) -> Self {
-        Self { inner }
+    pub(crate) fn new(inner: S, span: bool) -> Self {
+        Self { inner, span }
     }
 
     crate::macros::define_inner_service_accessors!();
@@ -49,16 +51,20 @@ where
         let context = TraceContext::continue_or_start(request.headers());
         // Without a subscriber interested in the span, this is a disabled span: no field is
         // formatted and nothing is allocated.
-        let span = tracing::info_span!(
-            target: SPAN_TARGET,
-            "http.request",
-            trace_id = %context.trace_id(),
-            span_id = %context.span_id(),
-            parent_span_id = context.parent_id().map(field::display),
-            http.request.method = %request.method(),
-            http.route = matched_path(request.extensions()),
-            http.response.status_code = Empty,
-        );
+        let span = if self.span {
+            tracing::info_span!(
+                target: SPAN_TARGET,
+                "http.request",
+                trace_id = %context.trace_id(),
+                span_id = %context.span_id(),
+                parent_span_id = context.parent_id().map(field::display),
+                http.request.method = %request.method(),
+                http.route = matched_path(request.extensions()),
+                http.response.status_code = Empty,
+            )
+        } else {
+            Span::none()
+        };
         request.extensions_mut().insert(context.clone());
         let mut context = Some(context);
         let future = {

@@ -152,10 +152,10 @@ async fn logged(
     Response::new(StreamBody::new(frames))
 }
 
-#[tokio::test]
-async fn every_log_line_of_the_request_carries_its_ids_in_text_and_json() {
+/// Runs a request through `layer` to a handler and a streamed body that log, then logs after
+/// it; returns the captured logs and the request's context.
+async fn log_a_request(layer: TraceContextLayer) -> (crate::test_helpers::Capture, TraceContext) {
     let logs = capture_logs();
-
     let captured = Arc::new(Mutex::new(None));
     let capture = Arc::clone(&captured);
     let app = Router::new()
@@ -166,7 +166,7 @@ async fn every_log_line_of_the_request_carries_its_ids_in_text_and_json() {
                 logged(request)
             }),
         )
-        .layer(TraceContextLayer::new());
+        .layer(layer);
     let response = app
         .oneshot(request(&[("traceparent", TRACEPARENT)]))
         .await
@@ -175,9 +175,45 @@ async fn every_log_line_of_the_request_carries_its_ids_in_text_and_json() {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "/users/7");
     tracing::info!("after the request");
-
     let context = captured.lock().unwrap().clone().expect("the handler ran");
+    (logs, context)
+}
+
+#[tokio::test]
+async fn every_log_line_of_the_request_carries_its_ids_in_text_and_json() {
+    let (logs, context) = log_a_request(TraceContextLayer::new()).await;
+    let ids = format!("trace_id={TRACE} span_id={}", context.span_id());
+    let target = "vantage_tower::trace::tests";
+    assert_eq!(
+        logs.text.lines(),
+        [
+            format!(" INFO {target}: in the handler {ids}"),
+            format!(" INFO {target}: in the body {ids}"),
+            format!(" INFO {target}: after the request"),
+        ]
+    );
+    let lines: Vec<serde_json::Value> = logs
+        .json
+        .lines()
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (line, message) in lines[..2].iter().zip(["in the handler", "in the body"]) {
+        assert_eq!(line["fields"]["message"], message);
+        assert_eq!(line["trace_id"], TRACE);
+        assert_eq!(line["span_id"], context.span_id().to_string());
+        assert_eq!(line.get("span"), None, "no span without with_span()");
+    }
+    assert_eq!(lines[2]["fields"]["message"], "after the request");
+    assert_eq!(lines[2].get("trace_id"), None);
+}
+
+#[tokio::test]
+async fn with_a_span_every_log_line_is_inside_it_too() {
+    let (logs, context) = log_a_request(TraceContextLayer::new().with_span()).await;
     let span = context.span_id().to_string();
+    let ids = format!("trace_id={TRACE} span_id={span}");
     let fields = format!(
         "trace_id={TRACE} span_id={span} parent_span_id={CALLER_SPAN} \
          http.request.method=GET http.route=\"/users/{{id}}\""
@@ -186,9 +222,9 @@ async fn every_log_line_of_the_request_carries_its_ids_in_text_and_json() {
     assert_eq!(
         logs.text.lines(),
         [
-            format!(" INFO http.request{{{fields}}}: {target}: in the handler"),
+            format!(" INFO http.request{{{fields}}}: {target}: in the handler {ids}"),
             format!(
-                " INFO http.request{{{fields} http.response.status_code=200}}: {target}: in the body"
+                " INFO http.request{{{fields} http.response.status_code=200}}: {target}: in the body {ids}"
             ),
             format!(" INFO {target}: after the request"),
         ]
@@ -210,6 +246,7 @@ async fn every_log_line_of_the_request_carries_its_ids_in_text_and_json() {
         assert_eq!(line["span"]["http.request.method"], "GET");
         assert_eq!(line["span"]["http.route"], "/users/{id}");
         assert_eq!(line["spans"].as_array().map(Vec::len), Some(1));
+        assert_eq!(line["trace_id"], TRACE);
     }
     assert_eq!(lines[2]["fields"]["message"], "after the request");
     assert_eq!(lines[2].get("span"), None);
