@@ -23,8 +23,14 @@
 //!
 //! `total` has the same fields as a group (without `key`) plus `status`, the requests per exact
 //! status code. `time.first`/`last` are `null` when no line had a timestamp; `seconds` is at
-//! least 1. The timeline covers every second from the first to the last request, by the log's
-//! own timestamps floored to the second.
+//! least 1. The timeline counts the requests of every step from the first request's to the
+//! last's, by the log's own timestamps: `step_seconds` is 1, or coarser (5, 10, 30 s, 1, 5, 10,
+//! 30 min, 1, 3, 6, 12 h, a day, then doubling days) when one-second steps would be more than
+//! [`MAX_TIMELINE_POINTS`]; `start_epoch_second` is the first step's start, a multiple of the
+//! step (see [`Timeline`]).
+//!
+//! [`MAX_TIMELINE_POINTS`]: crate::aggregate::MAX_TIMELINE_POINTS
+//! [`Timeline`]: crate::aggregate::Timeline
 
 use serde_json::{Value, json};
 
@@ -123,11 +129,13 @@ fn latency_json(histogram: &LatencyHistogram) -> Value {
 
 fn timeline_json(aggregate: &Aggregate) -> Value {
     let timeline = aggregate.timeline();
-    let Some((start, end)) = timeline.span() else {
-        return json!({"start_epoch_second": null, "step_seconds": 1, "requests": []});
-    };
-    let requests: Vec<u64> = (start..=end).map(|second| timeline.get(second)).collect();
-    json!({"start_epoch_second": start, "step_seconds": 1, "requests": requests})
+    let step = timeline.step();
+    match timeline.points() {
+        Some((start, requests)) => {
+            json!({"start_epoch_second": start, "step_seconds": step, "requests": requests})
+        }
+        None => json!({"start_epoch_second": null, "step_seconds": step, "requests": []}),
+    }
 }
 
 #[cfg(test)]
