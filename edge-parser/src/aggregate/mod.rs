@@ -311,7 +311,8 @@ impl Aggregate {
     /// The seconds between the first and the last request, at least 1.
     pub fn seconds(&self) -> f64 {
         match (self.first_timestamp, self.last_timestamp) {
-            (Some(first), Some(last)) => (last.saturating_sub(first) as f64 / 1e9).max(1.0),
+            // As u64: from 1677 to 2262 is more nanoseconds than an i64 holds.
+            (Some(first), Some(last)) => (last.abs_diff(first) as f64 / 1e9).max(1.0),
             _ => 1.0,
         }
     }

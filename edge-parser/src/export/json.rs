@@ -1,4 +1,5 @@
-//! The report JSON document (`edge-parser report --json`).
+//! The report JSON document (`edge-parser report --json`), as a value ([`to_json`]) or as
+//! text safe for a terminal ([`to_json_text`]).
 //!
 //! ```text
 //! {
@@ -31,6 +32,8 @@
 //!
 //! [`MAX_TIMELINE_POINTS`]: crate::aggregate::MAX_TIMELINE_POINTS
 //! [`Timeline`]: crate::aggregate::Timeline
+
+use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
@@ -89,6 +92,32 @@ pub fn to_json(aggregate: &Aggregate, meta: &ReportMeta, options: ReportOptions)
         "groups": groups,
         "timeline": timeline_json(aggregate),
     })
+}
+
+/// The [document](to_json) as pretty-printed text ending in a newline, every control
+/// character escaped (serde_json escapes C0 but writes DEL and C1 raw, which JSON allows and
+/// some terminals act on): safe to print where a terminal shows it, and the same JSON value.
+///
+/// # Errors
+///
+/// Serialisation failed (it does not for this document's values).
+pub fn to_json_text(
+    aggregate: &Aggregate,
+    meta: &ReportMeta,
+    options: ReportOptions,
+) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(&to_json(aggregate, meta, options))?;
+    let mut safe = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        // Outside strings serde_json writes no control character but `\n`.
+        if c.is_control() && c != '\n' {
+            let _ = write!(safe, "\\u{:04x}", u32::from(c));
+        } else {
+            safe.push(c);
+        }
+    }
+    safe.push('\n');
+    Ok(safe)
 }
 
 /// `{"1xx": n, …, "other": n}`.
