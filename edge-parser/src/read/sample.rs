@@ -77,6 +77,7 @@ impl Sample {
     }
 
     /// Whether no input had a non-blank line.
+    #[cfg(any(test, feature = "serve"))]
     pub(crate) fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
