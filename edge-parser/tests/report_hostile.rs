@@ -266,39 +266,32 @@ fn haproxy_and_envoy_timers_past_u64_nanoseconds_are_malformed_not_wrapped() {
             "10.0.0.1:1 [09/Mar/2025:12:00:00.001] fe be/s1 0/0/0/1/{total} 200 {U64_MAX} - - ---- 1/1/0/0/0 0/0 \"GET /a HTTP/1.1\"\n"
         )
     };
-    dir.create(
-        "haproxy.log",
-        [haproxy("18446744073709"), haproxy("18446744073710")].concat(),
-    );
-    let report = json_for_any_threads(&dir, &["haproxy.log", "--format", "haproxy"]);
-    assert_eq!(
-        (&report["lines"]["parsed"], &report["lines"]["malformed"]),
-        (&json!(1), &json!(1))
-    );
-    assert_eq!(
-        report["total"]["latency_seconds"]["max"],
-        18_446_744_073.709
-    );
-    assert_eq!(report["total"]["bytes_sent"], json!(u64::MAX));
     let envoy = |total: &str| {
         format!(
             "[2025-03-09T12:00:00.000Z] \"GET /a HTTP/1.1\" 200 - 0 {U64_MAX} {total} 1 \"-\" \"-\" \"-\" \"a.example\" \"-\"\n"
         )
     };
-    dir.create(
-        "envoy.log",
-        [envoy("18446744073709"), envoy("18446744073710")].concat(),
-    );
-    let report = json_for_any_threads(&dir, &["envoy.log", "--format", "envoy"]);
-    assert_eq!(
-        (&report["lines"]["parsed"], &report["lines"]["malformed"]),
-        (&json!(1), &json!(1))
-    );
-    assert_eq!(
-        report["total"]["latency_seconds"]["max"],
-        18_446_744_073.709
-    );
-    assert_eq!(report["total"]["bytes_sent"], json!(u64::MAX));
+    let formats: [(&str, &dyn Fn(&str) -> String); 2] = [("haproxy", &haproxy), ("envoy", &envoy)];
+    for (format, line) in formats {
+        // The most milliseconds whose nanoseconds fit a u64, then one more.
+        let name = format!("{format}.log");
+        dir.create(
+            &name,
+            [line("18446744073709"), line("18446744073710")].concat(),
+        );
+        let report = json_for_any_threads(&dir, &[&name, "--format", format]);
+        assert_eq!(
+            (&report["lines"]["parsed"], &report["lines"]["malformed"]),
+            (&json!(1), &json!(1)),
+            "{format}"
+        );
+        let total = &report["total"];
+        assert_eq!(
+            (&total["latency_seconds"]["max"], &total["bytes_sent"]),
+            (&json!(18_446_744_073.709), &json!(u64::MAX)),
+            "{format}"
+        );
+    }
 }
 
 #[test]
