@@ -30,6 +30,7 @@
 use crate::aggregate::{
     Aggregate, AggregateConfig, DEFAULT_MAX_GROUPS, Dimension, default_dimension,
 };
+use crate::export::terminal_safe;
 use crate::format::{DetectError, Format, Parsed};
 use crate::pipeline::Pipeline;
 pub use crate::pipeline::Progress;
@@ -195,7 +196,7 @@ pub fn default_group_by(format: &Format) -> Vec<Dimension> {
 fn detect_format(sources: &mut [Source], max_line: usize) -> Result<Format, ReportError> {
     let sample = Sample::take(sources, max_line)?;
     let detection = sample.detect()?;
-    tracing::info!("{detection} (from {})", sample.inputs());
+    tracing::info!("{detection} (from {})", terminal_safe(&sample.inputs()));
     Ok(detection.format)
 }
 

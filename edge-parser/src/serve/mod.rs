@@ -445,7 +445,10 @@ pub fn detect_format(patterns: &[String]) -> Result<Format, DetectLogsError> {
         });
     }
     let detection = sample.detect()?;
-    tracing::info!("{detection} (from {})", sample.inputs());
+    tracing::info!(
+        "{detection} (from {})",
+        crate::export::terminal_safe(&sample.inputs())
+    );
     Ok(detection.format)
 }
 
