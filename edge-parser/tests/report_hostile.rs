@@ -258,21 +258,27 @@ fn an_upstream_time_list_whose_sum_overflows_is_malformed_not_wrapped() {
     assert_eq!(upstream["max"], 18_446_744_073_709_551u64 as f64 / 1e6);
 }
 
+/// A line of some format, built from one value.
+type LineOf = fn(&str) -> String;
+
+/// An HAProxy `httplog` line whose total time is `total` ms, `u64::MAX` bytes sent.
+fn haproxy(total: &str) -> String {
+    format!(
+        "10.0.0.1:1 [09/Mar/2025:12:00:00.001] fe be/s1 0/0/0/1/{total} 200 {U64_MAX} - - ---- 1/1/0/0/0 0/0 \"GET /a HTTP/1.1\"\n"
+    )
+}
+
+/// An Envoy line whose duration is `total` ms, `u64::MAX` bytes sent.
+fn envoy(total: &str) -> String {
+    format!(
+        "[2025-03-09T12:00:00.000Z] \"GET /a HTTP/1.1\" 200 - 0 {U64_MAX} {total} 1 \"-\" \"-\" \"-\" \"a.example\" \"-\"\n"
+    )
+}
+
 #[test]
 fn haproxy_and_envoy_timers_past_u64_nanoseconds_are_malformed_not_wrapped() {
     let dir = Dir::new("hostile-timers");
-    let haproxy = |total: &str| {
-        format!(
-            "10.0.0.1:1 [09/Mar/2025:12:00:00.001] fe be/s1 0/0/0/1/{total} 200 {U64_MAX} - - ---- 1/1/0/0/0 0/0 \"GET /a HTTP/1.1\"\n"
-        )
-    };
-    let envoy = |total: &str| {
-        format!(
-            "[2025-03-09T12:00:00.000Z] \"GET /a HTTP/1.1\" 200 - 0 {U64_MAX} {total} 1 \"-\" \"-\" \"-\" \"a.example\" \"-\"\n"
-        )
-    };
-    let formats: [(&str, &dyn Fn(&str) -> String); 2] = [("haproxy", &haproxy), ("envoy", &envoy)];
-    for (format, line) in formats {
+    for (format, line) in [("haproxy", haproxy as LineOf), ("envoy", envoy)] {
         // The most milliseconds whose nanoseconds fit a u64, then one more.
         let name = format!("{format}.log");
         dir.create(
