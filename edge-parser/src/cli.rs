@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use vantage_edge::aggregate::{Aggregate, DEFAULT_MAX_GROUPS, Dimension};
-use vantage_edge::export::{ReportMeta, ReportOptions, SortKey, json, table};
+use vantage_edge::export::{ReportMeta, ReportOptions, SortKey, json, table, terminal_safe};
 use vantage_edge::format::{Format, LogFormat};
 use vantage_edge::report::{Progress, Report, ReportConfig, ReportError};
 use vantage_edge::route::RouteRules;
@@ -321,9 +321,7 @@ fn print_report(
         top: args.top,
     };
     let output = if args.json {
-        let mut text = serde_json::to_string_pretty(&json::to_json(aggregate, meta, options))?;
-        text.push('\n');
-        text
+        json::to_json_text(aggregate, meta, options)?
     } else {
         table::to_table(aggregate, meta, options)
     };
@@ -332,7 +330,7 @@ fn print_report(
     if lines.parsed == 0 {
         tracing::warn!(
             "no line could be parsed as {} ({} lines read)",
-            meta.format,
+            terminal_safe(&meta.format),
             lines.total
         );
         return Ok(ExitCode::from(1));

@@ -107,14 +107,14 @@ impl<const BITS: u32> Histogram<BITS> {
             self.min = micros;
         }
         self.max = self.max.max(micros);
-        self.count += n;
+        self.count = self.count.saturating_add(n);
         self.sum = self.sum.saturating_add(micros.saturating_mul(n));
     }
 
     fn add_to_counter(&mut self, index: u32, n: u64) {
         match &mut self.counters {
             Counters::Sparse(pairs) => match pairs.binary_search_by_key(&index, |pair| pair.0) {
-                Ok(at) => pairs[at].1 += n,
+                Ok(at) => pairs[at].1 = pairs[at].1.saturating_add(n),
                 Err(at) if pairs.len() < SPARSE_MAX => pairs.insert(at, (index, n)),
                 Err(_) => {
                     self.densify();
@@ -127,7 +127,8 @@ impl<const BITS: u32> Histogram<BITS> {
                 if page >= pages.len() {
                     pages.resize_with(page + 1, || None);
                 }
-                pages[page].get_or_insert_with(|| vec![0; PAGE_LEN].into())[slot] += n;
+                let counters = pages[page].get_or_insert_with(|| vec![0; PAGE_LEN].into());
+                counters[slot] = counters[slot].saturating_add(n);
             }
         }
     }
@@ -154,7 +155,7 @@ impl<const BITS: u32> Histogram<BITS> {
             }
             self.max = self.max.max(other.max);
         }
-        self.count += other.count;
+        self.count = self.count.saturating_add(other.count);
         self.sum = self.sum.saturating_add(other.sum);
     }
 
@@ -200,9 +201,9 @@ impl<const BITS: u32> Histogram<BITS> {
         if rank >= self.count {
             return self.max;
         }
-        let mut seen = 0;
+        let mut seen: u64 = 0;
         for (index, count) in self.counters() {
-            seen += count;
+            seen = seen.saturating_add(count);
             if seen >= rank {
                 let (low, _) = Self::range_of(index);
                 return low.clamp(self.min, self.max);
@@ -217,7 +218,7 @@ impl<const BITS: u32> Histogram<BITS> {
         self.counters()
             .take_while(|&(index, _)| Self::range_of(index).0 <= bound)
             .map(|(_, count)| count)
-            .sum()
+            .fold(0, u64::saturating_add)
     }
 
     /// The non-zero counters in value order: `(index, count)`.
@@ -670,6 +671,21 @@ mod tests {
         let back: H = serde_json::from_str(&json).expect("valid");
         assert_eq!(back, histogram);
         assert!(matches!(back.counters, Counters::Dense(_)));
+    }
+
+    #[test]
+    fn counts_and_sums_saturate_instead_of_wrapping() {
+        let mut histogram = H::new();
+        histogram.record_n(u64::MAX, u64::MAX);
+        histogram.record(u64::MAX);
+        histogram.record_n(7, u64::MAX);
+        histogram.merge(&histogram.clone());
+        assert_eq!(
+            (histogram.count(), histogram.sum(), histogram.max()),
+            (u64::MAX, u64::MAX, u64::MAX)
+        );
+        assert_eq!(histogram.quantile(0.5), 7);
+        assert_eq!(histogram.count_at_or_below(u64::MAX), u64::MAX);
     }
 
     proptest! {

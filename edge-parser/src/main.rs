@@ -13,7 +13,12 @@ fn main() -> ExitCode {
     match cli::Cli::parse().run() {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("edge-parser: error: {error:#}");
+            // Messages name paths and values from the command line and the inputs.
+            let message = format!("{error:#}");
+            eprintln!(
+                "edge-parser: error: {}",
+                vantage_edge::export::terminal_safe(&message)
+            );
             ExitCode::from(2)
         }
     }

@@ -1,8 +1,9 @@
 //! `edge-parser report`: read access logs once and aggregate them.
 //!
 //! A [`Report`] settles what to read ([`ReportConfig::inputs`]: files, quoted globs, `-` for
-//! standard input; `.gz` decompressed), the format (given, or detected from the first bytes of
-//! the first input) and the order (several files are read as one stream in the order of their
+//! standard input; `.gz` decompressed), the format (given, or detected from the first
+//! non-blank lines of the inputs, in reading order, past empty files and over-long lines) and
+//! the order (several files are read as one stream in the order of their
 //! first timestamp, so `access.log.2.gz access.log access.log.1` reads in time order), then
 //! [`run`](Report::run)s the pipeline (a reader thread, parser threads, a merge in reading
 //! order: results do not depend on the thread count) and returns the finished
@@ -29,14 +30,13 @@
 use crate::aggregate::{
     Aggregate, AggregateConfig, DEFAULT_MAX_GROUPS, Dimension, default_dimension,
 };
-use crate::format::{DetectError, Format, Parsed, detect};
+use crate::export::terminal_safe;
+use crate::format::{DetectError, Format, Parsed};
 use crate::pipeline::Pipeline;
 pub use crate::pipeline::Progress;
-use crate::read::{Input, InputError, InputSpec, Source, expand, lines};
+use crate::read::{Input, InputError, InputSpec, Sample, Source, expand, lines};
 use crate::route::RouteRules;
 
-/// How much of the first input format detection looks at.
-const DETECT_BYTES: usize = 64 << 10;
 /// How much of each file is searched for its first timestamp.
 const ORDER_BYTES: usize = 256 << 10;
 
@@ -46,7 +46,7 @@ const ORDER_BYTES: usize = 256 << 10;
 pub struct ReportConfig {
     /// Files, glob patterns or `-`; standard input when empty.
     pub inputs: Vec<String>,
-    /// The format, or `None` to detect it from the first input.
+    /// The format, or `None` to detect it from the inputs' first lines.
     pub format: Option<Format>,
     /// The grouping; empty for the default (router for formats that log one, route otherwise).
     pub group_by: Vec<Dimension>,
@@ -138,9 +138,13 @@ impl Report {
     }
 
     fn from_sources(config: ReportConfig, mut sources: Vec<Source>) -> Result<Self, ReportError> {
+        let mut pipeline = Pipeline::default();
+        if let Some(threads) = config.threads {
+            pipeline.threads = threads.max(1);
+        }
         let format = match config.format {
             Some(format) => format,
-            None => detect_format(&mut sources)?,
+            None => detect_format(&mut sources, pipeline.max_line_bytes)?,
         };
         let sources = order_by_time(sources, &format)?;
         let mut aggregate = AggregateConfig::new(format);
@@ -149,10 +153,6 @@ impl Report {
         }
         aggregate.routes = config.routes;
         aggregate.max_groups = config.max_groups.max(1);
-        let mut pipeline = Pipeline::default();
-        if let Some(threads) = config.threads {
-            pipeline.threads = threads.max(1);
-        }
         Ok(Self {
             names: sources.iter().map(Source::name).collect(),
             sources,
@@ -192,17 +192,11 @@ pub fn default_group_by(format: &Format) -> Vec<Dimension> {
     vec![default_dimension(format)]
 }
 
-/// Detects the format from the first input's first bytes.
-fn detect_format(sources: &mut [Source]) -> Result<Format, ReportError> {
-    let (head, name) = match sources.first_mut() {
-        Some(Source::Open(input)) => (input.peek(DETECT_BYTES)?, input.name.clone()),
-        Some(Source::Spec(InputSpec::Path(path))) => {
-            (Input::head(path, DETECT_BYTES)?, path.display().to_string())
-        }
-        _ => return Err(DetectError::NoLines.into()),
-    };
-    let detection = detect(&head)?;
-    tracing::info!("{detection} (from {name})");
+/// Detects the format from the inputs' first non-blank lines (see [`Sample`]).
+fn detect_format(sources: &mut [Source], max_line: usize) -> Result<Format, ReportError> {
+    let sample = Sample::take(sources, max_line)?;
+    let detection = sample.detect()?;
+    tracing::info!("{detection} (from {})", terminal_safe(&sample.inputs()));
     Ok(detection.format)
 }
 

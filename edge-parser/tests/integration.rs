@@ -12,6 +12,9 @@ mod props;
 mod util;
 // The binary's exit codes, messages, inputs, output and options.
 mod cli;
+// `report` against hostile input: far timestamps, empty or over-long first inputs, numbers at
+// the edge of u64, inputs read only once, terminal control sequences.
+mod report_hostile;
 // Real nginx, Caddy and HAProxy logs, read back against what the client sent.
 mod proxies;
 // The deployment files: Kubernetes manifests, Dockerfile and systemd unit.

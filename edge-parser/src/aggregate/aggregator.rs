@@ -71,21 +71,27 @@ impl<'c> Aggregator<'c> {
         line: &[u8],
         each: impl FnOnce(&Record<'_>, &[u8]),
     ) {
-        self.aggregate.lines.total += 1;
+        let lines = &mut self.aggregate.lines;
+        lines.total = lines.total.saturating_add(1);
         match self.config.format.parse(line) {
             Ok(Parsed::Record(record)) => {
-                self.aggregate.lines.parsed += 1;
+                let lines = &mut self.aggregate.lines;
+                lines.parsed = lines.parsed.saturating_add(1);
                 let key = self.add_record(position, &record);
                 each(&record, key);
             }
-            Ok(Parsed::Filtered(_)) => self.aggregate.lines.filtered += 1,
+            Ok(Parsed::Filtered(_)) => {
+                let lines = &mut self.aggregate.lines;
+                lines.filtered = lines.filtered.saturating_add(1);
+            }
             Err(error) => self.malformed(position, line, &error),
         }
     }
 
     /// Accounts for a line longer than the reader's limit, of which only `prefix` was kept.
     pub fn add_too_long(&mut self, position: LinePosition, prefix: &[u8], limit: usize) {
-        self.aggregate.lines.total += 1;
+        let lines = &mut self.aggregate.lines;
+        lines.total = lines.total.saturating_add(1);
         self.malformed(
             position,
             prefix,
@@ -95,7 +101,8 @@ impl<'c> Aggregator<'c> {
 
     /// Counts a line that could not be parsed, keeping it as a sample while there is room.
     fn malformed(&mut self, position: LinePosition, line: &[u8], error: &dyn fmt::Display) {
-        self.aggregate.lines.malformed += 1;
+        let lines = &mut self.aggregate.lines;
+        lines.malformed = lines.malformed.saturating_add(1);
         if self.aggregate.malformed_samples.len() < self.config.malformed_samples {
             let text = &line[..line.len().min(MAX_SAMPLE_BYTES)];
             self.aggregate.malformed_samples.push(MalformedSample {

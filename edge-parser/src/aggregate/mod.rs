@@ -6,8 +6,9 @@
 //! (with the first few kept as samples) or filtered; every parsed record counted in its group
 //! (the values of the [`Dimension`]s chosen, such as router or route), with its status class and
 //! its latency and upstream latency in [`LatencyHistogram`](crate::histogram::LatencyHistogram)s;
-//! and a per-second [`Timeline`] of the log's own timestamps. Aggregates made on several threads
-//! [`merge`](Aggregate::merge) into exactly the aggregate one thread would have made.
+//! and a [`Timeline`] of the log's own timestamps (per second, in coarser steps past a bounded
+//! number of points). Aggregates made on several threads [`merge`](Aggregate::merge) into
+//! exactly the aggregate one thread would have made.
 //!
 //! Group keys are bounded: past [`AggregateConfig::max_groups`] groups, the groups first seen
 //! latest are folded into one `(overflow)` group ([`GroupKey::overflow`]) when the aggregate is
@@ -45,7 +46,9 @@ pub use aggregator::Aggregator;
 pub(crate) use key::encoded_value;
 pub use key::{ABSENT, Dimension, GroupKey, UnknownDimension};
 pub(crate) use stats::method_label;
-pub use stats::{CodeCount, GroupStats, LineCounts, StatusClasses, StatusCounts, Timeline};
+pub use stats::{
+    CodeCount, GroupStats, LineCounts, MAX_TIMELINE_POINTS, StatusClasses, StatusCounts, Timeline,
+};
 
 use crate::format::Format;
 use crate::route::RouteRules;
@@ -230,7 +233,7 @@ impl Aggregate {
         &self.statuses
     }
 
-    /// Requests per second of the log's own timestamps (empty when not kept).
+    /// Requests per step of the log's own timestamps (empty when not kept).
     pub fn timeline(&self) -> &Timeline {
         &self.timeline
     }
@@ -308,7 +311,8 @@ impl Aggregate {
     /// The seconds between the first and the last request, at least 1.
     pub fn seconds(&self) -> f64 {
         match (self.first_timestamp, self.last_timestamp) {
-            (Some(first), Some(last)) => (last.saturating_sub(first) as f64 / 1e9).max(1.0),
+            // As u64: from 1677 to 2262 is more nanoseconds than an i64 holds.
+            (Some(first), Some(last)) => (last.abs_diff(first) as f64 / 1e9).max(1.0),
             _ => 1.0,
         }
     }

@@ -1,4 +1,5 @@
-//! The report JSON document (`edge-parser report --json`).
+//! The report JSON document (`edge-parser report --json`), as a value ([`to_json`]) or as
+//! text safe for a terminal ([`to_json_text`]).
 //!
 //! ```text
 //! {
@@ -23,8 +24,16 @@
 //!
 //! `total` has the same fields as a group (without `key`) plus `status`, the requests per exact
 //! status code. `time.first`/`last` are `null` when no line had a timestamp; `seconds` is at
-//! least 1. The timeline covers every second from the first to the last request, by the log's
-//! own timestamps floored to the second.
+//! least 1. The timeline counts the requests of every step from the first request's to the
+//! last's, by the log's own timestamps: `step_seconds` is 1, or coarser (5, 10, 30 s, 1, 5, 10,
+//! 30 min, 1, 3, 6, 12 h, a day, then doubling days) when one-second steps would be more than
+//! [`MAX_TIMELINE_POINTS`]; `start_epoch_second` is the first step's start, a multiple of the
+//! step (see [`Timeline`]).
+//!
+//! [`MAX_TIMELINE_POINTS`]: crate::aggregate::MAX_TIMELINE_POINTS
+//! [`Timeline`]: crate::aggregate::Timeline
+
+use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
@@ -85,6 +94,32 @@ pub fn to_json(aggregate: &Aggregate, meta: &ReportMeta, options: ReportOptions)
     })
 }
 
+/// The [document](to_json) as pretty-printed text ending in a newline, every control
+/// character escaped (serde_json escapes C0 but writes DEL and C1 raw, which JSON allows and
+/// some terminals act on): safe to print where a terminal shows it, and the same JSON value.
+///
+/// # Errors
+///
+/// Serialisation failed (it does not for this document's values).
+pub fn to_json_text(
+    aggregate: &Aggregate,
+    meta: &ReportMeta,
+    options: ReportOptions,
+) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(&to_json(aggregate, meta, options))?;
+    let mut safe = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        // Outside strings serde_json writes no control character but `\n`.
+        if c.is_control() && c != '\n' {
+            let _ = write!(safe, "\\u{:04x}", u32::from(c));
+        } else {
+            safe.push(c);
+        }
+    }
+    safe.push('\n');
+    Ok(safe)
+}
+
 /// `{"1xx": n, …, "other": n}`.
 pub(crate) fn classes_json(classes: &StatusClasses) -> Value {
     classes
@@ -123,11 +158,13 @@ fn latency_json(histogram: &LatencyHistogram) -> Value {
 
 fn timeline_json(aggregate: &Aggregate) -> Value {
     let timeline = aggregate.timeline();
-    let Some((start, end)) = timeline.span() else {
-        return json!({"start_epoch_second": null, "step_seconds": 1, "requests": []});
-    };
-    let requests: Vec<u64> = (start..=end).map(|second| timeline.get(second)).collect();
-    json!({"start_epoch_second": start, "step_seconds": 1, "requests": requests})
+    let step = timeline.step();
+    match timeline.points() {
+        Some((start, requests)) => {
+            json!({"start_epoch_second": start, "step_seconds": step, "requests": requests})
+        }
+        None => json!({"start_epoch_second": null, "step_seconds": step, "requests": []}),
+    }
 }
 
 #[cfg(test)]

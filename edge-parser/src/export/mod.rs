@@ -16,7 +16,9 @@ pub mod prometheus;
 pub(crate) mod summary;
 pub mod table;
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
+use std::fmt::Write as _;
 use std::str::FromStr;
 
 use crate::aggregate::{Aggregate, Group};
@@ -131,6 +133,32 @@ fn rfc3339(nanos: i64) -> String {
         }
         None => text,
     }
+}
+
+/// `text` with every control character (C0, DEL and C1: what a terminal acts on, such as the
+/// ESC that opens a colour or window-title sequence) written visibly as `\u{1b}`: for any
+/// text from a log (group keys, malformed lines, input names) printed where a terminal may
+/// show it.
+///
+/// ```
+/// use vantage_edge::export::terminal_safe;
+///
+/// assert_eq!(terminal_safe("a\x1b]0;title\x07b"), r"a\u{1b}]0;title\u{7}b");
+/// assert_eq!(terminal_safe("caf\u{e9} \u{9b}31m"), r"café \u{9b}31m");
+/// ```
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(safe, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            safe.push(c);
+        }
+    }
+    Cow::Owned(safe)
 }
 
 /// A duration in microseconds, in the unit that reads best.

@@ -1,9 +1,10 @@
 //! The report table (`edge-parser report`): one row per group and a total, then the line
-//! accounting and the first malformed lines.
+//! accounting and the first malformed lines. Text from the logs (keys, lines, input names) is
+//! [terminal-safe](super::terminal_safe).
 
 use std::fmt::Write as _;
 
-use super::{ReportMeta, ReportOptions, micros, ordered, rfc3339, share};
+use super::{ReportMeta, ReportOptions, micros, ordered, rfc3339, share, terminal_safe};
 use crate::aggregate::{Aggregate, GroupStats};
 use crate::format::StatusClass;
 
@@ -22,7 +23,7 @@ pub fn to_table(aggregate: &Aggregate, meta: &ReportMeta, options: ReportOptions
     let _ = writeln!(
         out,
         "{}: {} input{}, {} lines: {} parsed, {} malformed, {} filtered; {span}\n",
-        meta.format,
+        terminal_safe(&meta.format),
         meta.inputs.len(),
         if meta.inputs.len() == 1 { "" } else { "s" },
         lines.total,
@@ -36,7 +37,10 @@ pub fn to_table(aggregate: &Aggregate, meta: &ReportMeta, options: ReportOptions
         .map(|d| d.name())
         .collect::<Vec<_>>()
         .join(" ");
-    let names: Vec<String> = groups.iter().map(|group| group.key().to_string()).collect();
+    let names: Vec<String> = groups
+        .iter()
+        .map(|group| terminal_safe(&group.key().to_string()).into_owned())
+        .collect();
     let key_width = names
         .iter()
         .map(|name| name.chars().count())
@@ -88,8 +92,11 @@ pub fn to_table(aggregate: &Aggregate, meta: &ReportMeta, options: ReportOptions
             let text: String = sample.text.chars().take(120).collect();
             let _ = writeln!(
                 out,
-                "  {input}:{}: {} ({})",
-                sample.position.line, text, sample.error
+                "  {}:{}: {} ({})",
+                terminal_safe(input),
+                sample.position.line,
+                terminal_safe(&text),
+                terminal_safe(&sample.error)
             );
         }
     }

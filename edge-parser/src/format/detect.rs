@@ -138,12 +138,19 @@ fn names(formats: &[Format]) -> String {
 ///
 /// [`DetectError`] when the sample is empty or no preset, or more than one, fits.
 pub fn detect(sample: &[u8]) -> Result<Detection, DetectError> {
+    detect_presets(lines(sample).take(DEFAULT_DETECT_LINES))
+}
+
+/// Detects which preset `lines` are written in, as [`detect`] does (all of them are sampled).
+pub(crate) fn detect_presets<'a>(
+    lines: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Detection, DetectError> {
     let candidates: Vec<Format> = Format::PRESETS
         .iter()
         .filter(|f| !matches!(f, Format::CaddyJsonNanos | Format::CaddyJsonMillis))
         .cloned()
         .collect();
-    detect_lines(lines(sample).take(DEFAULT_DETECT_LINES), &candidates)
+    detect_lines(lines, &candidates)
 }
 
 /// Detects which of `candidates` the `lines` are written in (all of them are sampled; blank

@@ -216,7 +216,7 @@ impl Decimal {
                     if mantissa != 0 {
                         digits += 1;
                     }
-                    exponent -= 1;
+                    exponent = exponent.saturating_sub(1);
                 }
             }
             rest = &frac[frac_len..];

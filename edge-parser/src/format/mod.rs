@@ -60,6 +60,7 @@ mod traefik;
 use std::fmt;
 use std::str::FromStr;
 
+pub(crate) use detect::detect_presets;
 pub use detect::{
     DEFAULT_DETECT_LINES, DetectError, Detection, Score, Scores, detect, detect_lines,
 };

@@ -1,5 +1,6 @@
 //! Inputs: files, globs and standard input, gzip-compressed or not.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
@@ -143,6 +144,29 @@ pub(crate) struct Input {
     /// The raw size, when known (files), for progress.
     pub(crate) size: Option<u64>,
     reader: Box<dyn Read + Send>,
+    /// Lines already read from `reader` (to sample them), still to be handed out.
+    ahead: Option<ReadAhead>,
+}
+
+/// What one [`Input::read_ahead`] read.
+#[derive(Debug)]
+pub(crate) struct ReadAheadFill<'a> {
+    /// The whole lines read.
+    pub(crate) lines: &'a LineBuffer,
+    /// The input had nothing more.
+    pub(crate) done: bool,
+    /// The bytes read from the input so far (decompressed).
+    pub(crate) read: u64,
+}
+
+/// The lines read ahead from an input read only once: the fills made so far, in order, and the
+/// reader that made them, which goes on from there.
+#[derive(Debug)]
+struct ReadAhead {
+    lines: LineReader,
+    fills: VecDeque<(LineBuffer, Vec<TooLong>)>,
+    /// The input had nothing more.
+    done: bool,
 }
 
 impl std::fmt::Debug for Input {
@@ -150,6 +174,7 @@ impl std::fmt::Debug for Input {
         f.debug_struct("Input")
             .field("name", &self.name)
             .field("size", &self.size)
+            .field("ahead", &self.ahead)
             .finish_non_exhaustive()
     }
 }
@@ -198,6 +223,7 @@ impl Input {
             name: spec.name(),
             size: Some(metadata.len()),
             reader,
+            ahead: None,
         })
     }
 
@@ -230,7 +256,12 @@ impl Input {
         } else {
             Box::new(whole)
         };
-        Ok(Self { name, size, reader })
+        Ok(Self {
+            name,
+            size,
+            reader,
+            ahead: None,
+        })
     }
 
     /// Reads up to `limit` bytes (decompressed) from the input and puts them back: the input
@@ -257,6 +288,46 @@ impl Input {
         input.peek(limit)
     }
 
+    /// Reads the next lines (`target` bytes of them, at least) with a reader of lines up to
+    /// `max_line` bytes. With `keep`, they are kept to be handed out again by the [`Chunker`] (for
+    /// an input read only once); without, they are read past (a file opened for a look).
+    pub(crate) fn read_ahead(
+        &mut self,
+        target: usize,
+        max_line: usize,
+        keep: bool,
+    ) -> Result<ReadAheadFill<'_>, InputError> {
+        let ahead = self.ahead.get_or_insert_with(|| ReadAhead {
+            lines: LineReader::new(max_line, 0),
+            fills: VecDeque::new(),
+            done: false,
+        });
+        let mut buffer = LineBuffer::default();
+        let mut too_long = Vec::new();
+        if !ahead.done {
+            ahead.done = ahead
+                .lines
+                .fill(
+                    &mut *self.reader,
+                    &mut buffer,
+                    target,
+                    AtEnd::Finish,
+                    &mut too_long,
+                )
+                .map_err(|error| InputError::Read {
+                    path: self.name.clone(),
+                    error,
+                })?;
+        }
+        if !keep {
+            ahead.fills.clear();
+        }
+        ahead.fills.push_back((buffer, too_long));
+        let (done, read) = (ahead.done, ahead.lines.read_offset());
+        let (lines, _) = ahead.fills.back().expect("just pushed");
+        Ok(ReadAheadFill { lines, done, read })
+    }
+
     /// The decompressed bytes.
     #[cfg(test)]
     fn reader(&mut self) -> &mut (dyn Read + Send) {
@@ -269,17 +340,26 @@ impl Input {
 pub(crate) struct Chunker {
     input: Input,
     lines: LineReader,
+    /// Fills read ahead, handed out first.
+    ahead: VecDeque<(LineBuffer, Vec<TooLong>)>,
     chunk_bytes: usize,
     done: bool,
 }
 
 impl Chunker {
-    pub(crate) fn new(input: Input, chunk_bytes: usize, max_line_bytes: usize) -> Self {
+    /// Cuts `input` into chunks of about `chunk_bytes`, lines over `max_line_bytes` reported as
+    /// too long (unless lines were read ahead: they go on with the reader that read them).
+    pub(crate) fn new(mut input: Input, chunk_bytes: usize, max_line_bytes: usize) -> Self {
+        let (lines, fills, done) = match input.ahead.take() {
+            Some(ahead) => (ahead.lines, ahead.fills, ahead.done),
+            None => (LineReader::new(max_line_bytes, 0), VecDeque::new(), false),
+        };
         Self {
             input,
-            lines: LineReader::new(max_line_bytes, 0),
+            lines,
+            ahead: fills,
             chunk_bytes,
-            done: false,
+            done,
         }
     }
 
@@ -292,6 +372,13 @@ impl Chunker {
     ) -> Result<bool, InputError> {
         too_long.clear();
         chunk.clear();
+        while let Some((bytes, lines)) = self.ahead.pop_front() {
+            if !bytes.is_empty() || !lines.is_empty() {
+                *chunk = bytes;
+                *too_long = lines;
+                return Ok(true);
+            }
+        }
         if self.done {
             return Ok(false);
         }

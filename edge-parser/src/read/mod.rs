@@ -19,8 +19,10 @@
 
 mod input;
 mod lines;
+mod sample;
 
 pub use input::InputError;
 pub(crate) use input::{Chunker, Input, InputSpec, Source, expand};
 pub(crate) use lines::{AtEnd, Line, LineBuffer, LineReader, for_each_line};
 pub use lines::{DEFAULT_MAX_LINE_BYTES, TOO_LONG_PREFIX, TooLong, lines};
+pub(crate) use sample::Sample;

@@ -38,8 +38,8 @@ use crossbeam_channel::{Receiver, bounded, select};
 
 use self::http::Asked;
 use crate::aggregate::{AggregateConfig, DEFAULT_MAX_GROUPS, Dimension};
-use crate::format::{DetectError, Format, detect};
-use crate::read::Input;
+use crate::format::{DetectError, Format};
+use crate::read::{DEFAULT_MAX_LINE_BYTES, InputError, InputSpec, Sample, Source};
 use crate::route::RouteRules;
 use crate::state;
 use crate::tail::{CheckpointError, TailConfig, TailError, Tailer};
@@ -398,9 +398,6 @@ fn checkpoint_format(path: &Path) -> Option<Format> {
     name.parse().ok()
 }
 
-/// How much of the first log format detection looks at.
-const DETECT_BYTES: usize = 64 << 10;
-
 /// Why the format of the logs to follow could not be detected.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -414,33 +411,45 @@ pub enum DetectLogsError {
     /// The first lines found fit no format, or several.
     #[error(transparent)]
     Detect(#[from] DetectError),
+    /// A file to detect the format from cannot be read.
+    #[error(transparent)]
+    Input(#[from] InputError),
 }
 
-/// Detects the format from the first bytes of the first file with content that `patterns`
-/// (paths or globs) name.
+/// Detects the format from the first non-blank lines of the files that `patterns` (paths or
+/// globs) name, in order, past empty files and over-long lines (see
+/// [`report`](crate::report)'s detection, the same).
 ///
 /// # Errors
 ///
-/// No file has a line yet, or its lines fit no format (or several).
+/// No file has a line yet, a file cannot be read, or the lines fit no format (or several).
 pub fn detect_format(patterns: &[String]) -> Result<Format, DetectLogsError> {
+    let mut sources = Vec::new();
     for pattern in patterns {
         let paths: Vec<std::path::PathBuf> = match glob::glob(pattern) {
             Ok(paths) => paths.filter_map(Result::ok).collect(),
             Err(_) => vec![std::path::PathBuf::from(pattern)],
         };
-        for path in paths {
-            if let Ok(head) = Input::head(&path, DETECT_BYTES) {
-                if !head.is_empty() {
-                    let detection = detect(&head)?;
-                    tracing::info!("{detection} (from {})", path.display());
-                    return Ok(detection.format);
-                }
-            }
-        }
+        // Files not there yet are followed once they appear; only regular files are sampled.
+        sources.extend(
+            paths
+                .into_iter()
+                .filter(|path| path.is_file())
+                .map(|path| Source::Spec(InputSpec::Path(path))),
+        );
     }
-    Err(DetectLogsError::NoLines {
-        patterns: patterns.join(", "),
-    })
+    let sample = Sample::take(&mut sources, DEFAULT_MAX_LINE_BYTES)?;
+    if sample.is_empty() {
+        return Err(DetectLogsError::NoLines {
+            patterns: patterns.join(", "),
+        });
+    }
+    let detection = sample.detect()?;
+    tracing::info!(
+        "{detection} (from {})",
+        crate::export::terminal_safe(&sample.inputs())
+    );
+    Ok(detection.format)
 }
 
 /// Resolves at SIGTERM or SIGINT.
