@@ -96,10 +96,29 @@ impl Ring {
             });
             self.expire(start + self.spec.slot_seconds);
         }
-        let Some(slot) = self.slots.iter_mut().rev().find(|slot| slot.start == start) else {
-            // Older than the window, or in a gap of slots already closed: not in any window.
-            return;
+        // Lines come in roughly in time order (nginx logs at the end of a request, files are
+        // interleaved): a slot before the newest one that had no line yet is made in its place,
+        // as long as it is still within the window.
+        let position = self.slots.iter().rposition(|slot| slot.start <= start);
+        let index = match position {
+            Some(index) if self.slots[index].start == start => index,
+            _ if start < newest.saturating_add(self.spec.slot_seconds) - self.spec.seconds() => {
+                // Older than the window: not in any window.
+                return;
+            }
+            position => {
+                let index = position.map_or(0, |index| index + 1);
+                self.slots.insert(
+                    index,
+                    Slot {
+                        start,
+                        groups: HashMap::default(),
+                    },
+                );
+                index
+            }
         };
+        let slot = &mut self.slots[index];
         let stats = match slot.groups.get_mut(key) {
             Some(stats) => stats,
             None => slot.groups.entry(GroupKey::from_encoded(key)).or_default(),
@@ -329,6 +348,29 @@ mod tests {
         );
         windows.expire(t0 + 7200);
         assert!(windows.rings.iter().all(|ring| ring.slots.is_empty()));
+    }
+
+    #[test]
+    fn a_late_line_for_a_slot_that_had_none_yet_is_counted() {
+        let mut windows = Windows::new();
+        let t0 = 1_741_521_600;
+        // The newer slot first (nginx logs a long request after a short one that started
+        // later), then lines for two older slots that had no line yet.
+        windows.record(&key("a"), t0 + 15, StatusClass::Success, Some(5));
+        windows.record(&key("a"), t0 + 5, StatusClass::Success, Some(5));
+        windows.record(&key("a"), t0 - 25, StatusClass::Success, Some(5));
+        windows.record(&key("a"), t0 + 9, StatusClass::Success, Some(5));
+        let summary = windows.summarise(t0 + 20);
+        assert_eq!(summary[0].groups[&group("a")].requests, 4);
+        let starts: Vec<i64> = windows.rings[0].slots.iter().map(|s| s.start).collect();
+        assert_eq!(starts, [t0 - 30, t0, t0 + 10]);
+        // Past the window: not counted, no slot made.
+        windows.record(&key("a"), t0 - 60, StatusClass::Success, Some(5));
+        assert_eq!(
+            windows.summarise(t0 + 20)[0].groups[&group("a")].requests,
+            4
+        );
+        assert_eq!(windows.rings[0].slots.len(), 3);
     }
 
     #[test]
