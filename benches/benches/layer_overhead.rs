@@ -12,6 +12,7 @@
 //!
 //! ```text
 //! cargo bench -p vantage-benches --bench layer_overhead -- [--rounds N] [--batch N] [--threads 1,2]
+//!     [--only VARIANT,VARIANT]
 //! ```
 //!
 //! The table printed is the one in BENCHMARKS.md: per variant, ns per request and the cost added
@@ -169,6 +170,20 @@ fn variants() -> Vec<Variant> {
         variant("vantage_stack", stack(), false),
         variant("vantage_stack_json_logs", stack(), true),
         variant(
+            "vantage_one_layer",
+            routes()
+                .layer(HttpMetricsLayer::new().trace_context())
+                .with_state(()),
+            false,
+        ),
+        variant(
+            "vantage_one_layer_json_logs",
+            routes()
+                .layer(HttpMetricsLayer::new().trace_context())
+                .with_state(()),
+            true,
+        ),
+        variant(
             "vantage_stack_with_span",
             routes()
                 .layer(HttpMetricsLayer::new())
@@ -305,7 +320,14 @@ fn main() {
         .with_writer(std::io::sink)
         .map_event_format(TraceIds::text)
         .init();
-    let variants = variants();
+    let only: Option<Vec<String>> =
+        option("--only").map(|v| v.split(',').map(str::to_owned).collect());
+    let mut variants = variants();
+    if let Some(only) = &only {
+        // For profiling one variant at a time; the table's columns then compare with the
+        // first two variants kept.
+        variants.retain(|variant| only.iter().any(|name| name == variant.name));
+    }
     println!(
         "{} rounds of {batch} requests per variant, order rotated per round; load average {}",
         rounds,
@@ -331,7 +353,7 @@ fn main() {
         }
         let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
         let bare = medians[0];
-        let identity = medians[1];
+        let identity = medians.get(1).copied().unwrap_or(bare);
         println!("\n{threads} thread(s): median ns per request");
         println!("| variant | ns | added over bare | added over identity layer |");
         println!("|---|---|---|---|");

@@ -60,6 +60,14 @@ impl TraceId {
     pub const fn to_bytes(self) -> [u8; 16] {
         self.0.get().to_be_bytes()
     }
+
+    /// Appends the 32 hex digits to `out`, without the formatting machinery of `Display`: for
+    /// writers of log lines.
+    pub fn write_hex(self, out: &mut String) {
+        let mut hex = [0; 32];
+        encode_hex(&self.to_bytes(), &mut hex);
+        push_ascii(out, &hex);
+    }
 }
 
 impl fmt::Display for TraceId {
@@ -122,6 +130,13 @@ impl SpanId {
     pub const fn to_bytes(self) -> [u8; 8] {
         self.0.get().to_be_bytes()
     }
+
+    /// Appends the 16 hex digits to `out`; see [`TraceId::write_hex`].
+    pub fn write_hex(self, out: &mut String) {
+        let mut hex = [0; 16];
+        encode_hex(&self.to_bytes(), &mut hex);
+        push_ascii(out, &hex);
+    }
 }
 
 impl fmt::Display for SpanId {
@@ -165,17 +180,70 @@ pub(super) fn encode_hex(bytes: &[u8], out: &mut [u8]) {
 
 /// Decodes `2 * N` lowercase hex digits into `N` bytes; `None` if any byte is not one
 /// (uppercase included: Trace Context only allows lowercase).
+///
+/// Eight digits at a time in one `u64` ([`decode_word`]); what is left over (the one-byte
+/// version and flags) through [`HEX_VALUES`].
 #[inline]
 pub(super) fn decode_hex<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
+    if hex.len() != 2 * N {
+        return None;
+    }
     let mut out = [0; N];
+    let mut words = hex.chunks_exact(8);
+    let mut filled = 0;
+    for word in &mut words {
+        let digits = u64::from_le_bytes(word.try_into().ok()?);
+        out[filled..filled + 4].copy_from_slice(&decode_word(digits)?);
+        filled += 4;
+    }
     let mut seen = 0;
-    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+    for (byte, pair) in out[filled..]
+        .iter_mut()
+        .zip(words.remainder().chunks_exact(2))
+    {
         let high = HEX_VALUES[usize::from(pair[0])];
         let low = HEX_VALUES[usize::from(pair[1])];
         seen |= high | low;
         *byte = (high << 4) | low;
     }
-    (seen & NOT_HEX == 0 && hex.len() == 2 * N).then_some(out)
+    (seen & NOT_HEX == 0).then_some(out)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The bytes of `x` (each below `0x80`) that lie in `lo..=hi`, as their high bits. Adding
+/// `0x80 - lo` to such a byte sets its high bit exactly when it is at least `lo`, and adding
+/// `0x7f - hi` exactly when it is above `hi`; neither sum carries into the next byte.
+const fn in_range(x: u64, lo: u8, hi: u8) -> u64 {
+    let at_least_lo = x.wrapping_add(ONES * (0x80 - lo as u64));
+    let above_hi = x.wrapping_add(ONES * (0x7f - hi as u64));
+    at_least_lo & !above_hi & HIGHS
+}
+
+/// Eight lowercase hex digits (the first one in the lowest byte) as four bytes, or `None` if
+/// any is not one.
+#[inline]
+fn decode_word(digits: u64) -> Option<[u8; 4]> {
+    let valid =
+        digits & HIGHS == 0 && in_range(digits, b'0', b'9') | in_range(digits, b'a', b'f') == HIGHS;
+    if !valid {
+        return None;
+    }
+    // '0'..'9' are 0x30..0x39 and 'a'..'f' 0x61..0x66: the low nibble, plus 9 for letters
+    // (bit 6 set).
+    let values = (digits & (ONES * 0x0f)) + ((digits >> 6) & ONES) * 9;
+    // Pairs of digits into bytes, then the bytes side by side.
+    let mask = 0x000f_000f_000f_000f;
+    let pairs = ((values & mask) << 4) | ((values >> 8) & mask);
+    let pairs = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+    let bytes = (pairs | (pairs >> 16)) as u32;
+    Some(bytes.to_le_bytes())
+}
+
+/// Appends ASCII bytes to a string.
+fn push_ascii(out: &mut String, ascii: &[u8]) {
+    out.extend(ascii.iter().map(|&byte| char::from(byte)));
 }
 
 /// Whether `byte` is a lowercase hex digit.
@@ -191,6 +259,59 @@ fn ascii(buf: &[u8]) -> Result<&str, fmt::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain table decoder the word decoder must agree with.
+    fn decode_by_table<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
+        let mut out = [0; N];
+        for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+            let (high, low) = (
+                HEX_VALUES[usize::from(pair[0])],
+                HEX_VALUES[usize::from(pair[1])],
+            );
+            if (high | low) & NOT_HEX != 0 {
+                return None;
+            }
+            *byte = (high << 4) | low;
+        }
+        (hex.len() == 2 * N).then_some(out)
+    }
+
+    #[test]
+    fn the_word_decoder_agrees_with_the_table_on_every_byte_in_every_position() {
+        let base = *b"0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            decode_hex::<16>(&base),
+            Some([
+                0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+                0xcd, 0xef
+            ])
+        );
+        for position in 0..32 {
+            for byte in 0..=255u8 {
+                let mut hex = base;
+                hex[position] = byte;
+                assert_eq!(
+                    decode_hex::<16>(&hex),
+                    decode_by_table::<16>(&hex),
+                    "byte {byte:#04x} at {position}"
+                );
+            }
+        }
+        assert_eq!(decode_hex::<8>(b"00f067aa0ba902b"), None);
+        assert_eq!(decode_hex::<1>(b"0f"), Some([0x0f]));
+        assert_eq!(decode_hex::<1>(b"0F"), None);
+    }
+
+    #[test]
+    fn write_hex_appends_the_display_form() {
+        let trace = TraceId::from_u128(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736).unwrap();
+        let span = SpanId::from_u64(0x00f0_67aa_0ba9_02b7).unwrap();
+        let mut out = String::from("x=");
+        trace.write_hex(&mut out);
+        out.push(' ');
+        span.write_hex(&mut out);
+        assert_eq!(out, format!("x={trace} {span}"));
+    }
 
     #[test]
     fn trace_id_displays_as_32_lowercase_hex_digits() {

@@ -11,6 +11,8 @@ use metrics::Histogram;
 use pin_project::pin_project;
 
 use super::guard::{PanicGuard, Recording};
+use crate::trace::current::Entered;
+use vantage_instrument::trace_context::TraceContext;
 
 /// Whether request body sizes are recorded, as a type: without them the request body reaches
 /// the inner service untouched (axum then does not re-box it).
@@ -75,18 +77,29 @@ pub struct ResponseBody<B> {
     #[pin]
     inner: B,
     recording: Option<Recording>,
+    /// The request's trace context, current while the body is polled.
+    context: Option<TraceContext>,
 }
 
 impl<B: Body> ResponseBody<B> {
     /// `bodyless` responses (to HEAD, or 1xx/204/304) are never polled by the server, so they
     /// end with their head, as do bodies that are empty from the start.
-    pub(crate) fn new(inner: B, mut recording: Option<Recording>, bodyless: bool) -> Self {
+    pub(crate) fn new(
+        inner: B,
+        mut recording: Option<Recording>,
+        bodyless: bool,
+        context: Option<TraceContext>,
+    ) -> Self {
         if bodyless || inner.is_end_stream() {
             if let Some(recording) = recording.take() {
                 recording.finish();
             }
         }
-        Self { inner, recording }
+        Self {
+            inner,
+            recording,
+            context,
+        }
     }
 }
 
@@ -101,6 +114,7 @@ impl<B: Body> Body for ResponseBody<B> {
         let mut this = self.project();
         let polled = {
             let _guard = PanicGuard(this.recording);
+            let _current = Entered::new(this.context);
             ready!(this.inner.as_mut().poll_frame(cx))
         };
         let Some(recording) = this.recording.as_mut() else {

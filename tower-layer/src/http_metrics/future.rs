@@ -8,10 +8,12 @@ use std::task::{Context, Poll, ready};
 use http::Response;
 use http_body::Body;
 use pin_project::pin_project;
+use vantage_instrument::trace_context::TraceContext;
 
 use super::body::ResponseBody;
 use super::classify;
 use super::guard::{PanicGuard, Recording};
+use crate::trace::current::Entered;
 
 /// Response future of [`HttpMetrics`](super::HttpMetrics).
 ///
@@ -24,11 +26,21 @@ pub struct ResponseFuture<F> {
     #[pin]
     inner: F,
     recording: Option<Recording>,
+    /// The request's trace context, with [`trace_context`](super::HttpMetricsLayer::trace_context).
+    context: Option<TraceContext>,
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, recording: Option<Recording>) -> Self {
-        Self { inner, recording }
+    pub(crate) fn new(
+        inner: F,
+        recording: Option<Recording>,
+        context: Option<TraceContext>,
+    ) -> Self {
+        Self {
+            inner,
+            recording,
+            context,
+        }
     }
 }
 
@@ -44,6 +56,7 @@ where
         let this = self.project();
         let result = {
             let _guard = PanicGuard(this.recording);
+            let _current = Entered::new(this.context);
             ready!(this.inner.poll(cx))
         };
         let mut recording = this.recording.take();
@@ -55,7 +68,7 @@ where
                     recording.set_status(parts.status);
                     bodyless |= recording.method().is_head();
                 }
-                let body = ResponseBody::new(body, recording, bodyless);
+                let body = ResponseBody::new(body, recording, bodyless, this.context.take());
                 Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
             Err(error) => {

@@ -49,6 +49,7 @@ struct Config {
     recorder: Option<SharedRecorder>,
     response_sizes: bool,
     slow: Option<SlowRequests>,
+    trace_context: bool,
 }
 
 /// What a layer's services share: the configuration and the handle registry.
@@ -58,6 +59,8 @@ pub(crate) struct Shared {
     route_fn: Option<Arc<RouteFn>>,
     pub(crate) registry: Registry,
     pub(crate) slow: Option<SlowHook>,
+    /// Whether each request's W3C trace is continued or started here.
+    pub(crate) trace_context: bool,
 }
 
 impl fmt::Debug for Shared {
@@ -68,6 +71,7 @@ impl fmt::Debug for Shared {
             .field("route_fn", &self.route_fn.is_some())
             .field("registry", &self.registry)
             .field("slow", &self.slow)
+            .field("trace_context", &self.trace_context)
             .finish()
     }
 }
@@ -135,6 +139,7 @@ impl HttpMetricsLayer {
             recorder: None,
             response_sizes: false,
             slow: None,
+            trace_context: false,
         };
         Self::from_config(config)
     }
@@ -169,6 +174,7 @@ impl<M> HttpMetricsLayer<M> {
             route_fn: config.route_fn.clone(),
             registry,
             slow: config.slow.clone().map(SlowHook::new),
+            trace_context: config.trace_context,
         };
         Self {
             config,
@@ -242,14 +248,29 @@ impl<M> HttpMetricsLayer<M> {
         self.with(|config| config.recorder = Some(Arc::new(recorder)))
     }
 
-    /// Also offers every recorded request to `slow`, with its route, its duration and the trace
-    /// id of its [`TraceContext`](vantage_instrument::trace_context::TraceContext) extension, so
-    /// that the slowest recent requests of each route can be looked up by trace id: see
-    /// [`slow`](crate::slow). The extension comes from
-    /// [`TraceContextLayer`](crate::TraceContextLayer), which must sit outside this layer;
-    /// requests without one are not offered.
+    /// Also offers every recorded request to `slow`, with its route, its duration and its
+    /// trace id, so that the slowest recent requests of each route can be looked up by trace
+    /// id: see [`slow`](crate::slow). The trace is this layer's own with
+    /// [`trace_context`](Self::trace_context), otherwise the
+    /// [`TraceContext`](vantage_instrument::trace_context::TraceContext) extension or
+    /// [current](crate::trace::current) context of a
+    /// [`TraceContextLayer`](crate::TraceContextLayer) outside this layer; requests without
+    /// one are not offered.
     pub fn slow_requests(self, slow: SlowRequests) -> Self {
         self.with(|config| config.slow = Some(slow))
+    }
+
+    /// Also continues the caller's W3C trace (or starts one) for every recorded request, as
+    /// [`TraceContextLayer`](crate::TraceContextLayer) does, in the same wrappers: the context
+    /// is [current](crate::trace::current) while the inner service runs and while the response
+    /// body is polled, so log lines carry its ids through
+    /// [`TraceIds`](crate::trace::TraceIds), outgoing calls continue it
+    /// ([`PropagateTraceLayer`](crate::PropagateTraceLayer)), and the slow-request store gets
+    /// its trace id. The recommended stack in one layer, at the cost of one: no second body
+    /// wrapper, and no request extension (a handler reads the context with
+    /// [`trace::current`](crate::trace::current)). Excluded requests are not traced.
+    pub fn trace_context(self) -> Self {
+        self.with(|config| config.trace_context = true)
     }
 
     /// The number of distinct routes seen so far (the unmatched and overflow values excluded).
@@ -274,6 +295,7 @@ impl<M> fmt::Debug for HttpMetricsLayer<M> {
             .field("max_routes", &self.config.max_routes)
             .field("unmatched_route", &self.config.unmatched_route)
             .field("body_sizes", &self.config.response_sizes)
+            .field("trace_context", &self.config.trace_context)
             .field("shared", &self.shared)
             .finish()
     }

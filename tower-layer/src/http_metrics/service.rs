@@ -16,6 +16,8 @@ use super::future::ResponseFuture;
 use super::guard::Recording;
 use super::labels::MethodLabel;
 use super::layer::Shared;
+use crate::trace::current::Entered;
+use crate::trace::with_current;
 
 /// Middleware recording HTTP server metrics; made by [`HttpMetricsLayer`](super::HttpMetricsLayer).
 ///
@@ -73,19 +75,30 @@ where
         let (route, request) = self.shared.route(request);
         let Some(route) = route else {
             let request = M::request(request, None);
-            return ResponseFuture::new(self.inner.call(request), None);
+            return ResponseFuture::new(self.inner.call(request), None, None);
         };
         let method = MethodLabel::of(request.method());
         let size = M::RECORDS.then(|| self.shared.registry.request_size(route, method));
         let request = M::request(request, size);
-        let trace_id = self
+        let mut context = self
             .shared
-            .slow
-            .as_ref()
-            .and_then(|_| request.extensions().get::<TraceContext>())
-            .map(TraceContext::trace_id);
+            .trace_context
+            .then(|| TraceContext::continue_or_start(request.headers()));
+        let trace_id = match (&self.shared.slow, &context) {
+            (None, _) => None,
+            (Some(_), Some(context)) => Some(context.trace_id()),
+            (Some(_), None) => request
+                .extensions()
+                .get::<TraceContext>()
+                .map(TraceContext::trace_id)
+                .or_else(|| with_current(|current| current.map(TraceContext::trace_id))),
+        };
         // Started before the inner call: a panic inside it is recorded by the guard's drop.
         let recording = Recording::start(Arc::clone(&self.shared), method, route, trace_id);
-        ResponseFuture::new(self.inner.call(request), Some(recording))
+        let future = {
+            let _current = Entered::new(&mut context);
+            self.inner.call(request)
+        };
+        ResponseFuture::new(future, Some(recording), context)
     }
 }

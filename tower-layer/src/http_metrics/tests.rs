@@ -552,3 +552,57 @@ async fn slow_requests_share_the_metrics_route_names_and_cap() {
     // The metrics layer's overflow value is the store's own overflow entry.
     assert_eq!(slow.route_count(), 2);
 }
+
+#[tokio::test]
+async fn with_trace_context_one_layer_continues_the_trace_for_the_handler_and_slow_requests() {
+    let logs = crate::test_helpers::capture_logs();
+    let (layer, scrape) = layer();
+    let slow = SlowRequests::new();
+    let service = ServiceBuilder::new()
+        .layer(layer.trace_context().slow_requests(slow.clone()))
+        .service_fn(|_request: Request<Body>| async move {
+            let context = crate::trace::current().expect("the request's context is current");
+            tracing::info!("handled");
+            let frames = stream::iter([context.trace_id().to_string()]).map(|id| {
+                tracing::info!("streamed");
+                Ok::<_, Infallible>(Frame::data(Bytes::from(id)))
+            });
+            Ok::<_, Infallible>(Response::new(StreamBody::new(frames)))
+        });
+    let response = service
+        .clone()
+        .oneshot(traced_request("/a", TRACE_A))
+        .await
+        .unwrap();
+    assert_eq!(read_all(response).await, TRACE_A);
+    // Without a valid traceparent a new trace starts.
+    let response = service.oneshot(get_request("/b")).await.unwrap();
+    let started = String::from_utf8(read_all(response).await.to_vec()).unwrap();
+    assert_eq!(started.len(), 32);
+    assert_ne!(started, TRACE_A);
+    assert_eq!(crate::trace::current(), None);
+
+    assert_eq!(
+        slow_trace_ids(&slow),
+        [
+            ("/a".to_owned(), vec![TRACE_A.to_owned()]),
+            ("/b".to_owned(), vec![started.clone()]),
+        ]
+    );
+    assert_eq!(scrape.requests("GET", "/a", "200", ""), 1);
+    let lines = logs.text.lines();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    for (line, (message, trace)) in lines.iter().zip([
+        ("handled", TRACE_A),
+        ("streamed", TRACE_A),
+        ("handled", started.as_str()),
+        ("streamed", started.as_str()),
+    ]) {
+        assert!(
+            line.contains(&format!(": {message} trace_id={trace} span_id=")),
+            "{line}"
+        );
+        // A server span of its own: a new span id, not the caller's.
+        assert!(!line.ends_with("span_id=00f067aa0ba902b7"), "{line}");
+    }
+}

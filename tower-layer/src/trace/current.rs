@@ -53,7 +53,20 @@ pub(crate) struct Entered<'a> {
 }
 
 impl<'a> Entered<'a> {
+    #[inline]
     pub(crate) fn new(slot: &'a mut Option<TraceContext>) -> Self {
+        if slot.is_none() {
+            // Nothing to make current (a layer without trace context): no thread-local touched.
+            return Self {
+                slot,
+                previous: None,
+                entered: false,
+            };
+        }
+        Self::enter(slot)
+    }
+
+    fn enter(slot: &'a mut Option<TraceContext>) -> Self {
         let mut previous = None;
         let entered = slot.is_some()
             && CURRENT
@@ -75,10 +88,16 @@ impl<'a> Entered<'a> {
 }
 
 impl Drop for Entered<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if !self.entered {
-            return;
+        if self.entered {
+            self.leave();
         }
+    }
+}
+
+impl Entered<'_> {
+    fn leave(&mut self) {
         let previous = self.previous.take();
         let slot = &mut *self.slot;
         // Runs on unwinding too, so a panicking poll cannot leave its context behind.

@@ -2,7 +2,7 @@
 //! request.
 
 use std::cell::RefCell;
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -124,14 +124,20 @@ impl<F> TraceIds<F> {
         match self.shape {
             Shape::Json if line.ends_with('}') => {
                 line.pop();
-                let separator = if line.ends_with('{') { "" } else { "," };
-                write!(
-                    line,
-                    "{separator}\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"}}"
-                )?;
+                if !line.ends_with('{') {
+                    line.push(',');
+                }
+                line.push_str("\"trace_id\":\"");
+                trace_id.write_hex(line);
+                line.push_str("\",\"span_id\":\"");
+                span_id.write_hex(line);
+                line.push_str("\"}");
             }
             Shape::Json | Shape::Text => {
-                write!(line, " trace_id={trace_id} span_id={span_id}")?;
+                line.push_str(" trace_id=");
+                trace_id.write_hex(line);
+                line.push_str(" span_id=");
+                span_id.write_hex(line);
             }
         }
         if newline {

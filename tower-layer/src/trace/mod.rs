@@ -113,7 +113,7 @@
 //! [`TraceContext::continue_or_start`]: vantage_instrument::trace_context::TraceContext::continue_or_start
 
 mod body;
-mod current;
+pub(crate) mod current;
 mod future;
 #[cfg(feature = "fmt")]
 mod ids;
