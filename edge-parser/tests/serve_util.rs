@@ -39,11 +39,21 @@ impl Server {
 
     /// [`start`](Self::start) under `wrapper` (see [`Dir::command_via`]).
     pub(crate) fn start_via(dir: &Dir, wrapper: &[&str], args: &[&str]) -> Self {
+        Self::spawn(dir, wrapper, args, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// [`start`](Self::start) listening on `listen`: a server restarted on the same address
+    /// stays one scrape target for Prometheus.
+    pub(crate) fn start_at(dir: &Dir, args: &[&str], listen: SocketAddr) -> Self {
+        Self::spawn(dir, &[], args, listen)
+    }
+
+    fn spawn(dir: &Dir, wrapper: &[&str], args: &[&str], listen: SocketAddr) -> Self {
         let mut child = dir
             .command_via(wrapper)
             .arg("serve")
             .args(args)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", &listen.to_string()])
             .spawn(Stdio::null());
         let stderr = child.stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(String::new()));
@@ -796,6 +806,120 @@ fn is_edge_counter(name: &str) -> bool {
         || name == "edge_bytes_read_total"
 }
 
+/// A real Prometheus (`prometheus`, Debian package `prometheus`) scraping one target's
+/// `/metrics` every second, its storage and log in a test directory, its API on a free loopback
+/// port; killed when dropped.
+#[derive(Debug)]
+pub(crate) struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `target` every second and waits until it is ready. `None`,
+    /// after saying why, when `prometheus` is not installed, except under CI (`CI` set), where
+    /// that fails the test.
+    pub(crate) fn start(dir: &Dir, target: SocketAddr) -> Option<Self> {
+        let binary = crate::proxies::require("prometheus")?;
+        let config = dir.create(
+            "prometheus.yml",
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: edge\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        );
+        let addr = crate::proxies::free_port();
+        let log = dir.join("prometheus.log");
+        let stderr = std::fs::File::create(&log).expect("creating prometheus.log");
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prometheus-data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("starting prometheus");
+        let prometheus = Self { child, addr, log };
+        let ready = poll_until(WAIT_LIMIT, || match get(addr, "/-/ready") {
+            Ok(response) if response.status == 200 => Ok(()),
+            Ok(response) => Err(format!("/-/ready: {} {}", response.status, response.text())),
+            Err(error) => Err(format!("/-/ready: {error}")),
+        });
+        if let Err(error) = ready {
+            panic!(
+                "prometheus is not ready after {WAIT_LIMIT:?}: {error}\n--- prometheus log ---\n{}",
+                prometheus.log()
+            );
+        }
+        Some(prometheus)
+    }
+
+    /// Its log so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The instant vector `promql` evaluates to now: each series' labels (without `job` and
+    /// `instance`, which Prometheus adds) and value. Fails the test on an error.
+    pub(crate) fn query(&self, promql: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+        let path = format!("/api/v1/query?query={}", percent_encode(promql));
+        let response = get(self.addr, &path)
+            .unwrap_or_else(|error| panic!("prometheus query {promql:?}: {error}"));
+        let body = response.json();
+        assert_eq!(
+            (response.status, body["status"].as_str()),
+            (200, Some("success")),
+            "prometheus query {promql:?}: {body}"
+        );
+        let results = body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        results
+            .iter()
+            .map(|series| {
+                let labels = series["metric"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(name, _)| !matches!(name.as_str(), "job" | "instance"))
+                    .map(|(name, value)| (name.clone(), value.as_str().unwrap_or("").to_owned()))
+                    .collect();
+                let value = series["value"][1]
+                    .as_str()
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or_else(|| panic!("prometheus query {promql:?}: {series}"));
+                (labels, value)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `text` percent-encoded for a URL query: every byte but the unreserved ones.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                char::from(byte).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
+}
+
 /// Calls `check` every [`POLL`] until it returns `Ok`, for at most `limit`; returns the last
 /// error otherwise.
 pub(crate) fn poll_until<T>(
@@ -838,6 +962,7 @@ fn the_exposition_parser_reads_labels_escapes_and_values() {
         dechunk(b"5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n"),
         (b"helloabc".to_vec(), true)
     );
+    assert_eq!(percent_encode("resets(a_b[1s])"), "resets%28a_b%5B1s%5D%29");
     assert_eq!(clf_time(FIRST_LINE_TIME), "09/Mar/2025:12:00:00 +0000");
     assert_eq!(clf_time(0), "01/Jan/1970:00:00:00 +0000");
     assert_eq!(clf_time(951_782_399), "28/Feb/2000:23:59:59 +0000");

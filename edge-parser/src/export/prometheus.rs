@@ -5,8 +5,10 @@
 //! - `edge_request_duration_seconds{router, service}` and, where the format logs it,
 //!   `edge_upstream_duration_seconds{router, service}`: histograms with the same buckets as the
 //!   service side ([`DEFAULT_DURATION_BUCKETS`]). Bucket counts come from the HdrHistogram-layout
-//!   histograms: exact for logs in whole milliseconds, otherwise a value within 0.1 % above a
-//!   bound may count below it. `_sum` is exact to the microsecond.
+//!   histograms, where a value less than 1/1024 above a bound may share the bound's counter and
+//!   count below it: exact for logs in whole milliseconds at the bounds up to 2.5 s, while
+//!   5001 ms counts at or below 5 s, 7501 to 7503 ms below 7.5 s and 10 001 to 10 002 ms below
+//!   10 s. `_sum` is exact to the microsecond.
 //! - Health: `edge_lines_total{result}`, `edge_bytes_read_total`,
 //!   `edge_last_line_timestamp_seconds`, `edge_lag_seconds`, `edge_file_rotations_total{kind}`,
 //!   `edge_files_open`, `edge_checkpoint_*`, `edge_clock_skew_lines_total{direction}`,

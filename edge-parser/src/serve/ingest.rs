@@ -120,6 +120,10 @@ pub(crate) struct Ingest<'c> {
     clock: LogClock,
     /// With a checkpoint: the counters of the exposition as of the last checkpoint written.
     durable_counters: Option<String>,
+    /// A rotation reported, counted once the `Opened` of its new file follows: a checkpoint
+    /// written between the two still holds the old position, from which a restart reports the
+    /// rotation again.
+    rotation: Option<&'static str>,
     last_summary: Option<Instant>,
 }
 
@@ -156,6 +160,7 @@ impl<'c> Ingest<'c> {
             recent_lines: (0, 0),
             clock,
             durable_counters: None,
+            rotation: None,
             last_summary: None,
         };
         // What was restored is durable: it is what the counters start from.
@@ -232,6 +237,9 @@ impl<'c> Ingest<'c> {
     fn event(&mut self, event: &TailEvent) {
         match event {
             TailEvent::Opened { path, offset, .. } => {
+                if let Some(kind) = self.rotation.take() {
+                    *self.health.rotations.entry(kind.to_owned()).or_default() += 1;
+                }
                 self.files_open += 1;
                 tracing::info!(path = %path.display(), offset, "following");
             }
@@ -240,11 +248,7 @@ impl<'c> Ingest<'c> {
                 tracing::debug!(path = %path.display(), "finished a rotated file");
             }
             TailEvent::Rotated { path, kind } => {
-                *self
-                    .health
-                    .rotations
-                    .entry(kind.as_str().to_owned())
-                    .or_default() += 1;
+                self.rotation = Some(kind.as_str());
                 tracing::info!(path = %path.display(), %kind, "rotation");
             }
             TailEvent::Missing { path, offset, .. } => {

@@ -52,19 +52,20 @@ pub struct FilePosition {
 /// of the messages it has taken into its state. See the [module docs](super).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Positions {
-    files: HashMap<FileKey, FilePosition>,
+    /// Each file's position, and when it was first observed.
+    files: HashMap<FileKey, (u64, FilePosition)>,
+    observed: u64,
 }
 
 impl Positions {
     /// Starts from the positions of the checkpoint the tailer was resumed from (empty for a
     /// first start), so that a checkpoint written before the tailer's first poll keeps them.
     pub fn new(restored: Vec<FilePosition>) -> Self {
-        Self {
-            files: restored
-                .into_iter()
-                .map(|position| (position.identity.key(), position))
-                .collect(),
+        let mut positions = Self::default();
+        for position in restored {
+            positions.set(position);
         }
+        positions
     }
 
     /// Takes one message into account. Call it when the message's effect is in the state that
@@ -96,14 +97,26 @@ impl Positions {
     }
 
     fn set(&mut self, position: FilePosition) {
-        self.files.insert(position.identity.key(), position);
+        match self.files.get_mut(&position.identity.key()) {
+            Some((_, known)) => *known = position,
+            None => {
+                self.observed += 1;
+                let key = position.identity.key();
+                self.files.insert(key, (self.observed, position));
+            }
+        }
     }
 
-    /// The positions to checkpoint, ordered by path.
+    /// The positions to checkpoint, ordered by path, then by when each file was first
+    /// observed: files that were at the same path in turn are resumed in that order, so that
+    /// a restart names a rotation at that path by the file that left it last.
     pub fn files(&self) -> Vec<FilePosition> {
-        let mut files: Vec<FilePosition> = self.files.values().cloned().collect();
-        files.sort_by(|a, b| (&a.path, a.identity.ino).cmp(&(&b.path, b.identity.ino)));
+        let mut files: Vec<&(u64, FilePosition)> = self.files.values().collect();
+        files.sort_by(|(a_seen, a), (b_seen, b)| (&a.path, a_seen).cmp(&(&b.path, b_seen)));
         files
+            .into_iter()
+            .map(|(_, position)| position.clone())
+            .collect()
     }
 }
 

@@ -91,7 +91,9 @@
 //!    a first start).
 //! 3. For each message, in the order received: apply a batch's lines (and its `too_long`
 //!    lines) to the state, then pass the message to [`Positions::observe`]; pass events too
-//!    (`Opened` records a position before any line, `Closed` and `Missing` forget one).
+//!    (`Opened` records a position before any line, `Closed` and `Missing` forget one). Count
+//!    a `Rotated` with the `Opened` that follows it: a checkpoint between the two still holds
+//!    the old position, from which a restart reports the rotation again.
 //! 4. Every few seconds and at shutdown, at a point where every observed message is in the
 //!    state and no unobserved one is, write `Checkpoint { config, files: positions.files(),
 //!    state }` with [`Checkpoint::write_atomic`]. With parallel workers, that point is after

@@ -122,6 +122,42 @@ fn a_restart_after_a_rename_while_stopped_finishes_the_old_file_then_the_new_one
 }
 
 #[test]
+fn a_restart_names_the_rotation_by_the_file_last_at_the_path_whatever_the_inodes() {
+    let dir = TempDir::new("restart-two-renames");
+    // The second file is made first, so that it has the lower inode on most file systems:
+    // the order of inodes must not decide which of two files once at a path left it last.
+    dir.write("second.tmp", "");
+    dir.write("access.log", "a1\n");
+    let mut config = from_start(&dir, "access.log");
+    config.rotate_wait = Duration::from_secs(3600);
+    let mut consumer = Consumer::start(config);
+    consumer.poll();
+    dir.rename("access.log", "access.log.1");
+    dir.rename("second.tmp", "access.log");
+    dir.append("access.log", "b1\n");
+    let delivered = consumer.poll();
+    assert_eq!(delivered.rotations(), [RotationKind::Rename]);
+    assert_eq!(
+        consumer.files().len(),
+        2,
+        "the first file is still followed"
+    );
+    consumer.stop();
+
+    // While stopped: the first file is deleted (kept open, so that its inode is not reused),
+    // the second renamed away, a third one made.
+    let first = std::fs::File::open(dir.join("access.log.1")).expect("opening access.log.1");
+    dir.remove("access.log.1");
+    dir.rename("access.log", "access.log.1");
+    dir.write("access.log", "c1\n");
+    consumer.restart();
+    let delivered = consumer.poll();
+    drop(first);
+    assert_eq!(delivered.rotations(), [RotationKind::Rename]);
+    assert_eq!(delivered.lines(), ["c1"]);
+}
+
+#[test]
 fn a_restart_finds_a_same_inode_file_with_other_contents_and_reads_it_whole() {
     let dir = TempDir::new("restart-reuse");
     dir.write("access.log", "");

@@ -284,3 +284,50 @@ fn a_line_from_the_future_does_not_empty_the_windows_or_pin_the_lag() {
         "{text}"
     );
 }
+
+#[test]
+fn a_checkpoint_between_a_rotation_and_its_new_file_does_not_count_the_rotation_twice() {
+    let dir = TempDir::new("ingest-rotation");
+    dir.write("access.log", line("a@x", 200));
+    let mut tail = crate::tail::TailConfig::new([dir.join("access.log").display().to_string()]);
+    tail.from_start = true;
+    let path = dir.join("checkpoint.json");
+    let config = config();
+    let mut first = ingest(&config, Restored::default(), &path);
+    let mut tailer = crate::tail::Tailer::new(tail.clone()).expect("valid configuration");
+    tailer.poll(|message| first.handle(&message));
+    dir.rename("access.log", "access.log.1");
+    dir.write("access.log", line("b@x", 200));
+    let mut messages = Vec::new();
+    tailer.poll(|message| messages.push(message));
+    let rotated = messages
+        .iter()
+        .position(|message| matches!(message, TailMessage::Event(TailEvent::Rotated { .. })))
+        .expect("the rename is seen");
+    assert!(matches!(
+        messages[rotated + 1],
+        TailMessage::Event(TailEvent::Opened { .. })
+    ));
+    // A tick writes the checkpoint right after the rotation is taken in, before the new
+    // file's position; then the process is killed.
+    for message in &messages[..=rotated] {
+        first.handle(message);
+    }
+    first.write_checkpoint().expect("checkpoint written");
+    let target = first.config.checkpoint.clone();
+    drop(first);
+
+    let restored = restore(target.as_ref(), &config, &[]).expect("readable checkpoint");
+    let files = restored.files.clone();
+    let mut second = ingest(&config, restored, &path);
+    let mut tailer = crate::tail::Tailer::resume(tail, files).expect("valid configuration");
+    tailer.poll(|message| second.handle(&message));
+    second.write_checkpoint().expect("checkpoint written");
+    let text = metrics(&second);
+    for expected in [
+        "edge_file_rotations_total{kind=\"rename\"} 1\n",
+        "edge_lines_total{result=\"parsed\"} 2\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}
