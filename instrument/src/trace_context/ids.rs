@@ -243,7 +243,9 @@ fn decode_word(digits: u64) -> Option<[u8; 4]> {
 
 /// Appends ASCII bytes to a string.
 fn push_ascii(out: &mut String, ascii: &[u8]) {
-    out.extend(ascii.iter().map(|&byte| char::from(byte)));
+    if let Ok(text) = std::str::from_utf8(ascii) {
+        out.push_str(text);
+    }
 }
 
 /// Whether `byte` is a lowercase hex digit.

@@ -15,11 +15,16 @@
 //!
 //! # Cost
 //!
-//! Without the option the metrics layer does nothing more. With it, a request costs a lookup
-//! of its trace id in the extensions, a clock read, a lookup of its route's entry and one
-//! atomic load, which turns away every request that is not slower than the current bucket's
-//! slowest few; only one that is takes the route's lock. Nothing is allocated per request: a
-//! route's buckets are allocated once, when it is first seen.
+//! Without the option the metrics layer does nothing more. With it, a request costs its trace
+//! id (the layer's own context, or a lookup in the extensions), a clock read, a lookup of its
+//! route's entry and one atomic load, which turns away every request that is not slower than
+//! the current bucket's slowest few. **The route's lock is taken exactly** by a request whose
+//! duration is at or above that gate: while the current bucket (one of the window's time
+//! slices) holds fewer than its top requests, or by a request at least as slow as the fastest
+//! of them; in steady state that is a handful of requests per route per bucket, uncontended.
+//! Reading the store (`/debug/slow`) takes each route's lock once. A test counts the locks
+//! (`a_full_bucket_admits_only_slower_requests_and_reopens_on_rotation`). Nothing is allocated
+//! per request: a route's buckets are allocated once, when it is first seen.
 //!
 //! # Example
 //!

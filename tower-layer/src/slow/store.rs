@@ -75,6 +75,12 @@ struct Bucket {
     slowest: Vec<Entry>,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many offers of this thread took a route's lock.
+    static OFFER_LOCKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The buckets of one route, and the gate that turns most requests away without the lock.
 #[derive(Debug)]
 pub(crate) struct RouteSlowest {
@@ -109,6 +115,8 @@ impl RouteSlowest {
         {
             return;
         }
+        #[cfg(test)]
+        OFFER_LOCKS.with(|locks| locks.set(locks.get() + 1));
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(bucket) = buckets.get_mut((epoch % config.buckets as u64) as usize) else {
             return;
@@ -520,8 +528,16 @@ mod tests {
             slow.offer("/a", seconds, id(n));
         }
         // Full: the gate turns these away without the lock.
+        let locks = OFFER_LOCKS.with(std::cell::Cell::get);
         slow.offer("/a", 0.5, id(4));
+        slow.offer("/a", 0.999, id(5));
+        assert_eq!(OFFER_LOCKS.with(std::cell::Cell::get), locks);
         slow.offer("/a", 1.0, id(5));
+        assert_eq!(
+            OFFER_LOCKS.with(std::cell::Cell::get),
+            locks + 1,
+            "at the gate: the lock decides"
+        );
         // Slower than the slowest third: admitted, the fastest leaves.
         slow.offer("/a", 1.5, id(6));
         assert_eq!(
