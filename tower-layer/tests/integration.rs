@@ -1,4 +1,5 @@
 //! Integration tests of `vantage-tower`.
 
-// Requests through the layer allocate exactly what they allocate through the bare service.
+// Requests through the layers allocate exactly what a baseline making the same recorder calls
+// allocates, with the real recorder and a subscriber installed, on every path.
 mod allocations;
