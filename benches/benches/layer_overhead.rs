@@ -168,6 +168,8 @@ fn variants() -> Vec<Variant> {
             false,
         ),
         variant("vantage_stack", stack(), false),
+        // Under the JSON subscriber: read against `bare_json_logs`.
+        variant("bare_json_logs", routes().with_state(()), true),
         variant("vantage_stack_json_logs", stack(), true),
         variant(
             "vantage_one_layer",
