@@ -6,12 +6,22 @@
 #   - the server's resident memory (VmRSS in /proc/PID/status) and CPU use,
 #   - how many lines the writer wrote (its achieved rate).
 # Then it waits for the server to count every line written (up to 15 s) and prints the table
-# and a summary: maximum lag, maximum and final RSS, the RSS slope over the last 40 s, lines
-# counted against lines written.
+# and a summary: maximum lag, maximum and final RSS, the RSS slope over the second half of the
+# run (at least its last 40 s), lines counted against lines written.
 #
 #   benches/serve_load.sh [--rate N] [--seconds N] [--format F] [--id-paths N]
 #                         [--word-paths N] [--max-groups N] [--poll-interval D]
-#                         [--no-checkpoint]
+#                         [--checkpoint-interval D] [--no-checkpoint]
+#                         [--idle N] [--streams M]
+#
+# With `--idle N` or `--streams M`, `cargo run --example hostile_clients`
+# (examples/examples/hostile_clients.rs) runs beside the writer for the same time: N idle
+# connections (opened again whenever the server closes them), M readers of `/api/stream`, and
+# a scrape of `/metrics` every 100 ms on a fresh connection, timed, whose `edge_lines_total`
+# tells how fresh the counters are (the writer notes when its line 0 was due, and line k is
+# due k / rate later). Its figures are added to the summary. Both the clients and the server
+# raise their soft descriptor limit to the hard one; 2 000 connections need a hard limit
+# above 2 100 (`ulimit -Hn`).
 #
 # The writer is `cargo run --example loadgen` (examples/examples/loadgen.rs): the default
 # format is `envoy`, whose timestamps have millisecond resolution (with a format that logs
@@ -31,7 +41,10 @@ id_paths=9900
 word_paths=100
 max_groups=1000
 poll_interval=250ms
+checkpoint_interval=1s
 checkpoint=yes
+idle=0
+streams=0
 while (($# > 0)); do
     case "$1" in
         --rate) rate="$2"; shift 2 ;;
@@ -41,28 +54,35 @@ while (($# > 0)); do
         --word-paths) word_paths="$2"; shift 2 ;;
         --max-groups) max_groups="$2"; shift 2 ;;
         --poll-interval) poll_interval="$2"; shift 2 ;;
+        --checkpoint-interval) checkpoint_interval="$2"; shift 2 ;;
         --no-checkpoint) checkpoint=no; shift ;;
+        --idle) idle="$2"; shift 2 ;;
+        --streams) streams="$2"; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "serve_load.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-for number in "$rate" "$seconds" "$id_paths" "$word_paths" "$max_groups"; do
+for number in "$rate" "$seconds" "$id_paths" "$word_paths" "$max_groups" "$idle" "$streams"; do
     [[ "$number" =~ ^[0-9]+$ ]] || { echo "serve_load.sh: $number is not a number" >&2; exit 2; }
 done
-((seconds >= 1 && seconds <= 600)) || { echo "serve_load.sh: --seconds must be 1 to 600" >&2; exit 2; }
+((seconds >= 1 && seconds <= 3600)) || { echo "serve_load.sh: --seconds must be 1 to 3600" >&2; exit 2; }
+hostile=no
+((idle > 0 || streams > 0)) && hostile=yes
 command -v curl >/dev/null || { echo "serve_load.sh: curl is missing" >&2; exit 2; }
 
 cargo build --release --quiet -p vantage-edge --bin edge-parser
-cargo build --release --quiet -p vantage-examples --example loadgen
+cargo build --release --quiet -p vantage-examples --example loadgen --example hostile_clients
 edge=target/release/edge-parser
 loadgen=target/release/examples/loadgen
+hostile_clients=target/release/examples/hostile_clients
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/serve-load.XXXXXX")"
 server_pid=""
 writer_pid=""
+clients_pid=""
 cleanup() {
-    # Only the two processes started here.
-    for pid in "$writer_pid" "$server_pid"; do
+    # Only the processes started here.
+    for pid in "$clients_pid" "$writer_pid" "$server_pid"; do
         if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -77,8 +97,11 @@ log="$work/access.log"
 : >"$log"
 serve_args=(serve --log "$log" --format "$format" --listen 127.0.0.1:0
     --poll-interval "$poll_interval" --max-groups "$max_groups")
-[[ "$checkpoint" == yes ]] && serve_args+=(--checkpoint "$work/checkpoint.json")
-"$edge" "${serve_args[@]}" 2>"$work/serve.err" &
+[[ "$checkpoint" == yes ]] && serve_args+=(--checkpoint "$work/checkpoint.json"
+    --checkpoint-interval "$checkpoint_interval")
+# Debug lines of the ingest loop: how long each checkpoint took (written, then rendered).
+RUST_LOG="${RUST_LOG:-info,vantage_edge::serve::ingest=debug}" \
+    "$edge" "${serve_args[@]}" 2>"$work/serve.err" &
 server_pid=$!
 
 # The port the system picked, from the "serving on http://ADDR" line.
@@ -131,13 +154,20 @@ now_ns() { date +%s%N; }
 ticks_per_second="$(getconf CLK_TCK)"
 {
     echo "machine: $(nproc) vCPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(free -g | awk '/^Mem:/ { print $2 }') GiB, Linux $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
-    echo "run: $rate lines/s for $seconds s, format $format, $id_paths id paths + $word_paths word paths, --max-groups $max_groups, --poll-interval $poll_interval, checkpoint $checkpoint"
+    echo "run: $rate lines/s for $seconds s, format $format, $id_paths id paths + $word_paths word paths, --max-groups $max_groups, --poll-interval $poll_interval, checkpoint $checkpoint (every $checkpoint_interval), $idle idle connections, $streams streams"
     echo "server idle: RSS $(($(rss_kib) / 1024)) MiB"
     echo
 } | tee "$work/header"
 
+if [[ "$hostile" == yes ]]; then
+    "$hostile_clients" --addr "$addr" --idle "$idle" --streams "$streams" --seconds "$seconds" \
+        --rate "$rate" --lines-started-file "$work/started" >"$work/clients.out" \
+        2>"$work/clients.err" &
+    clients_pid=$!
+fi
 "$loadgen" --log "$log" --format "$format" --rate "$rate" --seconds "$seconds" \
-    --id-paths "$id_paths" --word-paths "$word_paths" >"$work/writer.out" &
+    --id-paths "$id_paths" --word-paths "$word_paths" --started-file "$work/started" \
+    >"$work/writer.out" &
 writer_pid=$!
 started="$(now_ns)"
 previous_ticks="$(cpu_ticks)"
@@ -182,6 +212,10 @@ done
 
 wait "$writer_pid" || { echo "serve_load.sh: the writer failed" >&2; exit 2; }
 writer_pid=""
+if [[ -n "$clients_pid" ]]; then
+    wait "$clients_pid" || { echo "serve_load.sh: hostile_clients failed:" >&2; cat "$work/clients.err" >&2; exit 2; }
+    clients_pid=""
+fi
 read -r _ written_total writer_seconds < <(grep '^done ' "$work/writer.out")
 
 # Drain: the server counts what is left in the file.
@@ -207,7 +241,7 @@ awk -v seconds="$seconds" -v total="$written_total" -v writer_seconds="$writer_s
         if ($4 != "nan" && $4 > max_lag) max_lag = $4
         lag_sum += $4
         if ($5 > max_rss) max_rss = $5
-        if ($1 > seconds - 40) {
+        if ($1 > seconds - (seconds / 2 > 40 ? seconds / 2 : 40)) {
             m++; sx += $1; sy += $5; sxx += $1 * $1; sxy += $1 * $5
         }
         if ($7 > 0 && (min_rate == "" || $7 < min_rate)) min_rate = $7
@@ -226,8 +260,9 @@ awk -v seconds="$seconds" -v total="$written_total" -v writer_seconds="$writer_s
             max_lag, lag_sum / n, (max_lag <= 1 ? "met" : "NOT met")
         printf "  RSS:           max %.1f MiB, final %.1f MiB (target <= 30 MiB): %s\n",
             max_rss / 1024, final_rss / 1024, (max_rss <= 30 * 1024 ? "met" : "NOT met")
-        printf "  RSS slope:     %+.1f KiB/s over the last 40 s (%+.2f MiB/min; flat = under 16 KiB/s): %s\n",
-            slope, slope * 60 / 1024, (slope < 16 && slope > -16 ? "flat" : "NOT flat")
+        printf "  RSS slope:     %+.1f KiB/s over the last %d s (%+.2f MiB/min; flat = under 16 KiB/s): %s\n",
+            slope, (seconds / 2 > 40 ? seconds / 2 : 40), slope * 60 / 1024,
+            (slope < 16 && slope > -16 ? "flat" : "NOT flat")
         printf "  lines:         %d counted, %d written, after a drain of %d ms: %s\n",
             counted, total, drain_ms, (counted == total ? "equal" : "NOT equal")
         printf "  server CPU:    %.0f %% of one core on average; /metrics up to %d KiB, scraped in up to %d ms\n",
@@ -235,10 +270,33 @@ awk -v seconds="$seconds" -v total="$written_total" -v writer_seconds="$writer_s
         printf "  checkpoint:    %s MiB at the end; load average %s at the end\n", checkpoint_mib, load
     }' "$work/samples" | tee "$work/summary"
 
+# Checkpoint durations from the debug lines: "write_ms=<ms> render_ms=<ms>".
+sed -n 's/.*checkpoint written.*write_ms=\([0-9.]*\).*render_ms=\([0-9.]*\).*/\1 \2/p' \
+    "$work/serve.err" | sort -n >"$work/checkpoints"
+if [[ -s "$work/checkpoints" ]]; then
+    awk '{ w[NR] = $1; if ($2 > rmax) rmax = $2 } END {
+        p99 = int(NR * 0.99)
+        if (p99 < 1) p99 = 1
+        printf "  checkpoints:   %d written; serialise + write + fsync p50 %.1f ms, p99 %.1f ms, max %.1f ms; rendering /metrics up to %.1f ms\n",
+            NR, w[int((NR + 1) / 2)], w[p99], w[NR], rmax
+    }' "$work/checkpoints" | tee -a "$work/summary"
+fi
+
+if [[ "$hostile" == yes ]]; then
+    awk '{ f[$1] = $2 } END {
+        printf "  clients:       %d of %d idle connections open at the end (%d opened again after the server closed them); %d of %d streams open, %d events (at least %d per stream), %.0f MiB read, %d streams ended\n",
+            f["idle_open"], idle, f["idle_reopened"], f["streams_open"], streams, f["stream_events"], f["stream_events_min"], f["stream_mib"], f["stream_failures"]
+        printf "  /metrics:      %d scrapes every 100 ms on fresh connections, %d failed; latency p50 %s ms, p99 %s ms, max %s ms (target <= 50 ms): %s\n",
+            f["scrapes"], f["scrape_failures"], f["scrape_ms_p50"], f["scrape_ms_p99"], f["scrape_ms_max"], (f["scrape_ms_max"] <= 50 && f["scrape_failures"] == 0 ? "met" : "NOT met")
+        printf "  freshness:     newest line counted by /metrics written p50 %s s, p99 %s s, max %s s before the scrape (target <= 1 s): %s; lag max %s s\n",
+            f["fresh_s_p50"], f["fresh_s_p99"], f["fresh_s_max"], (f["fresh_s_max"] <= 1 ? "met" : "NOT met"), f["lag_s_max"]
+    }' idle="$idle" streams="$streams" "$work/clients.out" | tee -a "$work/summary"
+fi
+
 kill -TERM "$server_pid"
 if ! wait "$server_pid"; then
     echo "serve_load.sh: edge-parser serve did not exit cleanly:" >&2
     cat "$work/serve.err" >&2
 fi
 server_pid=""
-grep -iE 'warn|error' "$work/serve.err" >&2 || true
+grep -v 'checkpoint written' "$work/serve.err" | grep -iE 'warn|error' >&2 || true

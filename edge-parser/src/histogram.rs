@@ -4,14 +4,19 @@
 //! [`LatencyHistogram`] has HdrHistogram's 3 significant digits in microseconds: a value `v`
 //! below 2048 µs has its own counter; above, it shares a counter with the values that agree
 //! with it in their 11 leading bits, so every value is known to within 1/1024 (< 0.1 %) of
-//! itself. [`WindowHistogram`] has 2 significant digits (8 leading bits, < 1 %), for the many
-//! short-lived histograms of sliding windows.
+//! itself. The windows of `serve` use the same layout with 2 significant digits (8 leading
+//! bits, < 1 %), packed (`WindowHistogram`, crate-private).
 //!
-//! Counters start in a sorted list of `(index, count)` pairs, 16 bytes per distinct counter;
-//! past 256 of them the histogram switches to pages of 128 counters
-//! allocated on first use. A route with a few hundred distinct latencies costs a few KiB; a
-//! dense HdrHistogram over 1 µs to 1 h costs 188 KiB. The exact minimum, maximum and sum are
-//! kept beside the counters.
+//! Counters start as a sorted list: the counter indices (`u16`: every index fits) beside their
+//! counts (`u32`), 6 bytes per distinct counter. The list turns into pages of 128 counters
+//! (`u64`), allocated on first use, once pages would take at most twice the memory of the list
+//! (values close together, as microsecond latencies are: a lookup in pages is one step), once
+//! it holds 1 024 counters (so that a lookup stays a short binary search) or once a count
+//! outgrows `u32`. Values far apart, as latencies logged in whole milliseconds are above a few
+//! hundred milliseconds (one counter in eight, then one in sixteen...), stay in the list: a
+//! page each would cost 1 KiB for a handful of counters. A route with a few hundred
+//! distinct latencies costs a few KiB; a dense HdrHistogram over 1 µs to 1 h costs 188 KiB.
+//! The exact minimum, maximum and sum are kept beside the counters.
 
 use std::fmt;
 
@@ -19,15 +24,15 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
-/// Distinct counters kept as sorted pairs before a histogram switches to pages.
-pub(crate) const SPARSE_MAX: usize = 256;
+/// Distinct counters a sorted list holds at most before the histogram switches to pages.
+pub(crate) const SPARSE_MAX: usize = 1024;
+/// Below this many distinct counters the list is kept whatever pages would cost.
+const SPARSE_MIN: usize = 256;
 /// Counters per page once a histogram is dense.
 pub(crate) const PAGE_LEN: usize = 128;
 
 /// A histogram of 3 significant digits (HdrHistogram's), in microseconds.
 pub type LatencyHistogram = Histogram<11>;
-/// A histogram of 2 significant digits, in microseconds, for sliding windows.
-pub type WindowHistogram = Histogram<8>;
 
 /// A histogram whose counters cover `1/2^(BITS-1)` of an octave; see the [module docs](self).
 ///
@@ -44,21 +49,26 @@ pub struct Histogram<const BITS: u32> {
 
 #[derive(Clone, Debug)]
 enum Counters {
-    /// `(index, count)`, sorted by index, no zero counts.
-    Sparse(Vec<(u32, u64)>),
+    /// Indices in increasing order and their counts, no zero counts.
+    Sparse { indices: Vec<u16>, counts: Vec<u32> },
     /// Pages of counters by `index / PAGE_LEN`.
     Dense(Vec<Option<Box<[u64]>>>),
 }
 
 impl Default for Counters {
     fn default() -> Self {
-        Self::Sparse(Vec::new())
+        Self::Sparse {
+            indices: Vec::new(),
+            counts: Vec::new(),
+        }
     }
 }
 
 impl<const BITS: u32> Histogram<BITS> {
     const SUB_BUCKETS: u64 = 1 << BITS;
     const HALF: u64 = Self::SUB_BUCKETS / 2;
+    /// The sorted list stores indices as `u16`: the largest, `u64::MAX`'s, must fit.
+    const INDICES_FIT: () = assert!(BITS <= 11);
 
     /// An empty histogram.
     pub fn new() -> Self {
@@ -70,7 +80,7 @@ impl<const BITS: u32> Histogram<BITS> {
     pub(crate) const MAX_INDEX: u32 = Self::index_of(u64::MAX);
 
     /// The index of the counter that holds `value`.
-    const fn index_of(value: u64) -> u32 {
+    pub(crate) const fn index_of(value: u64) -> u32 {
         if value < Self::SUB_BUCKETS {
             return value as u32;
         }
@@ -79,7 +89,7 @@ impl<const BITS: u32> Histogram<BITS> {
     }
 
     /// The lowest and highest value that share the counter at `index`.
-    fn range_of(index: u32) -> (u64, u64) {
+    pub(crate) fn range_of(index: u32) -> (u64, u64) {
         let index = u64::from(index);
         if index < Self::SUB_BUCKETS {
             return (index, index);
@@ -112,15 +122,32 @@ impl<const BITS: u32> Histogram<BITS> {
     }
 
     fn add_to_counter(&mut self, index: u32, n: u64) {
+        let () = Self::INDICES_FIT;
         match &mut self.counters {
-            Counters::Sparse(pairs) => match pairs.binary_search_by_key(&index, |pair| pair.0) {
-                Ok(at) => pairs[at].1 = pairs[at].1.saturating_add(n),
-                Err(at) if pairs.len() < SPARSE_MAX => pairs.insert(at, (index, n)),
-                Err(_) => {
-                    self.densify();
-                    self.add_to_counter(index, n);
+            Counters::Sparse { indices, counts } => {
+                // Every index of a histogram of at most 11 bits fits (`INDICES_FIT`).
+                let short = index as u16;
+                let found = indices.binary_search(&short);
+                let narrow = |count: u64| u32::try_from(count).ok();
+                match found {
+                    Ok(at) => {
+                        if let Some(sum) = u64::from(counts[at]).checked_add(n).and_then(narrow) {
+                            counts[at] = sum;
+                            return;
+                        }
+                    }
+                    Err(at) if !pages_are_smaller(indices) => {
+                        if let Some(n) = narrow(n) {
+                            indices.insert(at, short);
+                            counts.insert(at, n);
+                            return;
+                        }
+                    }
+                    Err(_) => {}
                 }
-            },
+                self.densify();
+                self.add_to_counter(index, n);
+            }
             Counters::Dense(pages) => {
                 let index = index as usize;
                 let (page, slot) = (index / PAGE_LEN, index % PAGE_LEN);
@@ -135,12 +162,12 @@ impl<const BITS: u32> Histogram<BITS> {
 
     #[cold]
     fn densify(&mut self) {
-        let Counters::Sparse(pairs) = std::mem::take(&mut self.counters) else {
+        let Counters::Sparse { indices, counts } = std::mem::take(&mut self.counters) else {
             return;
         };
         self.counters = Counters::Dense(Vec::new());
-        for (index, count) in pairs {
-            self.add_to_counter(index, count);
+        for (index, count) in indices.into_iter().zip(counts) {
+            self.add_to_counter(u32::from(index), u64::from(count));
         }
     }
 
@@ -221,10 +248,30 @@ impl<const BITS: u32> Histogram<BITS> {
             .fold(0, u64::saturating_add)
     }
 
+    /// [`count_at_or_below`](Self::count_at_or_below) for each of `bounds` (increasing), in one
+    /// pass over the counters.
+    pub fn counts_at_or_below(
+        &self,
+        bounds: impl IntoIterator<Item = u64>,
+    ) -> impl Iterator<Item = u64> {
+        let mut counters = self.counters().peekable();
+        let mut below = 0;
+        bounds.into_iter().map(move |bound| {
+            while let Some((_, count)) =
+                counters.next_if(|&(index, _)| Self::range_of(index).0 <= bound)
+            {
+                below += count;
+            }
+            below
+        })
+    }
+
     /// The non-zero counters in value order: `(index, count)`.
     fn counters(&self) -> CounterIter<'_> {
         match &self.counters {
-            Counters::Sparse(pairs) => CounterIter::Sparse(pairs.iter()),
+            Counters::Sparse { indices, counts } => {
+                CounterIter::Sparse(indices.iter().zip(counts.iter()))
+            }
             Counters::Dense(pages) => CounterIter::Dense {
                 pages,
                 page: 0,
@@ -236,7 +283,7 @@ impl<const BITS: u32> Histogram<BITS> {
     /// Memory held by the counters, in bytes.
     pub fn heap_bytes(&self) -> usize {
         match &self.counters {
-            Counters::Sparse(pairs) => pairs.capacity() * std::mem::size_of::<(u32, u64)>(),
+            Counters::Sparse { indices, counts } => indices.capacity() * 2 + counts.capacity() * 4,
             Counters::Dense(pages) => {
                 pages.capacity() * std::mem::size_of::<Option<Box<[u64]>>>()
                     + pages.iter().flatten().count() * PAGE_LEN * 8
@@ -245,9 +292,31 @@ impl<const BITS: u32> Histogram<BITS> {
     }
 }
 
+/// Whether a sorted list of `indices`, about to take one more, should turn into pages: past
+/// [`SPARSE_MAX`], or past [`SPARSE_MIN`] when the pages it touches would take at most twice
+/// the memory of the list (6 bytes a counter against 1 KiB a page of 128: two thirds full).
+fn pages_are_smaller(indices: &[u16]) -> bool {
+    if indices.len() < SPARSE_MIN {
+        return false;
+    }
+    if indices.len() >= SPARSE_MAX {
+        return true;
+    }
+    let mut pages = 0;
+    let mut last = None;
+    for &index in indices {
+        let page = usize::from(index) / PAGE_LEN;
+        if last != Some(page) {
+            pages += 1;
+            last = Some(page);
+        }
+    }
+    pages * PAGE_LEN * 8 <= 2 * (indices.len() + 1) * 6
+}
+
 /// The non-zero counters of a histogram, in index order.
 enum CounterIter<'a> {
-    Sparse(std::slice::Iter<'a, (u32, u64)>),
+    Sparse(std::iter::Zip<std::slice::Iter<'a, u16>, std::slice::Iter<'a, u32>>),
     Dense {
         pages: &'a [Option<Box<[u64]>>],
         page: usize,
@@ -260,7 +329,9 @@ impl Iterator for CounterIter<'_> {
 
     fn next(&mut self) -> Option<(u32, u64)> {
         match self {
-            Self::Sparse(pairs) => pairs.next().copied(),
+            Self::Sparse(pairs) => pairs
+                .next()
+                .map(|(&index, &count)| (u32::from(index), u64::from(count))),
             Self::Dense { pages, page, slot } => loop {
                 let counters = pages.get(*page)?;
                 match counters.as_ref().and_then(|counters| counters.get(*slot)) {
@@ -298,6 +369,235 @@ impl<const BITS: u32> fmt::Debug for Histogram<BITS> {
             .field("max", &self.max)
             .field("counters", &self.counters().count())
             .finish_non_exhaustive()
+    }
+}
+
+/// The layout of [`WindowHistogram`]: 2 significant digits.
+type WindowLayout = Histogram<8>;
+/// One more than the largest counter index of [`WindowLayout`] (the index of `u64::MAX`).
+const WINDOW_INDICES: usize = WindowLayout::MAX_INDEX as usize + 1;
+/// Values a [`WindowHistogram`] takes in before it packs them.
+const PENDING_MAX: usize = 64;
+
+/// A histogram of 2 significant digits in microseconds (HdrHistogram's layout with 8 leading
+/// bits: a value is known to within 1/128, < 1 %, of the low end of its counter), packed for
+/// the many slots of `serve`'s sliding windows.
+///
+/// A window slot is written for a few seconds or minutes and then only read until it expires,
+/// so its counters are kept packed rather than ready for random updates: one byte string of
+/// `(gap to the previous index, count)` pairs as LEB128 varints, in index order, usually two
+/// bytes per distinct counter (against 16 for a sorted list of `(u32, u64)` pairs). New values
+/// are appended as raw `u16` indices behind the packed part (recording is a push) and sorted
+/// into it every [`PENDING_MAX`] values, and when the slot closes ([`shrink`](Self::shrink)).
+/// Reading merges slots into a [`WindowMerge`], a dense array reused for every group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct WindowHistogram {
+    /// `packed_len` bytes of packed counters, then the pending indices (little-endian `u16`).
+    bytes: Vec<u8>,
+    packed_len: usize,
+}
+
+impl WindowHistogram {
+    /// Records one value, in microseconds.
+    pub(crate) fn record(&mut self, micros: u64) {
+        // Every index of the 8-bit layout is below `WINDOW_INDICES`, which fits a u16.
+        let index = WindowLayout::index_of(micros) as u16;
+        if self.bytes.capacity() == self.bytes.len() {
+            self.bytes.reserve(PENDING_MAX * 2);
+        }
+        self.bytes.extend_from_slice(&index.to_le_bytes());
+        if self.bytes.len() - self.packed_len >= PENDING_MAX * 2 {
+            self.pack();
+        }
+    }
+
+    /// Sorts the pending values into the packed counters.
+    fn pack(&mut self) {
+        if self.bytes.len() == self.packed_len {
+            return;
+        }
+        let mut pending: Vec<u16> = self.bytes[self.packed_len..]
+            .chunks_exact(2)
+            .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+            .collect();
+        pending.sort_unstable();
+        let mut merged = Vec::with_capacity(self.packed_len + pending.len() * 2 + 8);
+        let mut writer = PackedWriter::default();
+        let mut packed = PackedReader::new(&self.bytes[..self.packed_len]).peekable();
+        let mut pending = pending.into_iter().peekable();
+        loop {
+            let next_packed = packed.peek().map(|&(index, _)| index);
+            let next_pending = pending.peek().map(|&index| u32::from(index));
+            let (index, count) = match (next_packed, next_pending) {
+                (None, None) => break,
+                (Some(a), Some(b)) if b < a => (b, 0),
+                (Some(_), _) => packed.next().unwrap_or_default(),
+                (None, Some(b)) => (b, 0),
+            };
+            let mut count = count;
+            while pending.next_if(|&next| u32::from(next) == index).is_some() {
+                count += 1;
+            }
+            writer.push(&mut merged, index, count);
+        }
+        self.packed_len = merged.len();
+        self.bytes = merged;
+    }
+
+    /// Packs everything and gives back the spare room: for a slot that is closed.
+    pub(crate) fn shrink(&mut self) {
+        self.pack();
+        self.bytes.shrink_to_fit();
+    }
+
+    /// Adds every value into `merge`.
+    pub(crate) fn add_into(&self, merge: &mut WindowMerge) {
+        for (index, count) in PackedReader::new(&self.bytes[..self.packed_len]) {
+            merge.add(index as usize, count);
+        }
+        for pair in self.bytes[self.packed_len..].chunks_exact(2) {
+            merge.add(usize::from(u16::from_le_bytes([pair[0], pair[1]])), 1);
+        }
+    }
+
+    /// Memory held, in bytes.
+    #[cfg(test)]
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
+}
+
+/// Appends packed counters; see [`WindowHistogram`].
+#[derive(Default)]
+struct PackedWriter {
+    /// One past the previous index written.
+    next: u32,
+}
+
+impl PackedWriter {
+    fn push(&mut self, out: &mut Vec<u8>, index: u32, count: u64) {
+        push_varint(out, u64::from(index - self.next));
+        push_varint(out, count);
+        self.next = index + 1;
+    }
+}
+
+/// Reads packed counters back: `(index, count)` in index order.
+struct PackedReader<'a> {
+    bytes: &'a [u8],
+    next: u32,
+}
+
+impl<'a> PackedReader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, next: 0 }
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for (at, &byte) in self.bytes.iter().enumerate() {
+            value |= u64::from(byte & 0x7f) << (7 * at);
+            if byte & 0x80 == 0 {
+                self.bytes = &self.bytes[at + 1..];
+                return Some(value);
+            }
+        }
+        None
+    }
+}
+
+impl Iterator for PackedReader<'_> {
+    type Item = (u32, u64);
+
+    fn next(&mut self) -> Option<(u32, u64)> {
+        let gap = self.varint()?;
+        let count = self.varint()?;
+        // Gaps were written from indices below `WINDOW_INDICES`.
+        let index = self.next + gap as u32;
+        self.next = index + 1;
+        Some((index, count))
+    }
+}
+
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// [`WindowHistogram`]s added together, as dense counters: made once and reused for every
+/// group of a summary ([`clear`](Self::clear) only resets what was touched).
+#[derive(Debug)]
+pub(crate) struct WindowMerge {
+    counts: Vec<u64>,
+    low: usize,
+    high: usize,
+    total: u64,
+}
+
+impl Default for WindowMerge {
+    fn default() -> Self {
+        Self {
+            counts: vec![0; WINDOW_INDICES],
+            low: WINDOW_INDICES,
+            high: 0,
+            total: 0,
+        }
+    }
+}
+
+impl WindowMerge {
+    fn add(&mut self, index: usize, count: u64) {
+        let Some(counter) = self.counts.get_mut(index) else {
+            return;
+        };
+        *counter += count;
+        self.total += count;
+        self.low = self.low.min(index);
+        self.high = self.high.max(index);
+    }
+
+    /// The number of values added.
+    pub(crate) fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The value at quantile `q` (0 to 1) by the nearest-rank definition, as the low end of
+    /// its counter (within 1 % below the exact value); 0 when empty.
+    #[cfg(test)]
+    pub(crate) fn quantile(&self, q: f64) -> u64 {
+        self.quantiles([q])[0]
+    }
+
+    /// [`quantile`](Self::quantile) of each of `qs` (increasing), in one pass.
+    pub(crate) fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [u64; N] {
+        let mut values = [0; N];
+        if self.total == 0 {
+            return values;
+        }
+        let mut index = self.low;
+        let mut seen = self.counts[index];
+        for (value, q) in values.iter_mut().zip(qs) {
+            let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+            while seen < rank && index < self.high {
+                index += 1;
+                seen += self.counts[index];
+            }
+            *value = WindowLayout::range_of(index as u32).0;
+        }
+        values
+    }
+
+    /// Empties it for the next group.
+    pub(crate) fn clear(&mut self) {
+        if self.total > 0 {
+            self.counts[self.low..=self.high].fill(0);
+        }
+        self.low = WINDOW_INDICES;
+        self.high = 0;
+        self.total = 0;
     }
 }
 
@@ -498,7 +798,7 @@ mod tests {
         assert_eq!(H::range_of(H::index_of(2049)), (2048, 2049));
         assert_eq!(H::range_of(H::index_of(4097)), (4096, 4099));
         assert_eq!(
-            WindowHistogram::range_of(WindowHistogram::index_of(300)),
+            Histogram::<8>::range_of(Histogram::<8>::index_of(300)),
             (300, 301)
         );
     }
@@ -538,6 +838,15 @@ mod tests {
         assert_eq!(histogram.count_at_or_below(5_000), 4);
         assert_eq!(histogram.count_at_or_below(10_000), 5);
         assert_eq!(histogram.count_at_or_below(u64::MAX), 6);
+        let bounds = [0, 999, 1_000, 5_000, 10_000, u64::MAX];
+        assert_eq!(
+            histogram.counts_at_or_below(bounds).collect::<Vec<_>>(),
+            bounds.map(|bound| histogram.count_at_or_below(bound))
+        );
+        assert_eq!(
+            histogram.counts_at_or_below(bounds).collect::<Vec<_>>(),
+            [0, 0, 1, 4, 5, 6]
+        );
     }
 
     #[test]
@@ -649,7 +958,7 @@ mod tests {
     fn the_last_index_holds_the_largest_value_and_its_range_fits() {
         assert_eq!(H::MAX_INDEX, H::index_of(u64::MAX));
         assert_eq!(H::MAX_INDEX, 56_319);
-        assert_eq!(WindowHistogram::MAX_INDEX, 7_423);
+        assert_eq!(WindowLayout::MAX_INDEX, 7_423);
         assert_eq!(H::range_of(H::MAX_INDEX), (2047 << 53, u64::MAX));
         let mut histogram = H::new();
         histogram.record(u64::MAX);
@@ -661,9 +970,9 @@ mod tests {
 
     #[test]
     fn more_counters_than_the_sparse_list_holds_read_back_as_pages() {
-        // 1 000 distinct counters: a real histogram past SPARSE_MAX, not a corrupt one.
+        // 1 100 distinct counters: a real histogram past SPARSE_MAX, not a corrupt one.
         let mut histogram = H::new();
-        for value in 0..1000 {
+        for value in 0..1100 {
             histogram.record(value * 3);
         }
         assert!(matches!(histogram.counters, Counters::Dense(_)));
@@ -688,7 +997,93 @@ mod tests {
         assert_eq!(histogram.count_at_or_below(u64::MAX), u64::MAX);
     }
 
+    #[test]
+    fn whole_milliseconds_stay_in_a_list_and_dense_microseconds_turn_into_pages() {
+        // 400 latencies of whole milliseconds up to 1.2 s: one counter in up to 512 above
+        // 512 ms, a page each would take 1 KiB for a handful of counters.
+        let mut millis = H::new();
+        for n in 1..=400u64 {
+            millis.record(n * n * 1000 / 133);
+        }
+        let Counters::Sparse { indices, .. } = &millis.counters else {
+            panic!("pages for {millis:?}");
+        };
+        assert_eq!(indices.len(), 400);
+        assert_eq!(millis.counters().count(), 400);
+        // 512 neighbouring microsecond values, each its own counter: at 256 of them the two
+        // pages they take (2 KiB) are less than twice the list (1.5 KiB).
+        let mut micros = H::new();
+        for value in 1_024..1_536 {
+            micros.record(value);
+        }
+        let Counters::Dense(pages) = &micros.counters else {
+            panic!("a list for {micros:?}");
+        };
+        assert_eq!(pages.iter().flatten().count(), 4);
+        assert_eq!(micros.counters().count(), 512);
+        assert_eq!(micros.quantile(0.5), 1_279);
+        // A count past `u32` turns the list into pages too.
+        let mut many = H::new();
+        many.record_n(7, u64::from(u32::MAX));
+        assert!(matches!(many.counters, Counters::Sparse { .. }));
+        many.record(7);
+        assert!(matches!(many.counters, Counters::Dense(_)));
+        assert_eq!(many.count(), u64::from(u32::MAX) + 1);
+        assert_eq!(
+            many.counters().collect::<Vec<_>>(),
+            [(7, u64::from(u32::MAX) + 1)]
+        );
+    }
+
+    #[test]
+    fn window_histograms_pack_counters_as_gaps_and_counts() {
+        let mut histogram = WindowHistogram::default();
+        for value in [70_000, 5, 300, 5] {
+            histogram.record(value);
+        }
+        // Pending: the raw indices 1288, 5, 278, 5 (little-endian).
+        assert_eq!(histogram.bytes, [8, 5, 5, 0, 22, 1, 5, 0]);
+        histogram.shrink();
+        // (5, 2), (278, 1), (1288, 1) as varint gaps from one past the previous index and counts.
+        assert_eq!(histogram.bytes, [5, 2, 0x90, 2, 1, 0xf1, 7, 1]);
+        assert_eq!(histogram.packed_len, 8);
+        let mut merge = WindowMerge::default();
+        histogram.add_into(&mut merge);
+        histogram.record(301);
+        histogram.add_into(&mut merge);
+        assert_eq!(merge.count(), 9);
+        assert_eq!(
+            [0.0, 0.5, 0.6, 1.0].map(|q| merge.quantile(q)),
+            [5, 300, 300, 69_632]
+        );
+    }
+
     proptest! {
+        #[test]
+        fn window_quantiles_are_the_low_end_of_the_exact_nearest_ranks_counter(
+            values in proptest::collection::vec(0u64..50_000_000, 1..600),
+            split in 0usize..600,
+            q in 0.0f64..=1.0,
+        ) {
+            // Recorded into two slots, packed at various points, merged.
+            let (mut first, mut second) = (WindowHistogram::default(), WindowHistogram::default());
+            for (n, &value) in values.iter().enumerate() {
+                if n < split { first.record(value) } else { second.record(value) }
+            }
+            first.shrink();
+            let mut merge = WindowMerge::default();
+            first.add_into(&mut merge);
+            second.add_into(&mut merge);
+            let mut sorted = values.clone();
+            sorted.sort_unstable();
+            let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+            let exact = sorted[rank - 1];
+            let low = WindowLayout::range_of(WindowLayout::index_of(exact)).0;
+            prop_assert_eq!(merge.quantile(q), low);
+            prop_assert!(exact - low <= exact / 128);
+            prop_assert_eq!(merge.count(), values.len() as u64);
+        }
+
         #[test]
         fn quantiles_are_within_a_thousandth_of_the_exact_nearest_rank(
             mut values in proptest::collection::vec(0u64..50_000_000, 1..400),

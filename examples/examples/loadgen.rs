@@ -12,11 +12,14 @@
 //! latency, client, user agent) come from the [`vantage_edge::synth`] generator; their targets
 //! are drawn uniformly from `--id-paths` paths with numeric ids (`/items/17`, which route
 //! normalisation folds into four routes) and `--word-paths` paths of letters (`/pages/bqc`,
-//! one route each, so that the group cap of `serve` comes into play).
+//! one route each, so that the group cap of `serve` comes into play). Each path is served by
+//! one route of the model and takes that route's requests in turn, so its latencies spread
+//! like one route's.
 //!
 //! Once a second it prints `<second> <lines written in all> <lines written that second>` on
 //! stdout, and `done <lines written in all> <seconds taken>` at the end:
-//! `benches/serve_load.sh` reads them.
+//! `benches/serve_load.sh` reads them. `--started-file` records when line 0 was due, from
+//! which `hostile_clients` tells how fresh `/metrics` is.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -56,6 +59,10 @@ struct Args {
     /// Seed of the request generator and of the path choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// A file to write, before the first line, when line 0 is due (ns since the epoch; line
+    /// `k` is due `k / rate` seconds later): how `hostile_clients` measures freshness.
+    #[arg(long)]
+    started_file: Option<PathBuf>,
 }
 
 /// Requests drawn once and reused in turn.
@@ -87,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         bail!("--id-paths and --word-paths are both 0");
     }
     let mut pool = pool(&format, args.seed)?;
+    let mut routes = routes(&pool);
     let mut choose = fastrand::Rng::with_seed(args.seed);
     let mut log = OpenOptions::new()
         .create(true)
@@ -99,6 +107,10 @@ fn main() -> anyhow::Result<()> {
     let ns_per_line = 1e9 / args.rate as f64;
     let started = Instant::now();
     let start_ns = unix_nanos();
+    if let Some(path) = &args.started_file {
+        std::fs::write(path, format!("{start_ns}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let mut written: u64 = 0;
     let mut reported_second = 0;
     let mut written_at_report = 0;
@@ -109,14 +121,15 @@ fn main() -> anyhow::Result<()> {
         let due = ((elapsed.as_secs_f64() * args.rate as f64) as u64).min(total);
         buffer.clear();
         for line in written..due {
-            let template = &mut pool[(line % POOL as u64) as usize];
+            let path = choose.usize(..paths.len());
+            let route_count = routes.len();
+            let route = &mut routes[path % route_count];
+            let template = &mut pool[route.members[route.next % route.members.len()]];
+            route.next += 1;
             let stamp = start_ns + (line as f64 * ns_per_line) as i64;
             template.request.start = Timestamp::from_unix_nanos(stamp - template.stamp_offset_ns);
             template.request.target.clear();
-            template
-                .request
-                .target
-                .push_str(&paths[choose.usize(..paths.len())]);
+            template.request.target.push_str(&paths[path]);
             buffer.extend_from_slice(&write_request(&format, &template.request));
             buffer.push(b'\n');
         }
@@ -141,6 +154,34 @@ fn main() -> anyhow::Result<()> {
     )?;
     stdout.flush()?;
     Ok(())
+}
+
+/// The requests of one route of the model, taken in turn.
+struct RouteRequests {
+    /// Indices in the pool.
+    members: Vec<usize>,
+    next: usize,
+}
+
+/// The pool's requests by route of the model (in order of first appearance). Path `n` is
+/// served by route `n % routes`: a path's latencies spread like one route's, as a real path's
+/// do, not like the whole model's mix of fast and slow routes.
+fn routes(pool: &[Template]) -> Vec<RouteRequests> {
+    let mut routes: Vec<(&str, RouteRequests)> = Vec::new();
+    for (index, template) in pool.iter().enumerate() {
+        let route = template.request.route.as_str();
+        match routes.iter_mut().find(|(name, _)| *name == route) {
+            Some((_, requests)) => requests.members.push(index),
+            None => routes.push((
+                route,
+                RouteRequests {
+                    members: vec![index],
+                    next: 0,
+                },
+            )),
+        }
+    }
+    routes.into_iter().map(|(_, requests)| requests).collect()
 }
 
 /// `id_paths` paths with numeric ids over [`ID_PREFIXES`], then `word_paths` paths of letters.

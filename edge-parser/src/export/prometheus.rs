@@ -114,12 +114,17 @@ impl Exposition<'_> {
 
     /// Renders what the persisted state holds: requests, durations, lines, bytes, rotations,
     /// checkpoint writes.
+    ///
+    /// At the default cap of 1 000 groups this is a few MiB of text, rendered once per
+    /// checkpoint: each group's labels are escaped once, each histogram is read once for all
+    /// its buckets, and counts are written as integers.
     pub fn render_counters(&self, out: &mut String) {
         let mut groups: Vec<Group<'_>> = self.aggregate.groups().collect();
         groups.sort_by(|a, b| a.key().cmp(b.key()));
+        // `name{labels` of each group, without the closing brace.
         let labelled: Vec<_> = groups
             .iter()
-            .map(|group| (group_labels(group), group.stats()))
+            .map(|group| (label_prefix(&group_labels(group)), group.stats()))
             .collect();
         let group_by = self.aggregate.group_by();
         let by_method = group_by.contains(&Dimension::Method);
@@ -131,17 +136,18 @@ impl Exposition<'_> {
             "counter",
             "Requests seen in the proxy's access log.",
         );
+        let mut code_text = itoa::Buffer::new();
         for (labels, stats) in &labelled {
             for code in &stats.codes {
-                let code_text = code.code.to_string();
-                let mut all = labels.clone();
+                out.push_str(names::EDGE_REQUESTS_TOTAL);
+                out.push_str(labels);
                 if !by_method {
-                    all.push((names::METHOD, code.method));
+                    push_label(out, names::METHOD, code.method);
                 }
                 if !by_status {
-                    all.push((names::CODE, &code_text));
+                    push_label(out, names::CODE, code_text.format(code.code));
                 }
-                sample(out, names::EDGE_REQUESTS_TOTAL, &all, code.count as f64);
+                push_count(out, code.count);
             }
         }
         let histograms = [
@@ -156,6 +162,7 @@ impl Exposition<'_> {
                 true,
             ),
         ];
+        let bounds = Bounds::new();
         for (name, help, upstream) in histograms {
             let with_data: Vec<_> = labelled
                 .iter()
@@ -173,8 +180,9 @@ impl Exposition<'_> {
                 continue;
             }
             family(out, name, "histogram", help);
+            let names = SeriesNames::new(name);
             for (labels, histogram) in with_data {
-                histogram_samples(out, name, labels, histogram);
+                histogram_samples(out, &names, &bounds, labels, histogram);
             }
         }
         self.render_health_counters(out);
@@ -331,34 +339,88 @@ fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
     sample(out, name, &[], value);
 }
 
+/// The bucket bounds of the duration histograms: `le` texts and microseconds.
+struct Bounds(Vec<(String, u64)>);
+
+impl Bounds {
+    fn new() -> Self {
+        Self(
+            DEFAULT_DURATION_BUCKETS
+                .iter()
+                .map(|bound| (bound.to_string(), (bound * 1e6).round() as u64))
+                .collect(),
+        )
+    }
+}
+
+/// The series names of one histogram family.
+struct SeriesNames {
+    bucket: String,
+    sum: String,
+    count: String,
+}
+
+impl SeriesNames {
+    fn new(name: &str) -> Self {
+        Self {
+            bucket: format!("{name}_bucket"),
+            sum: format!("{name}_sum"),
+            count: format!("{name}_count"),
+        }
+    }
+}
+
+/// `{label="value",...` (no closing brace) of a label set, escaped; empty for no labels.
+fn label_prefix(labels: &[(&str, &str)]) -> String {
+    let mut prefix = String::new();
+    for (label, text) in labels {
+        push_label(&mut prefix, label, text);
+    }
+    prefix
+}
+
+/// Appends `,label="value"` (or `{label="value"` as the first label).
+fn push_label(out: &mut String, label: &str, text: &str) {
+    out.push(if out.ends_with('"') { ',' } else { '{' });
+    out.push_str(label);
+    out.push_str("=\"");
+    escape_into(out, text);
+    out.push('"');
+}
+
+/// Closes the labels (if any) and appends an integer value and the line's end.
+fn push_count(out: &mut String, value: u64) {
+    if out.ends_with('"') {
+        out.push('}');
+    }
+    out.push(' ');
+    out.push_str(itoa::Buffer::new().format(value));
+    out.push('\n');
+}
+
 fn histogram_samples(
     out: &mut String,
-    name: &str,
-    labels: &[(&str, &str)],
+    names: &SeriesNames,
+    bounds: &Bounds,
+    labels: &str,
     histogram: &LatencyHistogram,
 ) {
-    let bucket = format!("{name}_bucket");
-    let bounds = DEFAULT_DURATION_BUCKETS.iter().map(|bound| {
-        let micros = (bound * 1e6).round() as u64;
-        (bound.to_string(), histogram.count_at_or_below(micros))
-    });
-    for (le, count) in bounds.chain([("+Inf".to_owned(), histogram.count())]) {
-        let mut with_le = labels.to_vec();
-        with_le.push(("le", &le));
-        sample(out, &bucket, &with_le, count as f64);
+    let mut counts = histogram.counts_at_or_below(bounds.0.iter().map(|(_, micros)| *micros));
+    let buckets = bounds.0.iter().map(|(le, _)| le.as_str());
+    for le in buckets.chain(["+Inf"]) {
+        out.push_str(&names.bucket);
+        out.push_str(labels);
+        push_label(out, "le", le);
+        push_count(out, counts.next().unwrap_or(histogram.count()));
     }
-    sample(
-        out,
-        &format!("{name}_sum"),
-        labels,
-        histogram.sum() as f64 / 1e6,
-    );
-    sample(
-        out,
-        &format!("{name}_count"),
-        labels,
-        histogram.count() as f64,
-    );
+    let _ = write!(out, "{}{labels}", names.sum);
+    if !labels.is_empty() {
+        out.push('}');
+    }
+    let _ = writeln!(out, " {}", histogram.sum() as f64 / 1e6);
+    out.push_str(&names.count);
+    out.push_str(labels);
+    push_count(out, histogram.count());
 }
 
 fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {

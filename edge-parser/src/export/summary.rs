@@ -5,11 +5,11 @@ use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::json::classes_json;
 use super::prometheus::AnomalyState;
-use crate::aggregate::{Aggregate, GroupKey};
+use crate::aggregate::{Aggregate, Dimension, GroupKey, LineCounts, StatusClasses};
 use crate::serve::clock::{SkewCounts, SkewSample};
 use crate::serve::window::{Percentiles, Summary};
 use crate::tail::TailStatus;
@@ -56,7 +56,7 @@ pub(crate) struct SummaryView<'a, S> {
     /// fold into `(overflow)` too).
     pub(crate) aggregate: &'a Aggregate,
     /// Each window's figures.
-    pub(crate) windows: Vec<Summary>,
+    pub(crate) windows: Vec<Summary<'a>>,
     /// When each group last had a line, on this process's clock.
     pub(crate) last_seen: &'a HashMap<GroupKey, Instant, S>,
     /// A group with no line for this long is stale.
@@ -79,9 +79,97 @@ pub(crate) struct SummaryView<'a, S> {
     pub(crate) skew_samples: Vec<SkewSample>,
 }
 
+/// The `/api/summary` document, serialised as it is built (a thousand groups times three
+/// windows: a tree of `serde_json::Value`s first would cost tens of milliseconds of the ingest
+/// loop every second).
+#[derive(Serialize)]
+struct Document<'a> {
+    anomalies: Vec<AnomalyDoc<'a>>,
+    clock_skew: ClockSkewDoc<'a>,
+    files_open: usize,
+    format: &'a str,
+    group_by: Vec<&'static str>,
+    lag_seconds: Option<f64>,
+    last_line_timestamp: Option<f64>,
+    lines: LineCounts,
+    now: f64,
+    stale: bool,
+    windows: Vec<WindowDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct AnomalyDoc<'a> {
+    kind: &'a str,
+    router: &'a str,
+}
+
+#[derive(Serialize)]
+struct ClockSkewDoc<'a> {
+    ahead: u64,
+    behind: u64,
+    samples: &'a [SkewSample],
+}
+
+#[derive(Serialize)]
+struct WindowDoc<'a> {
+    covered_seconds: f64,
+    groups: Vec<GroupDoc<'a>>,
+    partial: Vec<&'static str>,
+    seconds: i64,
+    window: &'static str,
+}
+
+#[derive(Serialize)]
+struct GroupDoc<'a> {
+    key: KeyDoc<'a>,
+    latency_seconds: Option<Percentiles>,
+    partial: bool,
+    requests: u64,
+    rps: f64,
+    seconds_since_last_line: Option<f64>,
+    stale: bool,
+    status_class: ClassesDoc,
+}
+
+/// A group key as `{dimension: value}`.
+struct KeyDoc<'a> {
+    group_by: &'a [Dimension],
+    key: GroupKey,
+}
+
+impl Serialize for KeyDoc<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(
+            self.group_by
+                .iter()
+                .map(|dimension| dimension.name())
+                .zip(self.key.values()),
+        )
+    }
+}
+
+/// Requests by status class as `{"1xx": n, ...}`.
+struct ClassesDoc(StatusClasses);
+
+impl Serialize for ClassesDoc {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter())
+    }
+}
+
 impl<S: BuildHasher> SummaryView<'_, S> {
-    /// The document.
+    /// The document as a JSON value.
+    #[cfg(test)]
     pub(crate) fn into_json(self) -> Value {
+        serde_json::from_slice(&self.to_json()).unwrap_or_default()
+    }
+
+    /// The document as JSON text.
+    pub(crate) fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.document()).unwrap_or_default()
+    }
+
+    fn document(&self) -> Document<'_> {
         let now = self.now;
         let lag = self
             .last_line
@@ -96,11 +184,10 @@ impl<S: BuildHasher> SummaryView<'_, S> {
         let group_by = self.aggregate.group_by();
         let kept: HashSet<&GroupKey> = self.aggregate.groups().map(|group| group.key()).collect();
         let overflow = GroupKey::overflow(group_by.len());
-        let windows: Vec<Value> = self
+        let windows = self
             .windows
-            .into_iter()
-            .map(|mut window| {
-                window.fold_into(&overflow, |key| kept.contains(key));
+            .iter()
+            .map(|window| {
                 // Before a window's length has passed since the start, only that much of it
                 // was watched: rates are over what was watched.
                 let seconds = if self.restored {
@@ -118,62 +205,60 @@ impl<S: BuildHasher> SummaryView<'_, S> {
                 if malformed_share > MALFORMED_PARTIAL_SHARE {
                     partial.push("many lines could not be parsed");
                 }
-                let mut groups: Vec<_> = window.groups.iter().collect();
-                groups.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(b.0)));
-                let groups: Vec<Value> = groups
+                let mut groups = window.figures(&overflow, |key| kept.contains(key));
+                groups.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(&b.0)));
+                let groups = groups
                     .into_iter()
                     .map(|(key, stats)| {
-                        let since = self.last_seen.get(key).map(Instant::elapsed);
-                        let stale = since.is_none_or(|since| since > self.stale_after);
-                        let key_json: serde_json::Map<String, Value> = group_by
-                            .iter()
-                            .zip(key.values())
-                            .map(|(dimension, value)| (dimension.name().to_owned(), json!(value)))
-                            .collect();
-                        json!({
-                            "key": key_json,
-                            "requests": stats.requests,
-                            "rps": stats.requests as f64 / seconds,
-                            "status_class": classes_json(&stats.status_classes),
-                            "latency_seconds": Percentiles::of(&stats.latency),
-                            "stale": stale,
-                            "partial": !partial.is_empty(),
-                            "seconds_since_last_line": since.map(|s| s.as_secs_f64()),
-                        })
+                        let since = self.last_seen.get(&key).map(Instant::elapsed);
+                        GroupDoc {
+                            latency_seconds: stats.latency,
+                            partial: !partial.is_empty(),
+                            requests: stats.requests,
+                            rps: stats.requests as f64 / seconds,
+                            seconds_since_last_line: since.map(|s| s.as_secs_f64()),
+                            stale: since.is_none_or(|since| since > self.stale_after),
+                            status_class: ClassesDoc(stats.status_classes),
+                            key: KeyDoc { group_by, key },
+                        }
                     })
                     .collect();
-                json!({
-                    "window": window.spec.name,
-                    "seconds": window.seconds,
-                    "covered_seconds": seconds,
-                    "partial": partial,
-                    "groups": groups,
-                })
+                WindowDoc {
+                    covered_seconds: seconds,
+                    groups,
+                    partial,
+                    seconds: window.seconds,
+                    window: window.spec.name,
+                }
             })
             .collect();
-        let anomalies: Vec<Value> = self
-            .anomalies
-            .iter()
-            .filter(|anomaly| anomaly.active)
-            .map(|anomaly| json!({"router": anomaly.router, "kind": anomaly.kind}))
-            .collect();
-        let group_names: Vec<&str> = group_by.iter().map(|d| d.name()).collect();
-        json!({
-            "now": now,
-            "format": self.format,
-            "group_by": group_names,
-            "lines": self.aggregate.lines(),
-            "lag_seconds": lag,
-            "last_line_timestamp": self.last_line.map(|last| last as f64 / 1e9),
-            "clock_skew": {
-                "ahead": self.clock_skew.ahead,
-                "behind": self.clock_skew.behind,
-                "samples": self.skew_samples,
+        Document {
+            anomalies: self
+                .anomalies
+                .iter()
+                .filter(|anomaly| anomaly.active)
+                .map(|anomaly| AnomalyDoc {
+                    kind: anomaly.kind,
+                    router: &anomaly.router,
+                })
+                .collect(),
+            clock_skew: ClockSkewDoc {
+                ahead: self.clock_skew.ahead,
+                behind: self.clock_skew.behind,
+                samples: &self.skew_samples,
             },
-            "stale": self.last_seen.values().all(|seen| seen.elapsed() > self.stale_after),
-            "files_open": self.files_open,
-            "windows": windows,
-            "anomalies": anomalies,
-        })
+            files_open: self.files_open,
+            format: self.format,
+            group_by: group_by.iter().map(|d| d.name()).collect(),
+            lag_seconds: lag,
+            last_line_timestamp: self.last_line.map(|last| last as f64 / 1e9),
+            lines: self.aggregate.lines(),
+            now,
+            stale: self
+                .last_seen
+                .values()
+                .all(|seen| seen.elapsed() > self.stale_after),
+            windows,
+        }
     }
 }

@@ -8,9 +8,11 @@
 //!   limit). At the cap, a new connection evicts the oldest *idle* one (connected, no request
 //!   being answered, no stream open): idle keep-alive sockets and half-sent requests cannot
 //!   lock a scraper out. When every connection is busy the new one is closed at once.
-//! - **Timeouts**: a request head must arrive within [`Limits::header_timeout`] of the
-//!   connection becoming idle (hyper's header-read timer, which also runs between keep-alive
-//!   requests), so a silent or trickling client is closed.
+//! - **Timeouts**: a first byte must arrive within [`Limits::header_timeout`] of the
+//!   connection being accepted (until then a connection is its socket alone, no buffer), and a
+//!   request head within the same time of the connection becoming idle (hyper's header-read
+//!   timer, which also runs between keep-alive requests), so a silent or trickling client is
+//!   closed.
 //!
 //! What happened is visible on `/metrics` ([`ConnStats::render`]).
 
@@ -51,7 +53,8 @@ const FD_RESERVE: usize = 64;
 pub struct Limits {
     /// Connections open at once (lowered to fit below the file-descriptor limit).
     pub max_connections: usize,
-    /// Time for a request head to arrive once a connection is idle.
+    /// Time for a first byte to arrive once a connection is accepted, and for a request head
+    /// once a connection is idle.
     pub header_timeout: Duration,
 }
 
@@ -344,8 +347,56 @@ async fn serve_connection<H, F>(
     H: Fn(Request<Incoming>, SocketAddr, Arc<AtomicUsize>) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    let Admitted { id, busy, evicted } = admitted;
+    let Admitted {
+        id,
+        busy,
+        mut evicted,
+    } = admitted;
     let _release = Release(&connections, id);
+    // Until its first byte a connection is only its socket: hyper would give it a read buffer
+    // (8 KiB) at once, 16 MiB for 2 000 idle connections. The header timeout runs from here.
+    let mut byte = [0u8; 1];
+    let first_byte = tokio::select! {
+        // A peek, not a wait for readiness, which may be spurious.
+        peeked = tokio::time::timeout(connections.limits.header_timeout, stream.peek(&mut byte)) => {
+            matches!(peeked, Ok(Ok(1)))
+        }
+        _ = &mut evicted => {
+            tracing::debug!(%peer, "idle connection evicted at the cap");
+            false
+        }
+        _ = shutdown.changed() => false,
+    };
+    if !first_byte {
+        return;
+    }
+    // Boxed: the task of a connection that never sends a byte stays a few hundred bytes, not
+    // the size of hyper's connection state.
+    Box::pin(serve_http(
+        stream,
+        peer,
+        busy,
+        evicted,
+        handle,
+        shutdown,
+        &connections,
+    ))
+    .await;
+}
+
+/// Serves HTTP on a connection that sent its first byte.
+async fn serve_http<H, F>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    busy: Arc<AtomicUsize>,
+    evicted: oneshot::Receiver<()>,
+    handle: H,
+    mut shutdown: watch::Receiver<bool>,
+    connections: &Connections,
+) where
+    H: Fn(Request<Incoming>, SocketAddr, Arc<AtomicUsize>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let service = hyper::service::service_fn(|request| {
         let busy_now = Busy::new(&busy);
         let answer = handle(request, peer, Arc::clone(&busy));

@@ -15,12 +15,12 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -33,6 +33,10 @@ use super::conn::{Busy, Connections, accept_loop};
 
 /// At most this many `/api/stream` clients at once; more are answered `503`.
 pub(crate) const MAX_STREAMS: usize = 256;
+/// Streams send each summary within this long of its publication (one summary a second).
+const STREAM_SPREAD: Duration = Duration::from_millis(500);
+/// Connections waiting to be accepted.
+const LISTEN_BACKLOG: u32 = 4096;
 /// How long a query may wait for the ingest loop before the request fails with `503`.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The methods served.
@@ -60,7 +64,10 @@ pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     /// The content type.
     pub(crate) content_type: &'static str,
-    /// The body.
+    /// The start of the body, shared rather than copied (`/metrics`: the durable counters,
+    /// a few MiB at a thousand groups); usually empty.
+    pub(crate) head: Bytes,
+    /// The body (after `head`).
     pub(crate) body: Bytes,
 }
 
@@ -93,6 +100,8 @@ pub(crate) struct HttpSide {
 struct Server {
     side: HttpSide,
     streams: AtomicUsize,
+    /// Streams opened, for their moment of the second.
+    spread: AtomicU32,
 }
 
 /// Serves on `listener` until `shutdown` turns true; see the [module docs](self).
@@ -101,6 +110,7 @@ pub(crate) async fn serve(listener: TcpListener, side: HttpSide, shutdown: watch
     let server = Arc::new(Server {
         side,
         streams: AtomicUsize::new(0),
+        spread: AtomicU32::new(0),
     });
     let handle = move |request, peer, busy| Arc::clone(&server).handle(request, peer, busy);
     accept_loop(listener, connections, handle, shutdown).await;
@@ -112,7 +122,17 @@ pub(crate) async fn serve(listener: TcpListener, side: HttpSide, shutdown: watch
 ///
 /// The address cannot be bound (in use, not local, no permission).
 pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    // Thousands of clients that reconnect at once (idle connections closed together by the
+    // header timeout) wait in the backlog rather than have their connections dropped and
+    // retried a second later (the kernel caps it at `net.core.somaxconn`).
+    socket.listen(LISTEN_BACKLOG)
 }
 
 impl Server {
@@ -135,11 +155,8 @@ impl Server {
                 let reply = ask(&self.side.queries, Query::Metrics)
                     .await
                     .map(|mut reply| {
-                        let mut stats = String::new();
-                        self.side.connections.stats.render(&mut stats);
-                        let mut body = Vec::with_capacity(reply.body.len() + stats.len());
-                        body.extend_from_slice(&reply.body);
-                        body.extend_from_slice(stats.as_bytes());
+                        let mut body = String::from_utf8_lossy(&reply.body).into_owned();
+                        self.side.connections.stats.render(&mut body);
                         reply.body = Bytes::from(body);
                         reply
                     });
@@ -185,24 +202,34 @@ impl Server {
         let mut summaries = self.side.summaries.subscribe();
         // The latest summary goes out at once, if there is one yet.
         summaries.mark_changed();
+        // Each stream sends a new summary at its own moment of the second, so that a thousand
+        // groups' summary (near 1 MiB) to hundreds of streams is not one burst of writes that
+        // holds up every other request of this thread.
+        let offset = STREAM_SPREAD
+            .mul_f64(f64::from(self.spread.fetch_add(1, Ordering::Relaxed) % 64) / 64.0);
         let slot = StreamSlot {
             server: Arc::clone(&self),
             _busy: Busy::new(busy),
         };
-        let events = stream::unfold((slot, summaries), |(slot, mut summaries)| async move {
+        // Each event is the shared summary between a prefix and a suffix: three frames, so
+        // that a summary (near 1 MiB at a thousand groups) is never copied per stream.
+        let events = stream::unfold((slot, summaries), move |(slot, mut summaries)| async move {
             loop {
                 summaries.changed().await.ok()?;
+                tokio::time::sleep(offset).await;
                 let summary = summaries.borrow_and_update().clone();
                 if summary.is_empty() {
                     continue;
                 }
-                let mut event = Vec::with_capacity(summary.len() + 24);
-                event.extend_from_slice(b"event: summary\ndata: ");
-                event.extend_from_slice(summary.strip_suffix(b"\n").unwrap_or(&summary));
-                event.extend_from_slice(b"\n\n");
-                return Some((Ok(Frame::data(Bytes::from(event))), (slot, summaries)));
+                let event = [
+                    Bytes::from_static(b"event: summary\ndata: "),
+                    summary,
+                    Bytes::from_static(b"\n"),
+                ];
+                return Some((event, (slot, summaries)));
             }
-        });
+        })
+        .flat_map(|event| stream::iter(event.map(|part| Ok(Frame::data(part)))));
         let mut response = Response::new(BodyExt::boxed(StreamBody::new(events)));
         let headers = response.headers_mut();
         headers.insert(
@@ -242,7 +269,17 @@ fn respond(reply: Option<Reply>) -> Response<Body> {
             "the ingest loop is not answering\n",
         );
     };
-    let mut response = Response::new(full(reply.body));
+    let mut response = if reply.head.is_empty() {
+        Response::new(full(reply.body))
+    } else {
+        let length = reply.head.len() + reply.body.len();
+        let frames = [reply.head, reply.body].map(|part| Ok(Frame::data(part)));
+        let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream::iter(frames))));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        response
+    };
     *response.status_mut() = reply.status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -118,8 +118,10 @@ pub(crate) struct Ingest<'c> {
     recent_lines: (u64, u64),
     /// Which log timestamps to trust.
     clock: LogClock,
-    /// With a checkpoint: the counters of the exposition as of the last checkpoint written.
-    durable_counters: Option<String>,
+    /// With a checkpoint: the counters of the exposition as of the last checkpoint written,
+    /// shared with the `/metrics` replies that send it (never copied; rendered again into the
+    /// same buffer when no reply holds it).
+    durable_counters: Option<Bytes>,
     /// A rotation reported, counted once the `Opened` of its new file follows: a checkpoint
     /// written between the two still holds the old position, from which a restart reports the
     /// rotation again.
@@ -289,7 +291,7 @@ impl<'c> Ingest<'c> {
             .is_none_or(|last| last.elapsed() >= STREAM_INTERVAL);
         if due && self.config.summaries.receiver_count() > 0 {
             self.last_summary = Some(Instant::now());
-            let mut body = serde_json::to_vec(&self.summary()).unwrap_or_default();
+            let mut body = self.with_summary(|view| view.to_json());
             body.push(b'\n');
             self.config.summaries.send_replace(Bytes::from(body));
         }
@@ -314,9 +316,18 @@ impl<'c> Ingest<'c> {
         );
         self.health.checkpoint_writes += 1;
         self.health.checkpoint_last_success = Some(unix_now() as i64);
+        let started = Instant::now();
         match self.checkpoint_now().write_atomic(&path) {
             Ok(()) => {
+                let written = started.elapsed();
                 self.render_durable_counters();
+                // The ingest loop reads no line meanwhile: how long it took matters to the lag
+                // and to how long a scrape may wait (`RUST_LOG=vantage_edge::serve=debug`).
+                tracing::debug!(
+                    write_ms = written.as_secs_f64() * 1e3,
+                    render_ms = (started.elapsed() - written).as_secs_f64() * 1e3,
+                    "checkpoint written"
+                );
                 Ok(())
             }
             Err(error) => {
@@ -337,10 +348,19 @@ impl<'c> Ingest<'c> {
         if self.config.checkpoint.is_none() {
             return;
         }
-        let mut text = self.durable_counters.take().unwrap_or_default();
-        text.clear();
+        let previous = self.durable_counters.take();
+        let capacity = previous.as_ref().map_or(0, Bytes::len);
+        // A little room beyond the last length, so that a page that grows a little does not
+        // double its buffer.
+        let mut buffer = match previous.map(Bytes::try_into_mut) {
+            Some(Ok(unique)) => Vec::from(unique),
+            _ => Vec::with_capacity(capacity + capacity / 16),
+        };
+        buffer.clear();
+        // Empty, hence valid UTF-8.
+        let mut text = String::from_utf8(buffer).unwrap_or_default();
         self.exposition(&[]).render_counters(&mut text);
-        self.durable_counters = Some(text);
+        self.durable_counters = Some(Bytes::from(text));
     }
 
     /// Answers one query of the HTTP side.
@@ -356,7 +376,9 @@ impl<'c> Ingest<'c> {
                 };
                 json_reply(code, &body)
             }
-            Query::Summary => json_reply(StatusCode::OK, &self.summary()),
+            Query::Summary => {
+                json_text_reply(StatusCode::OK, self.with_summary(|view| view.to_json()))
+            }
             Query::Snapshot => self.snapshot(),
         };
         // The requester may have gone away.
@@ -403,16 +425,15 @@ impl<'c> Ingest<'c> {
     fn metrics(&self) -> Reply {
         let anomalies = self.anomalies();
         let exposition = self.exposition(&anomalies);
-        let durable = self.durable_counters.as_ref().map_or(0, String::len);
-        let mut text = String::with_capacity(durable + (16 << 10));
-        match &self.durable_counters {
-            Some(durable) => text.push_str(durable),
-            None => exposition.render_counters(&mut text),
+        let mut text = String::with_capacity(16 << 10);
+        if self.durable_counters.is_none() {
+            exposition.render_counters(&mut text);
         }
         exposition.render_gauges(&mut text);
         Reply {
             status: StatusCode::OK,
             content_type: names::PROMETHEUS_TEXT_CONTENT_TYPE,
+            head: self.durable_counters.clone().unwrap_or_default(),
             body: Bytes::from(text),
         }
     }
@@ -433,6 +454,7 @@ impl<'c> Ingest<'c> {
             Ok(body) => Reply {
                 status: StatusCode::OK,
                 content_type: "application/json",
+                head: Bytes::new(),
                 body: Bytes::from(body),
             },
             Err(error) => json_reply(
@@ -443,10 +465,19 @@ impl<'c> Ingest<'c> {
     }
 
     /// The `/api/summary` document.
+    #[cfg(test)]
     pub(crate) fn summary(&self) -> Value {
+        self.with_summary(|view| view.into_json())
+    }
+
+    /// Calls `render` with the view of the `/api/summary` document.
+    fn with_summary<R>(
+        &self,
+        render: impl FnOnce(SummaryView<'_, foldhash::fast::RandomState>) -> R,
+    ) -> R {
         let now = unix_now();
         let anomalies = self.anomalies();
-        SummaryView {
+        let view = SummaryView {
             now,
             format: self.config.aggregate.format.name(),
             aggregate: self.aggregator.aggregate(),
@@ -461,8 +492,8 @@ impl<'c> Ingest<'c> {
             last_line: self.clock.last_line(),
             clock_skew: self.clock.counts(),
             skew_samples: self.clock.samples().cloned().collect(),
-        }
-        .into_json()
+        };
+        render(view)
     }
 }
 
@@ -486,6 +517,7 @@ pub(crate) fn answer_waiting(asked: Asked, waiting: &str) {
             Reply {
                 status: StatusCode::OK,
                 content_type: names::PROMETHEUS_TEXT_CONTENT_TYPE,
+                head: Bytes::new(),
                 body: Bytes::from(text),
             }
         }
@@ -506,11 +538,15 @@ pub(crate) fn answer_waiting(asked: Asked, waiting: &str) {
 }
 
 fn json_reply(status: StatusCode, value: &Value) -> Reply {
-    let mut body = serde_json::to_vec(value).unwrap_or_default();
+    json_text_reply(status, serde_json::to_vec(value).unwrap_or_default())
+}
+
+fn json_text_reply(status: StatusCode, mut body: Vec<u8>) -> Reply {
     body.push(b'\n');
     Reply {
         status,
         content_type: "application/json",
+        head: Bytes::new(),
         body: Bytes::from(body),
     }
 }

@@ -50,7 +50,11 @@ pub use ingest::CheckpointTarget;
 use ingest::{Ingest, IngestConfig, Restored, restore};
 
 /// Messages in flight between the tailer and the ingest loop (each up to a batch of lines).
-const TAIL_CHANNEL: usize = 64;
+const TAIL_CHANNEL: usize = 16;
+/// The largest batch of lines `serve` takes from the tailer (its buffer holds one read more,
+/// 64 KiB): the channel holds 1.5 MiB at most (20 MiB with 64 of the tailer's default
+/// batches), still far more than the ingest loop takes in between two looks at it.
+const BATCH_BYTES: usize = 32 << 10;
 /// Queries waiting for the ingest loop.
 const QUERY_CHANNEL: usize = 256;
 /// How often the ingest loop does its periodic work.
@@ -294,6 +298,7 @@ fn ingest_loop(
 ) -> Result<(), ServeError> {
     let mut tail = config.tail.clone();
     tail.max_files = max_files;
+    tail.batch_bytes = tail.batch_bytes.min(BATCH_BYTES);
     let (aggregate, restored) = match known {
         Some(known) => known,
         None => match wait_for_format(config, asked, stop) {

@@ -3,18 +3,27 @@
 //!
 //! Each window is a ring of slots (6 of 10 s, 5 of 1 min, 12 of 5 min): a request is counted in
 //! the slot of its own timestamp (the time the proxy logged, so a backlog read late still lands
-//! in the right minute), and a window's figures merge the slots that lie within it. Memory is
-//! bounded by the number of slots times the number of groups, which the aggregate caps; slot
-//! histograms are sparse and of 2 significant digits (see [`WindowHistogram`]): within 1 %,
-//! plenty for a live view, at a fraction of the memory of the cumulative histograms.
+//! in the right minute), and a window's figures merge the slots that lie within it.
+//!
+//! # Memory
+//!
+//! Every group has its 23 slots in one place, found with one lookup per line: the slot of a
+//! time is at `time / slot length` modulo the number of slots, and holds the start of the span
+//! it counts, so a slot of a span that left the window is recognised as stale and reused.
+//! Slot histograms are [`WindowHistogram`]s: 2 significant digits (within 1 %, plenty for a
+//! live view), packed to about two bytes per distinct latency once their slot is closed. At
+//! the default cap of 1 000 groups with a full hour of latencies in whole milliseconds (a few
+//! hundred distinct values per slot) the windows take about 10 MiB. [`Windows::expire`], on
+//! every tick, packs the slots that closed and forgets groups whose every slot is stale, so a
+//! router that stops sending lines stops holding memory.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
 use crate::aggregate::{GroupKey, StatusClasses};
 use crate::format::StatusClass;
-use crate::histogram::{Histogram, WindowHistogram};
+use crate::histogram::{WindowHistogram, WindowMerge};
 
 /// One window: how far back it looks and how finely.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,9 +37,21 @@ pub(crate) struct WindowSpec {
 }
 
 impl WindowSpec {
-    /// The window's length in seconds.
-    pub(crate) const fn seconds(&self) -> i64 {
-        self.slot_seconds * self.slots as i64
+    /// The start of the slot that holds `at`.
+    const fn slot_start(&self, at: i64) -> i64 {
+        at.div_euclid(self.slot_seconds) * self.slot_seconds
+    }
+
+    /// Where the slot that starts at `start` sits in a ring.
+    const fn position(&self, start: i64) -> usize {
+        start
+            .div_euclid(self.slot_seconds)
+            .rem_euclid(self.slots as i64) as usize
+    }
+
+    /// The start of the oldest slot of the window that holds `now`.
+    const fn first_start(&self, now: i64) -> i64 {
+        (now.div_euclid(self.slot_seconds) + 1 - self.slots as i64) * self.slot_seconds
     }
 }
 
@@ -53,174 +74,138 @@ pub(crate) const WINDOWS: [WindowSpec; 3] = [
     },
 ];
 
-/// What one group did within a slot or a window.
+/// Slots of all windows of one group: `WINDOWS[0].slots` of the first, then the second's...
+const SLOTS_PER_GROUP: usize = WINDOWS[0].slots + WINDOWS[1].slots + WINDOWS[2].slots;
+
+/// What one group did within one slot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct WindowStats {
+struct Slot {
+    /// The start of the span counted, unix seconds; `i64::MIN` for a slot never used.
+    start: i64,
+    /// Requests by status class (a slot of 5 minutes would need 14 million requests a second
+    /// of one class to overflow).
+    classes: [u32; 6],
+    /// Latencies, µs.
+    latency: WindowHistogram,
+}
+
+impl Slot {
+    fn reset(&mut self, start: i64) {
+        self.start = start;
+        self.classes = [0; 6];
+        self.latency = WindowHistogram::default();
+    }
+}
+
+/// The slots of one group.
+#[derive(Debug)]
+struct GroupSlots(Box<[Slot; SLOTS_PER_GROUP]>);
+
+impl GroupSlots {
+    fn new() -> Self {
+        Self(Box::new(std::array::from_fn(|_| Slot {
+            start: i64::MIN,
+            ..Slot::default()
+        })))
+    }
+
+    /// The slots of window `ring` (an index of [`WINDOWS`]).
+    fn ring(&self, ring: usize) -> &[Slot] {
+        let offset: usize = WINDOWS[..ring].iter().map(|spec| spec.slots).sum();
+        &self.0[offset..offset + WINDOWS[ring].slots]
+    }
+
+    fn ring_mut(&mut self, ring: usize) -> &mut [Slot] {
+        let offset: usize = WINDOWS[..ring].iter().map(|spec| spec.slots).sum();
+        &mut self.0[offset..offset + WINDOWS[ring].slots]
+    }
+}
+
+/// The figures of one group over one window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct WindowFigures {
     /// Requests.
     pub(crate) requests: u64,
     /// Requests by status class.
     pub(crate) status_classes: StatusClasses,
-    /// Latencies, µs.
-    pub(crate) latency: WindowHistogram,
+    /// Latency percentiles, when some request logged its latency.
+    pub(crate) latency: Option<Percentiles>,
 }
 
-impl WindowStats {
-    fn merge(&mut self, other: &Self) {
-        self.requests += other.requests;
-        self.status_classes.merge(&other.status_classes);
-        self.latency.merge(&other.latency);
-    }
-}
-
+/// One window as of a moment; its figures are computed by [`Summary::figures`].
 #[derive(Debug)]
-struct Slot {
-    start: i64,
-    groups: HashMap<GroupKey, WindowStats, foldhash::fast::RandomState>,
-}
-
-#[derive(Debug)]
-struct Ring {
-    spec: WindowSpec,
-    /// Oldest first; at most `spec.slots`.
-    slots: VecDeque<Slot>,
-}
-
-impl Ring {
-    fn record(&mut self, key: &[u8], at: i64, class: StatusClass, latency_us: Option<u64>) {
-        let start = at.div_euclid(self.spec.slot_seconds) * self.spec.slot_seconds;
-        let newest = self.slots.back().map_or(i64::MIN, |slot| slot.start);
-        if start > newest {
-            self.slots.push_back(Slot {
-                start,
-                groups: HashMap::default(),
-            });
-            self.expire(start + self.spec.slot_seconds);
-        }
-        // Lines come in roughly in time order (nginx logs at the end of a request, files are
-        // interleaved): a slot before the newest one that had no line yet is made in its place,
-        // as long as it is still within the window.
-        let position = self.slots.iter().rposition(|slot| slot.start <= start);
-        let index = match position {
-            Some(index) if self.slots[index].start == start => index,
-            _ if start < newest.saturating_add(self.spec.slot_seconds) - self.spec.seconds() => {
-                // Older than the window: not in any window.
-                return;
-            }
-            position => {
-                let index = position.map_or(0, |index| index + 1);
-                self.slots.insert(
-                    index,
-                    Slot {
-                        start,
-                        groups: HashMap::default(),
-                    },
-                );
-                index
-            }
-        };
-        let slot = &mut self.slots[index];
-        let stats = match slot.groups.get_mut(key) {
-            Some(stats) => stats,
-            None => slot.groups.entry(GroupKey::from_encoded(key)).or_default(),
-        };
-        stats.requests += 1;
-        stats.status_classes.add(class);
-        if let Some(latency) = latency_us {
-            stats.latency.record(latency);
-        }
-    }
-
-    /// Drops the slots that end before the window that ends at `end`.
-    fn expire(&mut self, end: i64) {
-        let window_start = end - self.spec.seconds();
-        while self
-            .slots
-            .front()
-            .is_some_and(|slot| slot.start < window_start)
-        {
-            self.slots.pop_front();
-        }
-    }
-
-    fn summarise(&self, now: i64) -> Summary {
-        // The slot holding `now` and the ones before it, back to a window's length.
-        let first_start = (now.div_euclid(self.spec.slot_seconds) + 1 - self.spec.slots as i64)
-            * self.spec.slot_seconds;
-        let mut groups: HashMap<GroupKey, WindowStats> = HashMap::new();
-        for slot in self
-            .slots
-            .iter()
-            .filter(|slot| slot.start >= first_start && slot.start <= now)
-        {
-            for (key, stats) in &slot.groups {
-                groups.entry(key.clone()).or_default().merge(stats);
-            }
-        }
-        Summary {
-            spec: self.spec,
-            seconds: now - first_start + 1,
-            groups,
-        }
-    }
-}
-
-/// One window's figures per group.
-#[derive(Debug, Clone)]
-pub(crate) struct Summary {
+pub(crate) struct Summary<'a> {
     /// The window.
     pub(crate) spec: WindowSpec,
     /// The seconds it covers: from its oldest slot's start to now (slots are whole, so this is
-    /// a little less than a slot beyond [`WindowSpec::seconds`] at most).
+    /// a little less than a slot beyond the window's length at most).
     pub(crate) seconds: i64,
-    /// Per group.
-    pub(crate) groups: HashMap<GroupKey, WindowStats>,
+    ring: usize,
+    now: i64,
+    windows: &'a Windows,
 }
 
-impl Summary {
-    /// Folds every group that `keep` refuses into the group `overflow` (the cap of the
-    /// cumulative aggregate applied to the window).
-    pub(crate) fn fold_into(&mut self, overflow: &GroupKey, keep: impl Fn(&GroupKey) -> bool) {
-        let folded: Vec<GroupKey> = self
-            .groups
-            .keys()
-            .filter(|key| !keep(key) && *key != overflow)
-            .cloned()
-            .collect();
-        for key in folded {
-            if let Some(stats) = self.groups.remove(&key) {
-                self.groups
-                    .entry(overflow.clone())
-                    .or_default()
-                    .merge(&stats);
+impl Summary<'_> {
+    /// The figures of every group with requests in the window, with the groups `keep` refuses
+    /// folded into `overflow` (the cap of the cumulative aggregate applied to the window).
+    pub(crate) fn figures(
+        &self,
+        overflow: &GroupKey,
+        keep: impl Fn(&GroupKey) -> bool,
+    ) -> Vec<(GroupKey, WindowFigures)> {
+        let first_start = self.spec.first_start(self.now);
+        let in_window = |slot: &&Slot| slot.start >= first_start && slot.start <= self.now;
+        let mut merge = WindowMerge::default();
+        let mut figures = Vec::new();
+        let mut folded: Vec<&GroupSlots> = Vec::new();
+        let mut add = |slots: &[&GroupSlots], key: GroupKey, merge: &mut WindowMerge| {
+            let mut classes = [0u64; 6];
+            for slot in slots
+                .iter()
+                .flat_map(|group| group.ring(self.ring).iter().filter(in_window))
+            {
+                for (sum, count) in classes.iter_mut().zip(slot.classes) {
+                    *sum += u64::from(count);
+                }
+                slot.latency.add_into(merge);
+            }
+            let requests: u64 = classes.iter().sum();
+            if requests > 0 {
+                figures.push((
+                    key,
+                    WindowFigures {
+                        requests,
+                        status_classes: StatusClasses::from_counts(classes),
+                        latency: Percentiles::of(merge),
+                    },
+                ));
+            }
+            merge.clear();
+        };
+        for (key, slots) in &self.windows.groups {
+            if key == overflow || !keep(key) {
+                folded.push(slots);
+            } else {
+                add(&[slots], key.clone(), &mut merge);
             }
         }
+        if !folded.is_empty() {
+            add(&folded, overflow.clone(), &mut merge);
+        }
+        figures
     }
 }
 
 /// The three windows of every group; see the [module docs](self).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Windows {
-    rings: Vec<Ring>,
-}
-
-impl Default for Windows {
-    fn default() -> Self {
-        Self::new()
-    }
+    groups: HashMap<GroupKey, GroupSlots, foldhash::fast::RandomState>,
 }
 
 impl Windows {
     /// Empty windows.
     pub(crate) fn new() -> Self {
-        Self {
-            rings: WINDOWS
-                .iter()
-                .map(|spec| Ring {
-                    spec: *spec,
-                    slots: VecDeque::with_capacity(spec.slots + 1),
-                })
-                .collect(),
-        }
+        Self::default()
     }
 
     /// Counts a request of group `key` (encoded as the aggregator returns it) made at `at`
@@ -232,23 +217,86 @@ impl Windows {
         class: StatusClass,
         latency_us: Option<u64>,
     ) {
-        for ring in &mut self.rings {
-            ring.record(key, at, class, latency_us);
+        let slots = match self.groups.get_mut(key) {
+            Some(slots) => slots,
+            None => self
+                .groups
+                .entry(GroupKey::from_encoded(key))
+                .or_insert_with(GroupSlots::new),
+        };
+        let class = StatusClasses::index(class);
+        for (ring, spec) in WINDOWS.iter().enumerate() {
+            let start = spec.slot_start(at);
+            let slot = &mut slots.ring_mut(ring)[spec.position(start)];
+            if slot.start < start {
+                // A span that left the window: the slot is reused.
+                slot.reset(start);
+            } else if slot.start > start {
+                // Older than the window: in none of its slots.
+                continue;
+            }
+            slot.classes[class] = slot.classes[class].saturating_add(1);
+            if let Some(latency) = latency_us {
+                slot.latency.record(latency);
+            }
         }
     }
 
-    /// Forgets slots that fell out of every window by `now` (unix seconds), so that a router
-    /// that stops sending lines stops holding memory.
+    /// Packs the slots that closed by `now` (unix seconds) and forgets the groups whose every
+    /// slot left its window, so that a router that stops sending lines stops holding memory.
     pub(crate) fn expire(&mut self, now: i64) {
-        for ring in &mut self.rings {
-            ring.expire(now + 1);
-        }
+        self.groups.retain(|_, slots| {
+            let mut live = false;
+            for (ring, spec) in WINDOWS.iter().enumerate() {
+                let (open, first) = (spec.slot_start(now), spec.first_start(now));
+                for slot in slots.ring_mut(ring) {
+                    if slot.start < first {
+                        if slot.start != i64::MIN {
+                            slot.reset(i64::MIN);
+                        }
+                    } else {
+                        live = true;
+                        if slot.start < open {
+                            slot.latency.shrink();
+                        }
+                    }
+                }
+            }
+            live
+        });
     }
 
-    /// Each window's figures per group as of `now` (unix seconds): the slot holding `now` and
-    /// the slots before it, a window's worth.
-    pub(crate) fn summarise(&self, now: i64) -> Vec<Summary> {
-        self.rings.iter().map(|ring| ring.summarise(now)).collect()
+    /// Each window as of `now` (unix seconds): the slot holding `now` and the slots before it,
+    /// a window's worth.
+    pub(crate) fn summarise(&self, now: i64) -> Vec<Summary<'_>> {
+        WINDOWS
+            .iter()
+            .enumerate()
+            .map(|(ring, spec)| Summary {
+                spec: *spec,
+                seconds: now - spec.first_start(now) + 1,
+                ring,
+                now,
+                windows: self,
+            })
+            .collect()
+    }
+
+    /// Memory held by the windows' slots and keys, in bytes (without the map's own table).
+    #[cfg(test)]
+    fn heap_bytes(&self) -> usize {
+        self.groups
+            .iter()
+            .map(|(key, slots)| {
+                std::borrow::Borrow::<[u8]>::borrow(key).len()
+                    + std::mem::size_of::<[Slot; SLOTS_PER_GROUP]>()
+                    + slots
+                        .0
+                        .iter()
+                        .map(|slot| slot.latency.heap_bytes())
+                        .sum::<usize>()
+            })
+            .sum()
     }
 }
 
@@ -267,13 +315,15 @@ pub(crate) struct Percentiles {
 
 impl Percentiles {
     /// The percentiles of `histogram` (µs), or `None` when it is empty.
-    pub(crate) fn of<const BITS: u32>(histogram: &Histogram<BITS>) -> Option<Self> {
-        let seconds = |q: f64| histogram.quantile(q) as f64 / 1e6;
-        (histogram.count() > 0).then(|| Self {
-            p50: seconds(0.5),
-            p90: seconds(0.9),
-            p99: seconds(0.99),
-            p999: seconds(0.999),
+    pub(crate) fn of(histogram: &WindowMerge) -> Option<Self> {
+        let [p50, p90, p99, p999] = histogram
+            .quantiles([0.5, 0.9, 0.99, 0.999])
+            .map(|micros| micros as f64 / 1e6);
+        (histogram.count() > 0).then_some(Self {
+            p50,
+            p90,
+            p99,
+            p999,
         })
     }
 }
@@ -290,6 +340,34 @@ mod tests {
         GroupKey::new([router])
     }
 
+    /// A window's name, the seconds it covers and its figures per group.
+    type Figures = (&'static str, i64, Vec<(GroupKey, WindowFigures)>);
+
+    /// Every window's figures as of `now`, sorted by key, nothing folded.
+    fn figures(windows: &Windows, now: i64) -> Vec<Figures> {
+        let overflow = GroupKey::overflow(1);
+        windows
+            .summarise(now)
+            .iter()
+            .map(|window| {
+                let mut figures = window.figures(&overflow, |_| true);
+                figures.sort_by(|a, b| a.0.cmp(&b.0));
+                (window.spec.name, window.seconds, figures)
+            })
+            .collect()
+    }
+
+    fn requests(windows: &Windows, now: i64, router: &str) -> [u64; 3] {
+        let figures = figures(windows, now);
+        std::array::from_fn(|ring| {
+            figures[ring]
+                .2
+                .iter()
+                .find(|(key, _)| *key == group(router))
+                .map_or(0, |(_, figures)| figures.requests)
+        })
+    }
+
     #[test]
     fn each_window_counts_its_own_span() {
         let mut windows = Windows::new();
@@ -301,29 +379,26 @@ mod tests {
                 StatusClass::Success,
                 Some(1_000 + second as u64),
             );
+            windows.expire(t0 + second);
         }
         let now = t0 + 3599;
-        let summary = windows.summarise(now);
-        let requests: Vec<(&str, i64, u64)> = summary
-            .iter()
-            .map(|window| {
-                (
-                    window.spec.name,
-                    window.seconds,
-                    window.groups[&group("a")].requests,
-                )
-            })
-            .collect();
+        let summary = figures(&windows, now);
+        let seconds: Vec<(&str, i64)> = summary.iter().map(|w| (w.0, w.1)).collect();
+        assert_eq!(seconds, [("1m", 60), ("5m", 300), ("1h", 3600)]);
         // The 1-minute window holds the current 10 s slot and the five before it.
+        assert_eq!(requests(&windows, now, "a"), [60, 300, 3600]);
+        let minute = &summary[0].2[0].1;
+        assert_eq!(minute.status_classes.counts(), [0, 60, 0, 0, 0, 0]);
+        // Latencies 4540..=4599 µs in counters 32 µs wide: p50 is the 30th, 4569, counted in
+        // 4544..=4575; p90 the 54th, 4593, in 4576..=4607.
         assert_eq!(
-            requests,
-            [("1m", 60, 60), ("5m", 300, 300), ("1h", 3600, 3600)]
-        );
-        let minute = &summary[0].groups;
-        assert_eq!(minute[&group("a")].latency.min(), 1_000 + 3540);
-        assert_eq!(
-            minute[&group("a")].status_classes.counts(),
-            [0, 60, 0, 0, 0, 0]
+            minute.latency,
+            Some(Percentiles {
+                p50: 0.004544,
+                p90: 0.004576,
+                p99: 0.004576,
+                p999: 0.004576,
+            })
         );
     }
 
@@ -335,19 +410,16 @@ mod tests {
         windows.record(&key("b"), t0 + 100, StatusClass::Success, Some(5));
         // Late line for a slot that left the 1-minute window: only longer windows count it.
         windows.record(&key("a"), t0 + 10, StatusClass::ServerError, None);
-        let summary = windows.summarise(t0 + 100);
-        assert!(!summary[0].groups.contains_key(&group("a")));
-        assert_eq!(summary[0].groups[&group("b")].requests, 1);
-        assert_eq!(summary[1].groups[&group("a")].requests, 2);
-        // Nothing arrived for two hours: the windows are empty (and hold no memory).
-        assert!(
-            windows
-                .summarise(t0 + 7200)
-                .iter()
-                .all(|w| w.groups.is_empty())
-        );
+        assert_eq!(requests(&windows, t0 + 100, "a"), [0, 2, 2]);
+        assert_eq!(requests(&windows, t0 + 100, "b"), [1, 1, 1]);
+        // A line older than every window: counted nowhere.
+        windows.record(&key("b"), t0 - 4000, StatusClass::Success, None);
+        assert_eq!(requests(&windows, t0 + 100, "b"), [1, 1, 1]);
+        // Nothing arrived for two hours: the windows are empty and hold no memory.
+        assert!(figures(&windows, t0 + 7200).iter().all(|w| w.2.is_empty()));
         windows.expire(t0 + 7200);
-        assert!(windows.rings.iter().all(|ring| ring.slots.is_empty()));
+        assert!(windows.groups.is_empty());
+        assert_eq!(windows.heap_bytes(), 0);
     }
 
     #[test]
@@ -356,47 +428,59 @@ mod tests {
         let t0 = 1_741_521_600;
         // The newer slot first (nginx logs a long request after a short one that started
         // later), then lines for two older slots that had no line yet.
-        windows.record(&key("a"), t0 + 15, StatusClass::Success, Some(5));
-        windows.record(&key("a"), t0 + 5, StatusClass::Success, Some(5));
-        windows.record(&key("a"), t0 - 25, StatusClass::Success, Some(5));
-        windows.record(&key("a"), t0 + 9, StatusClass::Success, Some(5));
-        let summary = windows.summarise(t0 + 20);
-        assert_eq!(summary[0].groups[&group("a")].requests, 4);
-        let starts: Vec<i64> = windows.rings[0].slots.iter().map(|s| s.start).collect();
-        assert_eq!(starts, [t0 - 30, t0, t0 + 10]);
-        // Past the window: not counted, no slot made.
+        for at in [t0 + 15, t0 + 5, t0 - 25, t0 + 9] {
+            windows.record(&key("a"), at, StatusClass::Success, Some(5));
+        }
+        assert_eq!(requests(&windows, t0 + 20, "a"), [4, 4, 4]);
+        // Past the 1-minute window (its slot is now t0's): counted by the longer ones only.
         windows.record(&key("a"), t0 - 60, StatusClass::Success, Some(5));
+        assert_eq!(requests(&windows, t0 + 20, "a"), [4, 5, 5]);
+    }
+
+    #[test]
+    fn a_slot_of_a_span_gone_by_is_reused_for_the_new_span() {
+        let mut windows = Windows::new();
+        let t0 = 1_741_521_600;
+        windows.record(&key("a"), t0, StatusClass::Success, Some(7));
+        // 60 s later the 10 s slot of t0 is the one of t0 + 60 (six slots in the ring).
+        windows.record(&key("a"), t0 + 60, StatusClass::ClientError, Some(9));
+        let summary = figures(&windows, t0 + 60);
         assert_eq!(
-            windows.summarise(t0 + 20)[0].groups[&group("a")].requests,
-            4
+            summary[0].2[0].1.status_classes.counts(),
+            [0, 0, 0, 1, 0, 0]
         );
-        assert_eq!(windows.rings[0].slots.len(), 3);
+        assert_eq!(summary[0].2[0].1.latency.map(|p| p.p50), Some(0.000009));
+        assert_eq!(summary[1].2[0].1.requests, 2);
     }
 
     #[test]
     fn groups_past_the_cap_fold_into_overflow() {
         let mut windows = Windows::new();
         let t0 = 1_741_521_600;
-        for router in ["a", "b", "c"] {
+        let overflow = group("(overflow)");
+        for router in ["a", "b", "c", "(overflow)"] {
             windows.record(&key(router), t0, StatusClass::Success, Some(10));
         }
-        let mut minute = windows.summarise(t0).swap_remove(0);
-        let overflow = group("(overflow)");
-        minute.fold_into(&overflow, |key| *key == group("a"));
-        assert_eq!(minute.groups.len(), 2);
-        assert_eq!(minute.groups[&group("a")].requests, 1);
-        assert_eq!(minute.groups[&overflow].requests, 2);
-        assert_eq!(minute.groups[&overflow].latency.count(), 2);
+        let minute = windows.summarise(t0).swap_remove(0);
+        let mut figures = minute.figures(&overflow, |key| *key == group("a"));
+        figures.sort_by(|a, b| a.0.cmp(&b.0));
+        let requests: Vec<(GroupKey, u64)> = figures
+            .iter()
+            .map(|(key, figures)| (key.clone(), figures.requests))
+            .collect();
+        assert_eq!(requests, [(overflow, 3), (group("a"), 1)]);
     }
 
     #[test]
     fn percentiles_are_in_seconds() {
-        let mut histogram = WindowHistogram::new();
+        let mut histogram = WindowHistogram::default();
         for micros in [1_000, 2_000, 3_000, 4_000] {
             histogram.record(micros);
         }
+        let mut merge = WindowMerge::default();
+        histogram.add_into(&mut merge);
         assert_eq!(
-            Percentiles::of(&histogram),
+            Percentiles::of(&merge),
             Some(Percentiles {
                 p50: 0.002,
                 p90: 0.004,
@@ -404,6 +488,69 @@ mod tests {
                 p999: 0.004
             })
         );
-        assert_eq!(Percentiles::of(&WindowHistogram::new()), None);
+        merge.clear();
+        assert_eq!(Percentiles::of(&merge), None);
+    }
+
+    /// The memory figures of `BENCHMARKS.md`: `cargo test --release -p vantage-edge --lib
+    /// full_hour -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a minute of work: run with --release"]
+    fn a_full_hour_of_a_thousand_groups_stays_within_its_budget() {
+        // 1 000 groups, 10 requests a second each for an hour (the flood of the serve bench),
+        // latencies log-normal: (median ms, sigma, resolution µs) of each route drawn from.
+        let one_route = [(20.0, 0.8, 1000)];
+        // Every route of the synthetic model, as loadgen gives each path requests of all.
+        let every_route = [
+            (18.0, 0.7, 1000),
+            (12.0, 0.8, 1000),
+            (45.0, 0.9, 1000),
+            (25.0, 0.6, 1000),
+            (6.0, 1.1, 1000),
+            (35.0, 0.5, 1000),
+            (150.0, 0.8, 1000),
+            (900.0, 1.0, 1000),
+        ];
+        let microseconds = [(20.0, 0.8, 1)];
+        let models: [(&str, &[(f64, f64, u64)], usize); 3] = [
+            ("one route, whole ms", &one_route, 8),
+            ("every route, whole ms", &every_route, 20),
+            ("one route, µs", &microseconds, 24),
+        ];
+        for (name, routes, budget_mib) in models {
+            let mut windows = Windows::new();
+            let mut rng = fastrand::Rng::with_seed(7);
+            let keys: Vec<Vec<u8>> = (0..1000).map(|n| key(&format!("/pages/{n}"))).collect();
+            let t0 = 1_741_521_600;
+            let mut at_ten_minutes = 0;
+            for second in 0..3600 {
+                for key in &keys {
+                    for _ in 0..10 {
+                        let (median, sigma, resolution) = routes[rng.usize(..routes.len())];
+                        let normal = (-2.0 * (1.0 - rng.f64()).ln()).sqrt()
+                            * (std::f64::consts::TAU * rng.f64()).cos();
+                        let micros = (median * 1000.0 * (sigma * normal).exp()) as u64;
+                        let micros = micros / resolution * resolution;
+                        windows.record(key, t0 + second, StatusClass::Success, Some(micros));
+                    }
+                }
+                windows.expire(t0 + second);
+                if second == 599 {
+                    at_ten_minutes = windows.heap_bytes();
+                }
+            }
+            let requests = figures(&windows, t0 + 3599)
+                .iter()
+                .map(|w| w.2.iter().map(|(_, f)| f.requests).sum::<u64>())
+                .collect::<Vec<_>>();
+            assert_eq!(requests, [600_000, 3_000_000, 36_000_000]);
+            let bytes = windows.heap_bytes();
+            eprintln!(
+                "windows of 1 000 groups, {name}: {} KiB after 10 minutes, {} KiB after an hour",
+                at_ten_minutes >> 10,
+                bytes >> 10
+            );
+            assert!(bytes < budget_mib << 20, "{name}: {} KiB", bytes >> 10);
+        }
     }
 }

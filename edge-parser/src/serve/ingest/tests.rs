@@ -58,7 +58,8 @@ fn batch(lines: &[String], start: u64) -> TailMessage {
 }
 
 fn metrics(ingest: &Ingest<'_>) -> String {
-    String::from_utf8(ingest.metrics().body.to_vec()).expect("utf-8")
+    let reply = ingest.metrics();
+    String::from_utf8([reply.head, reply.body].concat()).expect("utf-8")
 }
 
 #[test]
