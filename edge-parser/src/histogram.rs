@@ -373,10 +373,13 @@ impl<const BITS: u32> fmt::Debug for Histogram<BITS> {
 }
 
 /// The layout of [`WindowHistogram`]: 2 significant digits.
+#[cfg(any(test, feature = "serve"))]
 type WindowLayout = Histogram<8>;
 /// One more than the largest counter index of [`WindowLayout`] (the index of `u64::MAX`).
+#[cfg(any(test, feature = "serve"))]
 const WINDOW_INDICES: usize = WindowLayout::MAX_INDEX as usize + 1;
 /// Values a [`WindowHistogram`] takes in before it packs them.
+#[cfg(any(test, feature = "serve"))]
 const PENDING_MAX: usize = 64;
 
 /// A histogram of 2 significant digits in microseconds (HdrHistogram's layout with 8 leading
@@ -390,6 +393,7 @@ const PENDING_MAX: usize = 64;
 /// are appended as raw `u16` indices behind the packed part (recording is a push) and sorted
 /// into it every [`PENDING_MAX`] values, and when the slot closes ([`shrink`](Self::shrink)).
 /// Reading merges slots into a [`WindowMerge`], a dense array reused for every group.
+#[cfg(any(test, feature = "serve"))]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct WindowHistogram {
     /// `packed_len` bytes of packed counters, then the pending indices (little-endian `u16`).
@@ -397,6 +401,7 @@ pub(crate) struct WindowHistogram {
     packed_len: usize,
 }
 
+#[cfg(any(test, feature = "serve"))]
 impl WindowHistogram {
     /// Records one value, in microseconds.
     pub(crate) fn record(&mut self, micros: u64) {
@@ -461,19 +466,21 @@ impl WindowHistogram {
     }
 
     /// Memory held, in bytes.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "serve"))]
     pub(crate) fn heap_bytes(&self) -> usize {
         self.bytes.capacity()
     }
 }
 
 /// Appends packed counters; see [`WindowHistogram`].
+#[cfg(any(test, feature = "serve"))]
 #[derive(Default)]
 struct PackedWriter {
     /// One past the previous index written.
     next: u32,
 }
 
+#[cfg(any(test, feature = "serve"))]
 impl PackedWriter {
     fn push(&mut self, out: &mut Vec<u8>, index: u32, count: u64) {
         push_varint(out, u64::from(index - self.next));
@@ -483,11 +490,13 @@ impl PackedWriter {
 }
 
 /// Reads packed counters back: `(index, count)` in index order.
+#[cfg(any(test, feature = "serve"))]
 struct PackedReader<'a> {
     bytes: &'a [u8],
     next: u32,
 }
 
+#[cfg(any(test, feature = "serve"))]
 impl<'a> PackedReader<'a> {
     fn new(bytes: &'a [u8]) -> Self {
         Self { bytes, next: 0 }
@@ -506,6 +515,7 @@ impl<'a> PackedReader<'a> {
     }
 }
 
+#[cfg(any(test, feature = "serve"))]
 impl Iterator for PackedReader<'_> {
     type Item = (u32, u64);
 
@@ -519,6 +529,7 @@ impl Iterator for PackedReader<'_> {
     }
 }
 
+#[cfg(any(test, feature = "serve"))]
 fn push_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
@@ -529,6 +540,7 @@ fn push_varint(out: &mut Vec<u8>, mut value: u64) {
 
 /// [`WindowHistogram`]s added together, as dense counters: made once and reused for every
 /// group of a summary ([`clear`](Self::clear) only resets what was touched).
+#[cfg(any(test, feature = "serve"))]
 #[derive(Debug)]
 pub(crate) struct WindowMerge {
     counts: Vec<u64>,
@@ -537,6 +549,7 @@ pub(crate) struct WindowMerge {
     total: u64,
 }
 
+#[cfg(any(test, feature = "serve"))]
 impl Default for WindowMerge {
     fn default() -> Self {
         Self {
@@ -548,6 +561,7 @@ impl Default for WindowMerge {
     }
 }
 
+#[cfg(any(test, feature = "serve"))]
 impl WindowMerge {
     fn add(&mut self, index: usize, count: u64) {
         let Some(counter) = self.counts.get_mut(index) else {
@@ -1056,6 +1070,8 @@ mod tests {
             [0.0, 0.5, 0.6, 1.0].map(|q| merge.quantile(q)),
             [5, 300, 300, 69_632]
         );
+        merge.clear();
+        assert_eq!((merge.count(), merge.quantile(0.5)), (0, 0));
     }
 
     proptest! {

@@ -512,7 +512,9 @@ mod tests {
             (900.0, 1.0, 1000),
         ];
         let microseconds = [(20.0, 0.8, 1)];
-        let models: [(&str, &[(f64, f64, u64)], usize); 3] = [
+        /// A model's name, its routes' (median ms, sigma, resolution µs), its budget in MiB.
+        type Model<'a> = (&'a str, &'a [(f64, f64, u64)], usize);
+        let models: [Model<'_>; 3] = [
             ("one route, whole ms", &one_route, 8),
             ("every route, whole ms", &every_route, 20),
             ("one route, µs", &microseconds, 24),
