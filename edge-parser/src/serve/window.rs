@@ -13,7 +13,7 @@
 //! Slot histograms are [`WindowHistogram`]s: 2 significant digits (within 1 %, plenty for a
 //! live view), packed to about two bytes per distinct latency once their slot is closed. At
 //! the default cap of 1 000 groups with a full hour of latencies in whole milliseconds (a few
-//! hundred distinct values per slot) the windows take about 10 MiB. [`Windows::expire`], on
+//! hundred distinct values in an hour) the windows take about 7 MiB. [`Windows::expire`], on
 //! every tick, packs the slots that closed and forgets groups whose every slot is stale, so a
 //! router that stops sending lines stops holding memory.
 
