@@ -200,11 +200,12 @@ impl Server {
             return text(StatusCode::SERVICE_UNAVAILABLE, "too many streams\n");
         }
         let mut summaries = self.side.summaries.subscribe();
-        // The latest summary goes out at once, if there is one yet.
+        // The latest summary goes out first, if there is one yet.
         summaries.mark_changed();
-        // Each stream sends a new summary at its own moment of the second, so that a thousand
-        // groups' summary (near 1 MiB) to hundreds of streams is not one burst of writes that
-        // holds up every other request of this thread.
+        // Each stream sends a new summary at its own moment of the half-second after it is
+        // published (64 moments), so that a thousand groups' summary (near 1 MiB) to hundreds
+        // of streams is not one burst of writes that holds up every other request of this
+        // thread.
         let offset = STREAM_SPREAD
             .mul_f64(f64::from(self.spread.fetch_add(1, Ordering::Relaxed) % 64) / 64.0);
         let slot = StreamSlot {
