@@ -99,9 +99,9 @@ struct ServeArgs {
     /// from zero at every start.
     #[arg(long, value_name = "FILE")]
     checkpoint: Option<PathBuf>,
-    /// Time between two checkpoint writes (e.g. `1s`, `500ms`, `1m`): also how far /metrics
+    /// Time between two checkpoint writes (e.g. `500ms`, `1s`, `1m`): also how far /metrics
     /// may lag behind the lines read.
-    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "500ms", value_parser = parse_duration, value_name = "DURATION")]
     checkpoint_interval: Duration,
     /// Start from zero even if the checkpoint exists (it is replaced at the next write).
     #[arg(long)]

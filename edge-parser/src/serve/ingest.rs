@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use super::clock::{LogClock, Verdict};
 use super::http::{Asked, Query, Reply};
+use super::persist;
 use super::window::Windows;
 use crate::aggregate::{AggregateConfig, Aggregator, GroupKey, LinePosition, encoded_value};
 use crate::export::prometheus::{AnomalyState, Exposition, router_index};
@@ -32,6 +33,7 @@ use crate::read::{Line, for_each_line};
 use crate::state::{self, EdgeState, Health};
 use crate::tail::{
     Checkpoint, CheckpointError, FilePosition, Positions, StatusHandle, TailEvent, TailMessage,
+    write_document_atomic,
 };
 use crate::watch::Watch;
 use vantage_instrument::names;
@@ -127,6 +129,18 @@ pub(crate) struct Ingest<'c> {
     /// rotation again.
     rotation: Option<&'static str>,
     last_summary: Option<Instant>,
+    /// The thread that writes checkpoints (with a checkpoint target), and what the write in
+    /// flight will make durable.
+    writer: Option<persist::Writer>,
+    pending: Option<Pending>,
+}
+
+/// What a checkpoint being written holds for `/metrics` once it is on disk.
+#[derive(Debug)]
+struct Pending {
+    counters: Bytes,
+    writes: u64,
+    at: i64,
 }
 
 impl<'c> Ingest<'c> {
@@ -164,6 +178,8 @@ impl<'c> Ingest<'c> {
             durable_counters: None,
             rotation: None,
             last_summary: None,
+            writer: None,
+            pending: None,
         };
         // What was restored is durable: it is what the counters start from.
         ingest.render_durable_counters();
@@ -278,8 +294,7 @@ impl<'c> Ingest<'c> {
             .as_ref()
             .is_some_and(|target| self.last_checkpoint.elapsed() >= target.interval);
         if due {
-            // A failure is counted and logged; the next tick tries again.
-            let _ = self.write_checkpoint();
+            self.start_checkpoint();
         }
         self.publish_summary();
     }
@@ -297,7 +312,123 @@ impl<'c> Ingest<'c> {
         }
     }
 
-    /// Writes the checkpoint now (also at shutdown); then `/metrics` shows what it holds.
+    /// Hands the checkpoint of the state as it is now to the writer thread, unless a write is
+    /// still under way (it is tried again at the next tick).
+    fn start_checkpoint(&mut self) {
+        let Some(path) = self.config.checkpoint.as_ref().map(|t| t.path.clone()) else {
+            return;
+        };
+        if self.writer.is_none() {
+            match persist::Writer::spawn() {
+                Ok(writer) => self.writer = Some(writer),
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the checkpoint writer; writing in place");
+                    let _ = self.write_checkpoint();
+                    return;
+                }
+            }
+        }
+        if self.writer.as_ref().is_some_and(persist::Writer::busy) {
+            return;
+        }
+        self.last_checkpoint = Instant::now();
+        let Some((document, pending)) = self.prepare_checkpoint(&path) else {
+            return;
+        };
+        self.pending = Some(pending);
+        if let Some(writer) = self.writer.as_mut() {
+            writer.submit(path, document);
+        }
+    }
+
+    /// Where the writer thread's outcomes arrive, once it runs (for the loop's `select!`).
+    pub(crate) fn checkpoint_outcomes(
+        &mut self,
+    ) -> Option<crossbeam_channel::Receiver<persist::Written>> {
+        if self.writer.is_none() && self.config.checkpoint.is_some() {
+            self.writer = persist::Writer::spawn().ok();
+        }
+        self.writer.as_ref().map(persist::Writer::outcomes)
+    }
+
+    /// Takes in the outcome of the write under way.
+    pub(crate) fn checkpoint_written(&mut self, written: persist::Written) {
+        if let Some(writer) = self.writer.as_mut() {
+            writer.received();
+        }
+        let _ = self.apply_checkpoint(written);
+    }
+
+    /// Serialises the checkpoint of the state as it is now, counting the write it is for, and
+    /// renders the counters `/metrics` shows once it is on disk. `None` (counted as a failed
+    /// write) when the state cannot be serialised.
+    fn prepare_checkpoint(&mut self, path: &std::path::Path) -> Option<(Vec<u8>, Pending)> {
+        // The written state counts this write; the live one only once it is on disk, so that
+        // the count and the time of the last success move only on success.
+        let confirmed = (
+            self.health.checkpoint_writes,
+            self.health.checkpoint_last_success,
+        );
+        let at = unix_now() as i64;
+        self.health.checkpoint_writes += 1;
+        self.health.checkpoint_last_success = Some(at);
+        let document = self.checkpoint_now().to_json();
+        let counters = self.render_counters();
+        let writes = self.health.checkpoint_writes;
+        (
+            self.health.checkpoint_writes,
+            self.health.checkpoint_last_success,
+        ) = confirmed;
+        match document {
+            Ok(document) => Some((
+                document,
+                Pending {
+                    counters,
+                    writes,
+                    at,
+                },
+            )),
+            Err(source) => {
+                let error = CheckpointError::Serialize {
+                    path: path.to_owned(),
+                    source,
+                };
+                self.health.checkpoint_errors += 1;
+                tracing::error!(%error, "checkpoint not written");
+                None
+            }
+        }
+    }
+
+    /// Makes the pending checkpoint's counters what `/metrics` shows when it was written;
+    /// counts and logs the failure otherwise.
+    fn apply_checkpoint(&mut self, written: persist::Written) -> Result<(), CheckpointError> {
+        let pending = self.pending.take();
+        match written.result {
+            Ok(()) => {
+                if let Some(pending) = pending {
+                    self.durable_counters = Some(pending.counters);
+                    self.health.checkpoint_writes = pending.writes;
+                    self.health.checkpoint_last_success = Some(pending.at);
+                }
+                // How long it took bounds how stale /metrics may be
+                // (`RUST_LOG=vantage_edge::serve=debug`).
+                tracing::debug!(
+                    write_ms = written.took.as_secs_f64() * 1e3,
+                    "checkpoint written"
+                );
+                Ok(())
+            }
+            Err(error) => {
+                self.health.checkpoint_errors += 1;
+                tracing::error!(%error, "checkpoint not written");
+                Err(error)
+            }
+        }
+    }
+
+    /// Writes the checkpoint now, in this thread, after the write under way if any (at
+    /// shutdown, and in tests); then `/metrics` shows what it holds.
     ///
     /// # Errors
     ///
@@ -307,60 +438,43 @@ impl<'c> Ingest<'c> {
         let Some(path) = self.config.checkpoint.as_ref().map(|t| t.path.clone()) else {
             return Ok(());
         };
+        if let Some(written) = self.writer.as_mut().and_then(persist::Writer::wait) {
+            let _ = self.apply_checkpoint(written);
+        }
         self.last_checkpoint = Instant::now();
-        // Counted before writing, so that the written state includes this write; undone if
-        // it fails, so that the time of the last success moves only on success.
-        let before = (
-            self.health.checkpoint_writes,
-            self.health.checkpoint_last_success,
-        );
-        self.health.checkpoint_writes += 1;
-        self.health.checkpoint_last_success = Some(unix_now() as i64);
+        let Some((document, pending)) = self.prepare_checkpoint(&path) else {
+            return Err(CheckpointError::Corrupt {
+                path,
+                reason: "the state could not be serialised".to_owned(),
+            });
+        };
+        self.pending = Some(pending);
         let started = Instant::now();
-        match self.checkpoint_now().write_atomic(&path) {
-            Ok(()) => {
-                let written = started.elapsed();
-                self.render_durable_counters();
-                // The ingest loop reads no line meanwhile: how long it took matters to the lag
-                // and to how long a scrape may wait (`RUST_LOG=vantage_edge::serve=debug`).
-                tracing::debug!(
-                    write_ms = written.as_secs_f64() * 1e3,
-                    render_ms = (started.elapsed() - written).as_secs_f64() * 1e3,
-                    "checkpoint written"
-                );
-                Ok(())
-            }
-            Err(error) => {
-                (
-                    self.health.checkpoint_writes,
-                    self.health.checkpoint_last_success,
-                ) = before;
-                self.health.checkpoint_errors += 1;
-                tracing::error!(%error, "checkpoint not written");
-                Err(error)
-            }
+        let result = write_document_atomic(&path, &document);
+        self.apply_checkpoint(persist::Written {
+            result,
+            took: started.elapsed(),
+        })
+    }
+
+    /// With a checkpoint, makes the counters of the state as it is now what `/metrics` shows
+    /// (the restored state, at the start); without one they are rendered at each scrape.
+    fn render_durable_counters(&mut self) {
+        if self.config.checkpoint.is_some() {
+            self.durable_counters = Some(self.render_counters());
         }
     }
 
-    /// Renders the counters of the exposition from the state as it is now, for `/metrics` to
-    /// show until the next checkpoint; without a checkpoint they are rendered at each scrape.
-    fn render_durable_counters(&mut self) {
-        if self.config.checkpoint.is_none() {
-            return;
-        }
+    /// The counters of the exposition, rendered from the state as it is now.
+    fn render_counters(&mut self) -> Bytes {
         let previous = self.durable_counters.take();
         let capacity = previous.as_ref().map_or(0, Bytes::len);
         // A little room beyond the last length, so that a page that grows a little does not
         // double its buffer.
-        let mut buffer = match previous.map(Bytes::try_into_mut) {
-            Some(Ok(unique)) => Vec::from(unique),
-            _ => Vec::with_capacity(capacity + capacity / 16),
-        };
-        buffer.clear();
-        // Empty, hence valid UTF-8.
-        let mut text = String::from_utf8(buffer).unwrap_or_default();
+        let mut text = String::with_capacity(capacity + capacity / 16);
         self.exposition(&[]).render_counters(&mut text);
-        self.durable_counters = Some(Bytes::from(text));
+        self.durable_counters = previous;
+        Bytes::from(text)
     }
 
     /// Answers one query of the HTTP side.

@@ -25,6 +25,7 @@ pub(crate) mod clock;
 mod conn;
 pub(crate) mod http;
 mod ingest;
+mod persist;
 pub(crate) mod window;
 
 use std::net::SocketAddr;
@@ -57,11 +58,12 @@ const TAIL_CHANNEL: usize = 16;
 const BATCH_BYTES: usize = 32 << 10;
 /// Queries waiting for the ingest loop.
 const QUERY_CHANNEL: usize = 256;
-/// How often the ingest loop does its periodic work.
-const TICK: Duration = Duration::from_millis(500);
-/// Default time between two checkpoints: also how stale `/metrics` may be (it shows the
-/// counters of the last checkpoint).
-pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the ingest loop does its periodic work (and how finely the checkpoint interval
+/// is kept).
+const TICK: Duration = Duration::from_millis(100);
+/// Default time between two checkpoints: with the time to write one, how stale `/metrics` may
+/// be (it shows the counters of the last checkpoint written).
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Everything `serve` runs with.
 #[derive(Debug, Clone)]
@@ -330,6 +332,10 @@ fn ingest_loop(
         summaries,
     };
     let mut ingest = Ingest::new(ingest_config, restored, watch, tail_status);
+    // Without a checkpoint, a channel that never delivers.
+    let written = ingest
+        .checkpoint_outcomes()
+        .unwrap_or_else(crossbeam_channel::never);
     let mut last_tick = Instant::now();
     loop {
         select! {
@@ -341,6 +347,11 @@ fn ingest_loop(
             recv(asked) -> query => {
                 if let Ok(query) = query {
                     ingest.answer(query);
+                }
+            },
+            recv(written) -> outcome => {
+                if let Ok(outcome) = outcome {
+                    ingest.checkpoint_written(outcome);
                 }
             },
             default(TICK) => {},

@@ -314,50 +314,61 @@ impl<S: Serialize> Checkpoint<S> {
                 path: path.to_owned(),
                 source,
             })?;
-        if document.len() as u64 > MAX_CHECKPOINT_BYTES {
-            return Err(CheckpointError::TooLarge {
-                path: path.to_owned(),
-                size: document.len() as u64,
-            });
-        }
-        let write_error = |source| CheckpointError::Write {
-            path: path.to_owned(),
-            source,
-        };
-        let name = path.file_name().ok_or_else(|| {
-            write_error(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the path has no file name",
-            ))
-        })?;
-        let directory = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        let mut temp_name = OsString::from(".");
-        temp_name.push(name);
-        temp_name.push(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
-        ));
-        let temp = directory.join(temp_name);
-        let written = (|| {
-            let mut file = File::create(&temp)?;
-            file.write_all(&document)?;
-            file.sync_all()?;
-            fs::rename(&temp, path)
-        })();
-        if let Err(error) = written {
-            // Best effort: the error that matters is the one returned.
-            let _ = fs::remove_file(&temp);
-            return Err(write_error(error));
-        }
-        // The rename is durable once the directory is.
-        File::open(directory)
-            .and_then(|directory| directory.sync_all())
-            .map_err(write_error)
+        write_document_atomic(path, &document)
     }
+}
+
+/// Writes a document made by [`Checkpoint::to_json`] to `path` as
+/// [`Checkpoint::write_atomic`] does: for a writer on another thread than the state's.
+///
+/// # Errors
+///
+/// The document is larger than [`MAX_CHECKPOINT_BYTES`], or the file or its directory cannot
+/// be written.
+pub(crate) fn write_document_atomic(path: &Path, document: &[u8]) -> Result<(), CheckpointError> {
+    if document.len() as u64 > MAX_CHECKPOINT_BYTES {
+        return Err(CheckpointError::TooLarge {
+            path: path.to_owned(),
+            size: document.len() as u64,
+        });
+    }
+    let write_error = |source| CheckpointError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let name = path.file_name().ok_or_else(|| {
+        write_error(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path has no file name",
+        ))
+    })?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut temp_name = OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
+    ));
+    let temp = directory.join(temp_name);
+    let written = (|| {
+        let mut file = File::create(&temp)?;
+        file.write_all(document)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if let Err(error) = written {
+        // Best effort: the error that matters is the one returned.
+        let _ = fs::remove_file(&temp);
+        return Err(write_error(error));
+    }
+    // The rename is durable once the directory is.
+    File::open(directory)
+        .and_then(|directory| directory.sync_all())
+        .map_err(write_error)
 }
 
 /// The magic and the version, in an open object.

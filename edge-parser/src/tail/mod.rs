@@ -154,6 +154,8 @@ mod thread;
 // What a tailer is configured with and what it delivers.
 mod types;
 
+#[cfg(feature = "serve")]
+pub(crate) use checkpoint::write_document_atomic;
 pub use checkpoint::{
     CHECKPOINT_MAGIC, CHECKPOINT_VERSION, Checkpoint, CheckpointError, FilePosition,
     MAX_CHECKPOINT_BYTES, Positions,

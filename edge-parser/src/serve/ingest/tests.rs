@@ -332,3 +332,44 @@ fn a_checkpoint_between_a_rotation_and_its_new_file_does_not_count_the_rotation_
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
 }
+
+#[test]
+fn a_checkpoint_written_by_the_writer_thread_shows_once_it_is_on_disk() {
+    let dir = TempDir::new("ingest-writer");
+    let path = dir.join("checkpoint.json");
+    let config = config();
+    let mut ingest = ingest(&config, Restored::default(), &path);
+    let outcomes = ingest
+        .checkpoint_outcomes()
+        .expect("a writer with a checkpoint");
+    ingest.handle(&batch(&[line("a@x", 200)], 0));
+    ingest.start_checkpoint();
+    // Handed over, not yet taken in: /metrics still shows the last checkpoint's counters.
+    let before = metrics(&ingest);
+    assert!(
+        before.contains("edge_lines_total{result=\"parsed\"} 0\n"),
+        "{before}"
+    );
+    assert!(
+        before.contains("edge_checkpoint_writes_total 0\n"),
+        "{before}"
+    );
+    // A checkpoint that falls due while one is written waits for it.
+    ingest.start_checkpoint();
+    let written = outcomes
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the writer answers");
+    assert!(written.result.is_ok());
+    ingest.checkpoint_written(written);
+    let after = metrics(&ingest);
+    for expected in [
+        "edge_lines_total{result=\"parsed\"} 1\n",
+        "edge_checkpoint_writes_total 1\n",
+    ] {
+        assert!(after.contains(expected), "missing {expected:?} in\n{after}");
+    }
+    assert!(outcomes.try_recv().is_err(), "one write only");
+    let restored = restore(ingest.config.checkpoint.as_ref(), &config, &[]).expect("readable");
+    assert_eq!(restored.state.aggregate.lines().parsed, 1);
+    assert_eq!(restored.state.health.checkpoint_writes, 1);
+}
