@@ -94,6 +94,34 @@ pub(crate) struct HttpSide {
     pub(crate) guard: Guard,
     /// The connection cap and its counters.
     pub(crate) connections: Arc<Connections>,
+    /// The exposition the ingest loop publishes, for scrapes that do not wait for it.
+    pub(crate) exposition: Arc<PublishedExposition>,
+}
+
+/// The latest `/metrics` exposition: the counters of the last checkpoint written and the
+/// gauges of the last tick, as the ingest loop publishes them.
+#[derive(Debug, Default)]
+pub(crate) struct PublishedExposition {
+    parts: std::sync::Mutex<Option<(Bytes, Bytes)>>,
+}
+
+impl PublishedExposition {
+    /// Publishes new counters and gauges.
+    pub(crate) fn publish(&self, counters: Bytes, gauges: Bytes) {
+        *self.parts.lock().unwrap_or_else(|e| e.into_inner()) = Some((counters, gauges));
+    }
+
+    /// The exposition as a reply, if one was published.
+    fn get(&self) -> Option<Reply> {
+        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let (counters, gauges) = parts.as_ref()?;
+        Some(Reply {
+            status: StatusCode::OK,
+            content_type: vantage_instrument::names::PROMETHEUS_TEXT_CONTENT_TYPE,
+            head: counters.clone(),
+            body: gauges.clone(),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -152,14 +180,20 @@ impl Server {
         match request.uri().path() {
             "/health" => text(StatusCode::OK, "ok\n"),
             "/metrics" => {
-                let reply = ask(&self.side.queries, Query::Metrics)
-                    .await
-                    .map(|mut reply| {
-                        let mut body = String::from_utf8_lossy(&reply.body).into_owned();
-                        self.side.connections.stats.render(&mut body);
-                        reply.body = Bytes::from(body);
-                        reply
-                    });
+                // Published by the ingest loop (the durable counters at each checkpoint, the
+                // gauges at each tick): a scrape never waits for it. Before anything is
+                // published (no checkpoint, or the format not known yet), it is asked.
+                let published = self.side.exposition.get();
+                let reply = match published {
+                    Some(reply) => Some(reply),
+                    None => ask(&self.side.queries, Query::Metrics).await,
+                };
+                let reply = reply.map(|mut reply| {
+                    let mut body = String::from_utf8_lossy(&reply.body).into_owned();
+                    self.side.connections.stats.render(&mut body);
+                    reply.body = Bytes::from(body);
+                    reply
+                });
                 respond(reply)
             }
             "/ready" => self.ask(Query::Ready).await,

@@ -94,6 +94,9 @@ pub(crate) struct IngestConfig<'c> {
     pub(crate) max_line_bytes: usize,
     /// Where the summary for `/api/stream` is published, once per [`STREAM_INTERVAL`].
     pub(crate) summaries: Arc<tokio::sync::watch::Sender<Bytes>>,
+    /// Where `/metrics` is published for scrapes (with a checkpoint): at each tick and each
+    /// checkpoint written.
+    pub(crate) exposition: Arc<super::http::PublishedExposition>,
 }
 
 /// The ingest loop's state; see the [module docs](self).
@@ -133,6 +136,10 @@ pub(crate) struct Ingest<'c> {
     /// flight will make durable.
     writer: Option<persist::Writer>,
     pending: Option<Pending>,
+    /// Buffers of a rendering and a document done with, reused: a few MiB each at the group
+    /// cap, made twice a second, and the allocator would keep their fragments.
+    spare_text: Option<String>,
+    spare_document: Vec<u8>,
 }
 
 /// What a checkpoint being written holds for `/metrics` once it is on disk.
@@ -141,6 +148,8 @@ struct Pending {
     counters: Bytes,
     writes: u64,
     at: i64,
+    /// How long serialising and rendering took, on the ingest thread.
+    prepared_in: Duration,
 }
 
 impl<'c> Ingest<'c> {
@@ -180,9 +189,12 @@ impl<'c> Ingest<'c> {
             last_summary: None,
             writer: None,
             pending: None,
+            spare_text: None,
+            spare_document: Vec::new(),
         };
         // What was restored is durable: it is what the counters start from.
         ingest.render_durable_counters();
+        ingest.publish_exposition();
         ingest
     }
 
@@ -296,6 +308,7 @@ impl<'c> Ingest<'c> {
         if due {
             self.start_checkpoint();
         }
+        self.publish_exposition();
         self.publish_summary();
     }
 
@@ -370,9 +383,11 @@ impl<'c> Ingest<'c> {
             self.health.checkpoint_last_success,
         );
         let at = unix_now() as i64;
+        let started = Instant::now();
         self.health.checkpoint_writes += 1;
         self.health.checkpoint_last_success = Some(at);
-        let document = self.checkpoint_now().to_json();
+        let buffer = std::mem::take(&mut self.spare_document);
+        let document = self.checkpoint_now().to_json_in(buffer);
         let counters = self.render_counters();
         let writes = self.health.checkpoint_writes;
         (
@@ -386,6 +401,7 @@ impl<'c> Ingest<'c> {
                     counters,
                     writes,
                     at,
+                    prepared_in: started.elapsed(),
                 },
             )),
             Err(source) => {
@@ -403,27 +419,55 @@ impl<'c> Ingest<'c> {
     /// Makes the pending checkpoint's counters what `/metrics` shows when it was written;
     /// counts and logs the failure otherwise.
     fn apply_checkpoint(&mut self, written: persist::Written) -> Result<(), CheckpointError> {
+        self.spare_document = written.buffer;
         let pending = self.pending.take();
         match written.result {
             Ok(()) => {
+                let prepared_in = pending.as_ref().map_or(Duration::ZERO, |p| p.prepared_in);
                 if let Some(pending) = pending {
-                    self.durable_counters = Some(pending.counters);
+                    let done_with = self.durable_counters.replace(pending.counters);
+                    self.recycle(done_with);
                     self.health.checkpoint_writes = pending.writes;
                     self.health.checkpoint_last_success = Some(pending.at);
+                    self.publish_exposition();
                 }
-                // How long it took bounds how stale /metrics may be
+                // How long it took bounds how stale /metrics may be; the render (with the
+                // serialisation) is what the ingest loop spends on it
                 // (`RUST_LOG=vantage_edge::serve=debug`).
                 tracing::debug!(
                     write_ms = written.took.as_secs_f64() * 1e3,
+                    render_ms = prepared_in.as_secs_f64() * 1e3,
                     "checkpoint written"
                 );
                 Ok(())
             }
             Err(error) => {
+                self.recycle(pending.map(|pending| pending.counters));
                 self.health.checkpoint_errors += 1;
                 tracing::error!(%error, "checkpoint not written");
                 Err(error)
             }
+        }
+    }
+
+    /// Publishes the durable counters and the gauges as they are now for scrapes (with a
+    /// checkpoint; without one `/metrics` asks the loop, which renders everything live).
+    fn publish_exposition(&self) {
+        let Some(counters) = &self.durable_counters else {
+            return;
+        };
+        let anomalies = self.anomalies();
+        let mut gauges = String::with_capacity(4 << 10);
+        self.exposition(&anomalies).render_gauges(&mut gauges);
+        self.config
+            .exposition
+            .publish(counters.clone(), Bytes::from(gauges));
+    }
+
+    /// Keeps a rendering no reply holds any more, to render the next one into.
+    fn recycle(&mut self, text: Option<Bytes>) {
+        if let Some(Ok(unique)) = text.map(Bytes::try_into_mut) {
+            self.spare_text = String::from_utf8(Vec::from(unique)).ok();
         }
     }
 
@@ -454,6 +498,7 @@ impl<'c> Ingest<'c> {
         self.apply_checkpoint(persist::Written {
             result,
             took: started.elapsed(),
+            buffer: document,
         })
     }
 
@@ -467,13 +512,14 @@ impl<'c> Ingest<'c> {
 
     /// The counters of the exposition, rendered from the state as it is now.
     fn render_counters(&mut self) -> Bytes {
-        let previous = self.durable_counters.take();
-        let capacity = previous.as_ref().map_or(0, Bytes::len);
-        // A little room beyond the last length, so that a page that grows a little does not
-        // double its buffer.
-        let mut text = String::with_capacity(capacity + capacity / 16);
+        let mut text = self.spare_text.take().unwrap_or_else(|| {
+            // A little room beyond the last length, so that a page that grows a little does
+            // not double its buffer.
+            let last = self.durable_counters.as_ref().map_or(0, Bytes::len);
+            String::with_capacity(last + last / 16)
+        });
+        text.clear();
         self.exposition(&[]).render_counters(&mut text);
-        self.durable_counters = previous;
         Bytes::from(text)
     }
 

@@ -187,7 +187,10 @@ pub fn run_until(
         Some(format) => Some(restore_for(config, format)?),
         None => None,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Two workers: a scrape is answered while the streams are being written.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("edge-http")
         .enable_all()
         .build()
         .map_err(ServeError::Start)?;
@@ -206,8 +209,10 @@ pub fn run_until(
     let (queries, asked) = bounded(QUERY_CHANNEL);
     let summaries = Arc::new(tokio::sync::watch::Sender::new(Bytes::new()));
     let (limits, max_files) = conn::share_fds(config.limits, config.tail.max_files);
+    let exposition = Arc::new(http::PublishedExposition::default());
     let side = http::HttpSide {
         queries,
+        exposition: Arc::clone(&exposition),
         summaries: Arc::clone(&summaries),
         guard: auth::Guard::new(config.auth.clone(), local),
         connections: Arc::new(conn::Connections::new(limits)),
@@ -221,7 +226,11 @@ pub fn run_until(
         let ingest_thread = std::thread::Builder::new()
             .name("edge-ingest".to_owned())
             .spawn_scoped(scope, move || {
-                let result = ingest_loop(config, max_files, known, watch, &asked, summaries, &stop);
+                let published = Published {
+                    summaries,
+                    exposition,
+                };
+                let result = ingest_loop(config, max_files, known, watch, &asked, published, &stop);
                 let _ = ingest_done.send(());
                 result
             })
@@ -244,6 +253,12 @@ pub fn run_until(
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
+}
+
+/// Where the ingest loop publishes what the HTTP side serves without asking it.
+struct Published {
+    summaries: Arc<tokio::sync::watch::Sender<Bytes>>,
+    exposition: Arc<http::PublishedExposition>,
 }
 
 /// The format given, or the one of the checkpoint `serve` is to resume.
@@ -295,7 +310,7 @@ fn ingest_loop(
     known: Option<(AggregateConfig, Restored)>,
     watch: Watch,
     asked: &Receiver<Asked>,
-    summaries: Arc<tokio::sync::watch::Sender<Bytes>>,
+    published: Published,
     stop: &Arc<AtomicBool>,
 ) -> Result<(), ServeError> {
     let mut tail = config.tail.clone();
@@ -329,7 +344,8 @@ fn ingest_loop(
         checkpoint: config.checkpoint.clone(),
         stale_after: config.stale_after,
         max_line_bytes: config.tail.max_line_bytes,
-        summaries,
+        summaries: published.summaries,
+        exposition: published.exposition,
     };
     let mut ingest = Ingest::new(ingest_config, restored, watch, tail_status);
     // Without a checkpoint, a channel that never delivers.

@@ -14,11 +14,12 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::tail::{CheckpointError, write_document_atomic};
 
-/// How a write went, and how long it took.
+/// How a write went, and how long it took; the document's buffer comes back for the next.
 #[derive(Debug)]
 pub(crate) struct Written {
     pub(crate) result: Result<(), CheckpointError>,
     pub(crate) took: Duration,
+    pub(crate) buffer: Vec<u8>,
 }
 
 /// The `edge-checkpoint` thread and its two channels.
@@ -46,7 +47,12 @@ impl Writer {
                     let started = Instant::now();
                     let result = write_document_atomic(&path, &document);
                     let took = started.elapsed();
-                    if done.send(Written { result, took }).is_err() {
+                    let written = Written {
+                        result,
+                        took,
+                        buffer: document,
+                    };
+                    if done.send(written).is_err() {
                         return;
                     }
                 }

@@ -290,7 +290,12 @@ impl<S: Serialize> Checkpoint<S> {
     ///
     /// The state cannot be serialised.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let mut document = start_document();
+        self.to_json_in(Vec::new())
+    }
+
+    /// [`to_json`](Self::to_json) into `buffer` (cleared first), to reuse its memory.
+    pub(crate) fn to_json_in(&self, buffer: Vec<u8>) -> Result<Vec<u8>, serde_json::Error> {
+        let mut document = start_document(buffer);
         // Each part is written in place and its bytes hashed there: the state is not copied.
         let config = write_part(&mut document, "config", &self.config)?;
         let files = write_part(&mut document, "files", &self.files)?;
@@ -372,8 +377,8 @@ pub(crate) fn write_document_atomic(path: &Path, document: &[u8]) -> Result<(), 
 }
 
 /// The magic and the version, in an open object.
-fn start_document() -> Vec<u8> {
-    let mut document = Vec::with_capacity(4096);
+fn start_document(mut document: Vec<u8>) -> Vec<u8> {
+    document.clear();
     document.extend_from_slice(b"{\"magic\":\"");
     document.extend_from_slice(CHECKPOINT_MAGIC.as_bytes());
     document.extend_from_slice(format!("\",\"version\":{CHECKPOINT_VERSION}").as_bytes());
@@ -411,7 +416,7 @@ pub(crate) fn reseal(document: &str) -> Vec<u8> {
 /// are, with their checksum.
 #[cfg(test)]
 pub(crate) fn seal(config: &str, files: &str, state: &str) -> Vec<u8> {
-    let mut document = start_document();
+    let mut document = start_document(Vec::new());
     let mut parts = [0..0, 0..0, 0..0];
     for (part, (name, json)) in
         parts

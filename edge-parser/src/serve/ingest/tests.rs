@@ -27,6 +27,7 @@ fn ingest<'c>(config: &'c AggregateConfig, restored: Restored, checkpoint: &Path
             stale_after: Duration::from_secs(60),
             max_line_bytes: 4096,
             summaries: Arc::new(tokio::sync::watch::Sender::new(Bytes::new())),
+            exposition: Arc::default(),
         },
         restored,
         Watch::new(WatchConfig::default()).expect("default watch"),
