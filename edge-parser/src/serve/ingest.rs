@@ -32,8 +32,8 @@ use crate::format::StatusClass;
 use crate::read::{Line, for_each_line};
 use crate::state::{self, EdgeState, Health};
 use crate::tail::{
-    Checkpoint, CheckpointError, FilePosition, Positions, StatusHandle, TailEvent, TailMessage,
-    write_document_atomic,
+    Checkpoint, CheckpointError, FilePosition, Flush, Positions, StatusHandle, TailEvent,
+    TailMessage, write_document_atomic,
 };
 use crate::watch::Watch;
 use vantage_instrument::names;
@@ -436,6 +436,7 @@ impl<'c> Ingest<'c> {
                 // (`RUST_LOG=vantage_edge::serve=debug`).
                 tracing::debug!(
                     write_ms = written.took.as_secs_f64() * 1e3,
+                    to_disk = written.flush == Flush::ToDisk,
                     render_ms = prepared_in.as_secs_f64() * 1e3,
                     "checkpoint written"
                 );
@@ -494,10 +495,11 @@ impl<'c> Ingest<'c> {
         };
         self.pending = Some(pending);
         let started = Instant::now();
-        let result = write_document_atomic(&path, &document);
+        let result = write_document_atomic(&path, &document, Flush::ToDisk);
         self.apply_checkpoint(persist::Written {
             result,
             took: started.elapsed(),
+            flush: Flush::ToDisk,
             buffer: document,
         })
     }

@@ -187,10 +187,7 @@ pub fn run_until(
         Some(format) => Some(restore_for(config, format)?),
         None => None,
     };
-    // Two workers: a scrape is answered while the streams are being written.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("edge-http")
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ServeError::Start)?;

@@ -5,6 +5,12 @@
 //! the document over; the writer writes it atomically and says how it went. One write is in
 //! flight at most: a checkpoint that falls due meanwhile waits for the next tick, so a stalled
 //! disk costs memory for one document, not a queue.
+//!
+//! Each write is renamed into place, which is what a process killed (kill -9, OOM, a container
+//! restart) finds when it starts again: that is what `/metrics` may show. Flushing to disk (an
+//! `fsync` stalls behind whatever else the disk is writing, a second under a busy proxy log) is
+//! done every [`SYNC_EVERY`] and at shutdown, so a crash of the machine loses at most that much
+//! progress, which is read again.
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;
@@ -12,13 +18,17 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::tail::{CheckpointError, write_document_atomic};
+use crate::tail::{CheckpointError, Flush, write_document_atomic};
+
+/// How often a checkpoint is also flushed to disk.
+pub(crate) const SYNC_EVERY: Duration = Duration::from_secs(10);
 
 /// How a write went, and how long it took; the document's buffer comes back for the next.
 #[derive(Debug)]
 pub(crate) struct Written {
     pub(crate) result: Result<(), CheckpointError>,
     pub(crate) took: Duration,
+    pub(crate) flush: Flush,
     pub(crate) buffer: Vec<u8>,
 }
 
@@ -43,13 +53,22 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("edge-checkpoint".to_owned())
             .spawn(move || {
+                let mut synced: Option<Instant> = None;
                 for (path, document) in next {
                     let started = Instant::now();
-                    let result = write_document_atomic(&path, &document);
-                    let took = started.elapsed();
+                    let flush = if synced.is_none_or(|at| at.elapsed() >= SYNC_EVERY) {
+                        Flush::ToDisk
+                    } else {
+                        Flush::ToPageCache
+                    };
+                    let result = write_document_atomic(&path, &document, flush);
+                    if result.is_ok() && flush == Flush::ToDisk {
+                        synced = Some(started);
+                    }
                     let written = Written {
                         result,
-                        took,
+                        took: started.elapsed(),
+                        flush,
                         buffer: document,
                     };
                     if done.send(written).is_err() {

@@ -319,18 +319,34 @@ impl<S: Serialize> Checkpoint<S> {
                 path: path.to_owned(),
                 source,
             })?;
-        write_document_atomic(path, &document)
+        write_document_atomic(path, &document, Flush::ToDisk)
     }
 }
 
+/// How far a checkpoint write goes before it counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flush {
+    /// Renamed into place: a process that dies (kill -9, OOM, a container restart) and starts
+    /// again reads it, since the page cache outlives the process. No `fsync`, so a busy disk
+    /// cannot hold it up.
+    ToPageCache,
+    /// Also flushed to disk, file and directory: it outlives a crash of the machine.
+    ToDisk,
+}
+
 /// Writes a document made by [`Checkpoint::to_json`] to `path` as
-/// [`Checkpoint::write_atomic`] does: for a writer on another thread than the state's.
+/// [`Checkpoint::write_atomic`] does, as far as `flush` says: for a writer on another thread
+/// than the state's.
 ///
 /// # Errors
 ///
 /// The document is larger than [`MAX_CHECKPOINT_BYTES`], or the file or its directory cannot
 /// be written.
-pub(crate) fn write_document_atomic(path: &Path, document: &[u8]) -> Result<(), CheckpointError> {
+pub(crate) fn write_document_atomic(
+    path: &Path,
+    document: &[u8],
+    flush: Flush,
+) -> Result<(), CheckpointError> {
     if document.len() as u64 > MAX_CHECKPOINT_BYTES {
         return Err(CheckpointError::TooLarge {
             path: path.to_owned(),
@@ -362,13 +378,18 @@ pub(crate) fn write_document_atomic(path: &Path, document: &[u8]) -> Result<(), 
     let written = (|| {
         let mut file = File::create(&temp)?;
         file.write_all(document)?;
-        file.sync_all()?;
+        if flush == Flush::ToDisk {
+            file.sync_all()?;
+        }
         fs::rename(&temp, path)
     })();
     if let Err(error) = written {
         // Best effort: the error that matters is the one returned.
         let _ = fs::remove_file(&temp);
         return Err(write_error(error));
+    }
+    if flush == Flush::ToPageCache {
+        return Ok(());
     }
     // The rename is durable once the directory is.
     File::open(directory)

@@ -154,12 +154,12 @@ mod thread;
 // What a tailer is configured with and what it delivers.
 mod types;
 
-#[cfg(feature = "serve")]
-pub(crate) use checkpoint::write_document_atomic;
 pub use checkpoint::{
     CHECKPOINT_MAGIC, CHECKPOINT_VERSION, Checkpoint, CheckpointError, FilePosition,
     MAX_CHECKPOINT_BYTES, Positions,
 };
+#[cfg(feature = "serve")]
+pub(crate) use checkpoint::{Flush, write_document_atomic};
 #[cfg(test)]
 pub(crate) use checkpoint::{reseal, seal};
 pub use fingerprint::{FINGERPRINT_BYTES, FileIdentity, Fingerprint};
