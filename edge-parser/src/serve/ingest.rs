@@ -426,10 +426,12 @@ impl<'c> Ingest<'c> {
                 let prepared_in = pending.as_ref().map_or(Duration::ZERO, |p| p.prepared_in);
                 if let Some(pending) = pending {
                     let done_with = self.durable_counters.replace(pending.counters);
-                    self.recycle(done_with);
                     self.health.checkpoint_writes = pending.writes;
                     self.health.checkpoint_last_success = Some(pending.at);
+                    // Published first: until then the published exposition holds the old
+                    // rendering too, and it could not be reused.
                     self.publish_exposition();
+                    self.recycle(done_with);
                 }
                 // How long it took bounds how stale /metrics may be; the render (with the
                 // serialisation) is what the ingest loop spends on it
