@@ -277,7 +277,7 @@ if [[ -s "$work/checkpoints" ]]; then
     awk '{ w[NR] = $1; if ($2 > rmax) rmax = $2 } END {
         p99 = int(NR * 0.99)
         if (p99 < 1) p99 = 1
-        printf "  checkpoints:   %d written; serialise + write + fsync p50 %.1f ms, p99 %.1f ms, max %.1f ms; rendering /metrics up to %.1f ms\n",
+        printf "  checkpoints:   %d written; write + rename p50 %.1f ms, p99 %.1f ms, max %.1f ms; rendering /metrics up to %.1f ms\n",
             NR, w[int((NR + 1) / 2)], w[p99], w[NR], rmax
     }' "$work/checkpoints" | tee -a "$work/summary"
 fi

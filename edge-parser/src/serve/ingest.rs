@@ -332,7 +332,7 @@ impl<'c> Ingest<'c> {
             return;
         };
         if self.writer.is_none() {
-            match persist::Writer::spawn() {
+            match persist::Writer::spawn(path.clone()) {
                 Ok(writer) => self.writer = Some(writer),
                 Err(error) => {
                     tracing::error!(%error, "cannot start the checkpoint writer; writing in place");
@@ -350,7 +350,7 @@ impl<'c> Ingest<'c> {
         };
         self.pending = Some(pending);
         if let Some(writer) = self.writer.as_mut() {
-            writer.submit(path, document);
+            writer.submit(document);
         }
     }
 
@@ -358,8 +358,10 @@ impl<'c> Ingest<'c> {
     pub(crate) fn checkpoint_outcomes(
         &mut self,
     ) -> Option<crossbeam_channel::Receiver<persist::Written>> {
-        if self.writer.is_none() && self.config.checkpoint.is_some() {
-            self.writer = persist::Writer::spawn().ok();
+        if self.writer.is_none()
+            && let Some(target) = &self.config.checkpoint
+        {
+            self.writer = persist::Writer::spawn(target.path.clone()).ok();
         }
         self.writer.as_ref().map(persist::Writer::outcomes)
     }

@@ -1,5 +1,5 @@
-//! The checkpoint writer: a thread of its own, so that a slow disk (an `fsync` can take a
-//! second) never stops the ingest loop from reading lines or answering a scrape.
+//! The checkpoint writer: a thread of its own, so that a slow disk never stops the ingest loop
+//! from reading lines or answering a scrape.
 //!
 //! The ingest loop serialises the checkpoint (the state as it is at that instant) and hands
 //! the document over; the writer writes it atomically and says how it went. One write is in
@@ -8,19 +8,19 @@
 //!
 //! Each write is renamed into place, which is what a process killed (kill -9, OOM, a container
 //! restart) finds when it starts again: that is what `/metrics` may show. Flushing to disk (an
-//! `fsync` stalls behind whatever else the disk is writing, a second under a busy proxy log) is
-//! done every [`SYNC_EVERY`] and at shutdown, so a crash of the machine loses at most that much
-//! progress, which is read again.
+//! `fsync` waits behind whatever else the disk is writing: a second under a busy proxy log) is
+//! done by a second thread every [`SYNC_EVERY`], so it never delays the next write, and once
+//! more at shutdown: a crash of the machine loses at most that much progress, read again.
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
-use crate::tail::{CheckpointError, Flush, write_document_atomic};
+use crate::tail::{CheckpointError, Flush, sync_to_disk, write_document_atomic};
 
-/// How often a checkpoint is also flushed to disk.
+/// How often the checkpoint is also flushed to disk.
 pub(crate) const SYNC_EVERY: Duration = Duration::from_secs(10);
 
 /// How a write went, and how long it took; the document's buffer comes back for the next.
@@ -32,43 +32,37 @@ pub(crate) struct Written {
     pub(crate) buffer: Vec<u8>,
 }
 
-/// The `edge-checkpoint` thread and its two channels.
+/// The `edge-checkpoint` and `edge-sync` threads and their channels.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    jobs: Option<Sender<(PathBuf, Vec<u8>)>>,
+    jobs: Option<Sender<Vec<u8>>>,
     written: Receiver<Written>,
-    thread: Option<JoinHandle<()>>,
+    stop_sync: Option<Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
     in_flight: bool,
 }
 
 impl Writer {
-    /// Starts the thread.
+    /// Starts the threads writing to and flushing `path`.
     ///
     /// # Errors
     ///
-    /// The thread could not be started.
-    pub(crate) fn spawn() -> std::io::Result<Self> {
-        let (jobs, next) = bounded::<(PathBuf, Vec<u8>)>(1);
+    /// A thread could not be started.
+    pub(crate) fn spawn(path: PathBuf) -> std::io::Result<Self> {
+        let (jobs, next) = bounded::<Vec<u8>>(1);
         let (done, written) = bounded(1);
-        let thread = std::thread::Builder::new()
+        let (stop_sync, stopped) = bounded::<()>(0);
+        let target = path.clone();
+        let writer = std::thread::Builder::new()
             .name("edge-checkpoint".to_owned())
             .spawn(move || {
-                let mut synced: Option<Instant> = None;
-                for (path, document) in next {
+                for document in next {
                     let started = Instant::now();
-                    let flush = if synced.is_none_or(|at| at.elapsed() >= SYNC_EVERY) {
-                        Flush::ToDisk
-                    } else {
-                        Flush::ToPageCache
-                    };
-                    let result = write_document_atomic(&path, &document, flush);
-                    if result.is_ok() && flush == Flush::ToDisk {
-                        synced = Some(started);
-                    }
+                    let result = write_document_atomic(&target, &document, Flush::ToPageCache);
                     let written = Written {
                         result,
                         took: started.elapsed(),
-                        flush,
+                        flush: Flush::ToPageCache,
                         buffer: document,
                     };
                     if done.send(written).is_err() {
@@ -76,10 +70,23 @@ impl Writer {
                     }
                 }
             })?;
+        let syncer = std::thread::Builder::new()
+            .name("edge-sync".to_owned())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(SYNC_EVERY) {
+                    // Nothing to flush before the first write; a failure is retried next time.
+                    if path.exists()
+                        && let Err(error) = sync_to_disk(&path)
+                    {
+                        tracing::warn!(%error, path = %path.display(), "cannot flush the checkpoint to disk");
+                    }
+                }
+            })?;
         Ok(Self {
             jobs: Some(jobs),
             written,
-            thread: Some(thread),
+            stop_sync: Some(stop_sync),
+            threads: vec![writer, syncer],
             in_flight: false,
         })
     }
@@ -90,9 +97,9 @@ impl Writer {
     }
 
     /// Hands a document over; the caller checked that the writer is not [`busy`](Self::busy).
-    pub(crate) fn submit(&mut self, path: PathBuf, document: Vec<u8>) {
+    pub(crate) fn submit(&mut self, document: Vec<u8>) {
         if let Some(jobs) = &self.jobs
-            && jobs.send((path, document)).is_ok()
+            && jobs.send(document).is_ok()
         {
             self.in_flight = true;
         }
@@ -120,9 +127,10 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        // Closing the job channel ends the thread once its write is done.
+        // Closing the channels ends the threads once their work at hand is done.
         self.jobs.take();
-        if let Some(thread) = self.thread.take() {
+        self.stop_sync.take();
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }

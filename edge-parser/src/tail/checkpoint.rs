@@ -397,6 +397,22 @@ pub(crate) fn write_document_atomic(
         .map_err(write_error)
 }
 
+/// Flushes the checkpoint at `path` as it is now, and its directory entry, to disk (after
+/// writes that went [`Flush::ToPageCache`]).
+///
+/// # Errors
+///
+/// The file or its directory cannot be opened or flushed.
+#[cfg(feature = "serve")]
+pub(crate) fn sync_to_disk(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(directory)?.sync_all()
+}
+
 /// The magic and the version, in an open object.
 fn start_document(mut document: Vec<u8>) -> Vec<u8> {
     document.clear();

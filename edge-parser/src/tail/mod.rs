@@ -159,7 +159,7 @@ pub use checkpoint::{
     MAX_CHECKPOINT_BYTES, Positions,
 };
 #[cfg(feature = "serve")]
-pub(crate) use checkpoint::{Flush, write_document_atomic};
+pub(crate) use checkpoint::{Flush, sync_to_disk, write_document_atomic};
 #[cfg(test)]
 pub(crate) use checkpoint::{reseal, seal};
 pub use fingerprint::{FINGERPRINT_BYTES, FileIdentity, Fingerprint};
