@@ -1,6 +1,7 @@
 //! Cost per request of Vantage's service-side layers beside the bare router and the peers, under
 //! the conditions users have: an axum 0.8 `Router` served in process (`oneshot`, as
-//! `axum::serve` would call it: `with_state`), every request carrying a `traceparent` header,
+//! `axum::serve` would call it: `with_state`), every request carrying a `traceparent` header
+//! among five others a client and a proxy add,
 //! the handler writing one INFO log line, a global `tracing_subscriber::fmt` subscriber at INFO
 //! (with Vantage's trace-id formatter, the recommended set-up) writing into `io::sink`, and one
 //! installed Prometheus recorder with its upkeep thread. One route, `GET /users/{id}`.
@@ -215,9 +216,17 @@ fn variants() -> Vec<Variant> {
     ]
 }
 
-/// Request headers as a client sends them: a `traceparent` on every request.
+/// Request headers as a client behind a proxy sends them, a `traceparent` on every request.
 fn request(n: u64) -> Request<Body> {
     Request::get("/users/7")
+        .header("host", "api.example.com")
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101",
+        )
+        .header("accept", "application/json")
+        .header("accept-encoding", "gzip, deflate, br")
+        .header("x-forwarded-for", "203.0.113.7")
         .header(
             "traceparent",
             TRACEPARENTS[(n % TRACEPARENTS.len() as u64) as usize],

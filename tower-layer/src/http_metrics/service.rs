@@ -17,7 +17,7 @@ use super::guard::Recording;
 use super::labels::MethodLabel;
 use super::layer::Shared;
 use crate::trace::current::Entered;
-use crate::trace::with_current;
+use crate::trace::current::peek;
 
 /// Middleware recording HTTP server metrics; made by [`HttpMetricsLayer`](super::HttpMetricsLayer).
 ///
@@ -91,7 +91,7 @@ where
                 .extensions()
                 .get::<TraceContext>()
                 .map(TraceContext::trace_id)
-                .or_else(|| with_current(|current| current.map(TraceContext::trace_id))),
+                .or_else(|| peek(|current| current.map(TraceContext::trace_id))),
         };
         // Started before the inner call: a panic inside it is recorded by the guard's drop.
         let recording = Recording::start(Arc::clone(&self.shared), method, route, trace_id);

@@ -1,6 +1,6 @@
 //! The current trace context: a thread-local slot that a traced future fills while it is polled.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -9,7 +9,9 @@ use pin_project::pin_project;
 use vantage_instrument::trace_context::TraceContext;
 
 thread_local! {
-    static CURRENT: RefCell<Option<TraceContext>> = const { RefCell::new(None) };
+    // A `Cell`, not a `RefCell`: entering and leaving are two moves with no borrow flag, and
+    // a reader takes the context out and puts it back.
+    static CURRENT: Cell<Option<TraceContext>> = const { Cell::new(None) };
 }
 
 /// A clone of the trace context of the request being handled on this thread, if any.
@@ -21,24 +23,30 @@ thread_local! {
 /// [module docs](super) for an example.
 #[must_use]
 pub fn current() -> Option<TraceContext> {
-    with_current(|context| context.cloned())
+    peek(|context| context.cloned())
 }
 
-/// Calls `f` with the current trace context (see [`current`]) without cloning it.
+/// Calls `f` with the current trace context (see [`current`]).
 ///
-/// A [`Scoped`] future polled from inside `f` cannot make its own context current: it sees the
-/// one `f` sees.
+/// `f` gets a copy (its `tracestate` shared, not copied), so the context stays current for
+/// whatever `f` does, a [`Scoped`] future polled inside included.
 pub fn with_current<R>(f: impl FnOnce(Option<&TraceContext>) -> R) -> R {
-    let mut f = Some(f);
-    let called = CURRENT.try_with(|cell| {
-        let current = cell.try_borrow().ok()?;
-        f.take().map(|f| f(current.as_ref()))
-    });
-    match (called, f) {
-        (Ok(Some(result)), _) => result,
+    f(current().as_ref())
+}
+
+/// Calls `f` with the current trace context without copying it: it is taken out of the
+/// thread-local slot for the call, so `f` must not read the current context again (nothing
+/// it calls may log); for the readers of this crate that only copy ids out of it.
+#[inline]
+pub(crate) fn peek<R>(f: impl FnOnce(Option<&TraceContext>) -> R) -> R {
+    match CURRENT.try_with(Cell::take) {
+        Ok(context) => {
+            let result = f(context.as_ref());
+            let _ = CURRENT.try_with(|cell| cell.set(context));
+            result
+        }
         // The thread is exiting (its thread-locals are gone): there is no request.
-        (_, Some(f)) => f(None),
-        (Err(_) | Ok(None), None) => unreachable!("`f` is only taken to be called"),
+        Err(_) => f(None),
     }
 }
 
@@ -66,19 +74,12 @@ impl<'a> Entered<'a> {
         Self::enter(slot)
     }
 
+    #[inline]
     fn enter(slot: &'a mut Option<TraceContext>) -> Self {
         let mut previous = None;
-        let entered = slot.is_some()
-            && CURRENT
-                .try_with(|cell| match cell.try_borrow_mut() {
-                    Ok(mut current) => {
-                        previous = std::mem::replace(&mut *current, slot.take());
-                        true
-                    }
-                    // Polled from inside a `with_current` closure.
-                    Err(_) => false,
-                })
-                .unwrap_or(false);
+        let entered = CURRENT
+            .try_with(|cell| previous = cell.replace(slot.take()))
+            .is_ok();
         Self {
             slot,
             previous,
@@ -97,15 +98,13 @@ impl Drop for Entered<'_> {
 }
 
 impl Entered<'_> {
+    #[inline]
     fn leave(&mut self) {
         let previous = self.previous.take();
-        let slot = &mut *self.slot;
         // Runs on unwinding too, so a panicking poll cannot leave its context behind.
-        let _ = CURRENT.try_with(|cell| {
-            if let Ok(mut current) = cell.try_borrow_mut() {
-                *slot = std::mem::replace(&mut *current, previous);
-            }
-        });
+        if let Ok(context) = CURRENT.try_with(|cell| cell.replace(previous)) {
+            *self.slot = context;
+        }
     }
 }
 
@@ -241,15 +240,39 @@ mod tests {
     }
 
     #[test]
-    fn a_scope_polled_inside_with_current_runs_without_its_context() {
+    fn a_scope_polled_inside_with_current_runs_with_its_own_context() {
         let seen = Scoped::new(context(OUTER), async {
-            with_current(|_| Scoped::new(context(INNER), async { trace_id() }).now_or_never())
+            with_current(|outer| {
+                let inner = Scoped::new(context(INNER), async { trace_id() }).now_or_never();
+                (outer.map(|c| c.trace_id().to_string()), inner, trace_id())
+            })
         })
         .now_or_never()
         .unwrap();
         assert_eq!(
             seen,
-            Some(Some("11111111111111111111111111111111".to_owned()))
+            (
+                Some("11111111111111111111111111111111".to_owned()),
+                Some(Some("22222222222222222222222222222222".to_owned())),
+                Some("11111111111111111111111111111111".to_owned()),
+            )
+        );
+    }
+
+    #[test]
+    fn peek_puts_the_context_back() {
+        let seen = Scoped::new(context(OUTER), async {
+            let peeked = peek(|context| context.map(TraceContext::trace_id));
+            (peeked.map(|id| id.to_string()), trace_id())
+        })
+        .now_or_never()
+        .unwrap();
+        assert_eq!(
+            seen,
+            (
+                Some("11111111111111111111111111111111".to_owned()),
+                Some("11111111111111111111111111111111".to_owned()),
+            )
         );
     }
 }

@@ -9,7 +9,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::current::with_current;
+use super::current::peek;
 
 thread_local! {
     /// The line being formatted, reused from event to event.
@@ -83,7 +83,7 @@ where
         writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let ids = with_current(|context| context.map(|c| (c.trace_id(), c.span_id())));
+        let ids = peek(|context| context.map(|c| (c.trace_id(), c.span_id())));
         let Some((trace_id, span_id)) = ids else {
             return self.inner.format_event(ctx, writer, event);
         };
