@@ -19,6 +19,8 @@
 //! - [`state`]: what `serve` persists (checkpoint and snapshot), versioned and validated.
 //! - [`serve`] (feature `serve`): `edge-parser serve`: follow logs live, serve `/metrics`,
 //!   health, summaries and a live stream over HTTP.
+//! - [`reconcile`]: the services' side of the same routes: their `/metrics` read per
+//!   `http_route` (requests, duration histogram, route templates).
 //! - [`synth`]: a deterministic generator of realistic synthetic log lines with their ground
 //!   truth, for tests, benches and demos.
 //!
@@ -79,6 +81,7 @@ pub mod format;
 pub mod histogram;
 mod pipeline;
 pub mod read;
+pub mod reconcile;
 pub mod report;
 pub mod route;
 #[cfg(feature = "serve")]

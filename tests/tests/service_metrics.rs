@@ -12,6 +12,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tower_http::catch_panic::CatchPanicLayer;
+use vantage_edge::reconcile::service::ServiceScrape;
 use vantage_instrument::PrometheusExporter;
 use vantage_tower::HttpMetricsLayer;
 
@@ -110,6 +111,59 @@ async fn a_known_mix_is_counted_exactly_per_route_and_status() {
     assert_eq!(scrape.total_requests(), 25, "health checks are excluded");
     assert!(scrape.duration_sum("GET", "/slow", "200", "") >= 0.6);
     assert_eq!(scrape.active("GET"), 0.0);
+}
+
+/// What the edge reads from the service's `/metrics`, scraped over HTTP, is what the clients
+/// sent, route by route: the templates it adopts and the requests it reconciles against.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_reads_each_routes_requests_and_templates_from_a_real_scrape() {
+    let (app, handle) = app();
+    let app = app.route("/metrics", get(move || std::future::ready(handle.render())));
+    let client = HttpClient::new(serve(app).await);
+    let mix: &[(&str, &str, usize)] = &[
+        ("GET", "/users/1", 7),
+        ("GET", "/users/x", 3),
+        ("DELETE", "/users/2", 1),
+        ("POST", "/users", 2),
+        ("GET", "/fail", 4),
+        ("GET", "/nowhere", 5),
+        ("GET", "/health", 3),
+    ];
+    for &(method, path, times) in mix {
+        for _ in 0..times {
+            client.send(method, path).await;
+        }
+    }
+    let (status, text) = client.send("GET", "/metrics").await;
+    assert_eq!(status, 200);
+    let scrape = ServiceScrape::read(std::str::from_utf8(&text).expect("utf-8"));
+    assert_eq!(scrape.malformed_lines, 0, "{:?}", scrape.errors());
+    assert_eq!(
+        scrape.templates().collect::<Vec<_>>(),
+        ["/fail", "/users", "/users/{id}"]
+    );
+    let requests: Vec<(&str, u64)> = scrape
+        .routes()
+        .map(|(route, side)| (route, side.requests))
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            ("(other)", 5),
+            ("/fail", 4),
+            ("/users", 2),
+            ("/users/{id}", 11)
+        ]
+    );
+    for (route, side) in scrape.routes() {
+        let last = side.buckets.last().copied();
+        assert_eq!(last, Some((f64::INFINITY, side.requests)), "{route}");
+        assert!(
+            side.buckets
+                .windows(2)
+                .all(|pair| pair[0].0 < pair[1].0 && pair[0].1 <= pair[1].1)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,10 @@
+//! Reading the two vantage points together: what the services behind the proxy say about the
+//! same routes.
+//!
+//! - [`exposition`]: the Prometheus text a service's `/metrics` answers, read line by line,
+//!   bounded, never panicking.
+//! - [`service`]: one scrape of a service, per `http_route`: its requests and duration histogram,
+//!   and the route templates it uses (the vocabulary the edge adopts).
+
+pub mod exposition;
+pub mod service;
