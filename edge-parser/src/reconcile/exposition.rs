@@ -80,9 +80,7 @@ fn sample(line: &str) -> Result<Sample<'_>, &'static str> {
         return Err("longer than the limit");
     }
     let line = line.trim_start();
-    let name_end = line
-        .find(['{', ' ', '\t'])
-        .ok_or("no value")?;
+    let name_end = line.find(['{', ' ', '\t']).ok_or("no value")?;
     let name = &line[..name_end];
     if !is_metric_name(name) {
         return Err("not a metric name");
