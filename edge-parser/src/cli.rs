@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use vantage_edge::aggregate::{Aggregate, DEFAULT_MAX_GROUPS, Dimension};
 use vantage_edge::export::{ReportMeta, ReportOptions, SortKey, json, table, terminal_safe};
 use vantage_edge::format::{Format, LogFormat};
+use vantage_edge::reconcile::scrape::Target;
 use vantage_edge::report::{Progress, Report, ReportConfig, ReportError};
 use vantage_edge::route::RouteRules;
 use vantage_edge::serve::{
@@ -138,6 +139,15 @@ struct ServeArgs {
     /// Time for a request head to arrive on an idle connection before it is closed.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     header_timeout: Duration,
+    /// A service's /metrics (`http://host:port/metrics`; repeatable; every address the host
+    /// resolves to is an instance): its `http_route` values become route templates, and
+    /// records are grouped by route too. Scrape failures are counted in
+    /// edge_service_scrapes_total{result="failure"}.
+    #[arg(long = "service-metrics", value_name = "URL", value_parser = parse_target)]
+    service_metrics: Vec<Target>,
+    /// How often each --service-metrics URL is scraped (a failing one backs off up to 60s).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    service_scrape_interval: Duration,
 }
 
 /// How lines are read and grouped: shared by `report` and `serve`.
@@ -171,6 +181,10 @@ struct ParsingArgs {
     /// A file of route templates, one per line (`#` comments).
     #[arg(long = "routes", value_name = "FILE")]
     routes_file: Option<PathBuf>,
+    /// A path prefix the proxy strips before passing requests on (`/api`): cut from logged
+    /// paths before they are matched, so that they meet the service's own routes.
+    #[arg(long, value_name = "PREFIX")]
+    strip_prefix: Option<String>,
     /// At most this many groups; groups first seen later are folded into `(overflow)`.
     #[arg(long, default_value_t = DEFAULT_MAX_GROUPS, value_name = "N")]
     max_groups: usize,
@@ -379,6 +393,8 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     });
     config.limits.max_connections = args.max_connections as usize;
     config.limits.header_timeout = args.header_timeout;
+    config.services = args.service_metrics.clone();
+    config.service_scrape_interval = args.service_scrape_interval;
     match vantage_edge::serve::run(&config) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error @ ServeError::FinalCheckpoint(_)) => {
@@ -387,6 +403,10 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
         Err(error) => Err(error.into()),
     }
+}
+
+fn parse_target(url: &str) -> Result<Target, String> {
+    Target::parse(url).map_err(|error| error.to_string())
 }
 
 /// Parses `250ms`, `5s`, `2m`, `1h` or a number of seconds.
@@ -490,7 +510,11 @@ fn route_rules(args: &ParsingArgs) -> anyhow::Result<RouteRules> {
             .with_context(|| format!("--routes {}", path.display()))?;
         templates.extend(from_file.templates().map(str::to_owned));
     }
-    RouteRules::new(&templates).context("--route")
+    let rules = RouteRules::new(&templates).context("--route")?;
+    Ok(match &args.strip_prefix {
+        Some(prefix) => rules.with_strip_prefix(prefix),
+        None => rules,
+    })
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.

@@ -56,8 +56,12 @@ pub enum RouteError {
 /// Maps request targets to route names; see the [module docs](self).
 #[derive(Debug, Clone, Default)]
 pub struct RouteRules {
+    /// The given templates, then the learned ones (from [`given`](Self::given) on).
     templates: Vec<Box<str>>,
+    given: usize,
     router: Option<matchit::Router<usize>>,
+    /// Cut from the front of every path before it is matched.
+    strip_prefix: Option<Box<str>>,
 }
 
 impl RouteRules {
@@ -93,10 +97,72 @@ impl RouteRules {
                 })?;
             rules.templates.push(template.into());
         }
+        rules.given = rules.templates.len();
         if !rules.templates.is_empty() {
             rules.router = Some(router);
         }
         Ok(rules)
+    }
+
+    /// These rules with `learned` templates added after the given ones (the `http_route` values
+    /// a service exports: see [`reconcile`](crate::reconcile)), replacing those learned before.
+    /// A learned template that is malformed, conflicts with another, or repeats one is left out;
+    /// the reasons are returned.
+    pub fn with_learned<I, T>(&self, learned: I) -> (Self, Vec<RouteError>)
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let mut rules = Self {
+            templates: self.templates[..self.given].to_vec(),
+            given: self.given,
+            router: None,
+            strip_prefix: self.strip_prefix.clone(),
+        };
+        let mut router = matchit::Router::new();
+        for (index, template) in rules.templates.iter().enumerate() {
+            // Inserted before: they cannot fail again.
+            let _ = router.insert(&**template, index);
+        }
+        let mut refused = Vec::new();
+        for template in learned {
+            let template = template.as_ref().trim();
+            if rules.templates.iter().any(|known| **known == *template) {
+                continue;
+            }
+            if !template.starts_with('/') {
+                refused.push(RouteError::NotAbsolute {
+                    template: template.to_owned(),
+                });
+                continue;
+            }
+            match router.insert(template, rules.templates.len()) {
+                Ok(()) => rules.templates.push(template.into()),
+                Err(error) => refused.push(RouteError::Invalid {
+                    template: template.to_owned(),
+                    reason: error.to_string(),
+                }),
+            }
+        }
+        if !rules.templates.is_empty() {
+            rules.router = Some(router);
+        }
+        (rules, refused)
+    }
+
+    /// These rules cutting `prefix` from the front of every path before matching it (a proxy
+    /// that strips `/api` before passing `/api/users/7` on as `/users/7`); a path that does
+    /// not start with it is matched as it is.
+    #[must_use]
+    pub fn with_strip_prefix(mut self, prefix: &str) -> Self {
+        let prefix = prefix.trim_end_matches('/');
+        self.strip_prefix = (!prefix.is_empty()).then(|| prefix.into());
+        self
+    }
+
+    /// The prefix cut from paths, if any.
+    pub fn strip_prefix(&self) -> Option<&str> {
+        self.strip_prefix.as_deref()
     }
 
     /// Rules from a routes file: one template per line; blank lines and `#` comments ignored.
@@ -112,18 +178,34 @@ impl RouteRules {
         )
     }
 
-    /// The templates, in the order given.
+    /// The given templates, in the order given (the learned ones are not part of what a
+    /// checkpoint was made with: they follow the services).
     pub fn templates(&self) -> impl Iterator<Item = &str> {
-        self.templates.iter().map(AsRef::as_ref)
+        self.templates[..self.given].iter().map(AsRef::as_ref)
+    }
+
+    /// The learned templates, in the order learned.
+    pub fn learned(&self) -> impl Iterator<Item = &str> {
+        self.templates[self.given..].iter().map(AsRef::as_ref)
     }
 
     /// Writes the route of `target` into `route` (replacing its content).
     pub fn route_into(&self, target: Option<&[u8]>, route: &mut Vec<u8>) {
         route.clear();
-        let Some(path) = target.and_then(path_of) else {
+        let Some(mut path) = target.and_then(path_of) else {
             route.extend_from_slice(UNMATCHED_ROUTE.as_bytes());
             return;
         };
+        if let Some(prefix) = &self.strip_prefix
+            && let Some(rest) = path.strip_prefix(prefix.as_bytes())
+        {
+            match rest.first() {
+                None => path = b"/",
+                Some(b'/') => path = rest,
+                // `/apiary` does not start with the prefix `/api`.
+                Some(_) => {}
+            }
+        }
         match &self.router {
             Some(router) => {
                 let template = std::str::from_utf8(path)
@@ -201,6 +283,60 @@ fn is_uuid(segment: &[u8]) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn route_of(rules: &RouteRules, target: &str) -> String {
+        let mut route = Vec::new();
+        rules.route_into(Some(target.as_bytes()), &mut route);
+        String::from_utf8(route).unwrap()
+    }
+
+    #[test]
+    fn learned_templates_come_after_the_given_ones_and_replace_those_learned_before() {
+        let given = RouteRules::new(["/users/me"]).unwrap();
+        let (rules, refused) = given.with_learned([
+            "/users/{id}",
+            "/users/me",
+            "orders",
+            "/users/{name}",
+            "/files/{*path}",
+        ]);
+        assert_eq!(rules.templates().collect::<Vec<_>>(), ["/users/me"]);
+        assert_eq!(
+            rules.learned().collect::<Vec<_>>(),
+            ["/users/{id}", "/files/{*path}"]
+        );
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(
+            matches!(&refused[0], RouteError::NotAbsolute { template } if template == "orders")
+        );
+        assert!(
+            matches!(&refused[1], RouteError::Invalid { template, .. } if template == "/users/{name}")
+        );
+        assert_eq!(route_of(&rules, "/users/me"), "/users/me");
+        assert_eq!(route_of(&rules, "/users/42?x=1"), "/users/{id}");
+        assert_eq!(route_of(&rules, "/files/a/b.txt"), "/files/{*path}");
+        assert_eq!(route_of(&rules, "/orders/1"), UNMATCHED_ROUTE);
+
+        let (relearned, _) = rules.with_learned(["/orders/{id}"]);
+        assert_eq!(relearned.learned().collect::<Vec<_>>(), ["/orders/{id}"]);
+        assert_eq!(route_of(&relearned, "/users/42"), UNMATCHED_ROUTE);
+        assert_eq!(route_of(&relearned, "/orders/1"), "/orders/{id}");
+    }
+
+    #[test]
+    fn the_stripped_prefix_is_cut_only_at_a_segment_boundary() {
+        let (rules, _) = RouteRules::auto()
+            .with_strip_prefix("/api/")
+            .with_learned(["/users/{id}", "/"]);
+        assert_eq!(rules.strip_prefix(), Some("/api"));
+        assert_eq!(route_of(&rules, "/api/users/7"), "/users/{id}");
+        assert_eq!(route_of(&rules, "http://shop/api/users/7?q"), "/users/{id}");
+        assert_eq!(route_of(&rules, "/api"), "/");
+        assert_eq!(route_of(&rules, "/apiary/users/7"), UNMATCHED_ROUTE);
+        assert_eq!(route_of(&rules, "/users/7"), "/users/{id}");
+        let auto = RouteRules::auto().with_strip_prefix("/api");
+        assert_eq!(route_of(&auto, "/api/orders/12"), "/orders/{id}");
+    }
 
     fn route(rules: &RouteRules, target: &[u8]) -> String {
         let mut out = Vec::new();

@@ -146,6 +146,9 @@ pub fn fingerprint(config: &AggregateConfig, patterns: &[String]) -> String {
     if !routes.is_empty() {
         fingerprint.push_str(&format!(" routes={}", routes.join(",")));
     }
+    if let Some(prefix) = config.routes.strip_prefix() {
+        fingerprint.push_str(&format!(" strip_prefix={prefix}"));
+    }
     let mut logs: Vec<&str> = patterns.iter().map(String::as_str).collect();
     logs.sort_unstable();
     logs.dedup();

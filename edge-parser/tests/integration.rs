@@ -32,3 +32,6 @@ mod serve_logrotate;
 mod serve_hostile;
 // `serve` following a real Traefik's log through a rotation, a Traefik restart and a kill -9.
 mod serve_traefik;
+// `serve` beside a real instrumented axum service: its route templates adopted, its scrapes
+// counted, its failures survived.
+mod serve_reconcile;

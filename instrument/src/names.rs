@@ -105,6 +105,13 @@ pub const EDGE_FILES_OPEN: &str = "edge_files_open";
 /// Edge counter: lines whose timestamp was not trusted (`direction`: `ahead` of the clock, or
 /// `behind` the newest line), placed at their arrival time in the live windows.
 pub const EDGE_CLOCK_SKEW_LINES_TOTAL: &str = "edge_clock_skew_lines_total";
+/// Counter: scrapes of the services' `/metrics` by `edge-parser serve --service-metrics`, by
+/// `url`, `instance` (the address scraped) and `result` (`success`, `failure`).
+pub const EDGE_SERVICE_SCRAPES_TOTAL: &str = "edge_service_scrapes_total";
+/// Gauge: 1 when the last scrape of a service instance succeeded, 0 when it failed.
+pub const EDGE_SERVICE_UP: &str = "edge_service_up";
+/// Gauge: route templates learned from the services' `http_route` values and in use.
+pub const EDGE_ROUTE_TEMPLATES_LEARNED: &str = "edge_route_templates_learned";
 /// Gauge: HTTP connections open on `edge-parser serve`'s port.
 pub const EDGE_HTTP_CONNECTIONS_OPEN: &str = "edge_http_connections_open";
 /// Counter: HTTP connections accepted since the process started.

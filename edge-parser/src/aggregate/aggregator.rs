@@ -9,6 +9,7 @@ use super::{
     MAX_SAMPLE_BYTES, MalformedSample, min_option,
 };
 use crate::format::{Parsed, Record};
+use crate::route::RouteRules;
 
 /// Each aggregator creates at most this many times [`AggregateConfig::max_groups`] groups.
 const LOCAL_GROUP_FACTOR: usize = 4;
@@ -22,6 +23,8 @@ pub struct Aggregator<'c> {
     pub(super) group_limit: usize,
     key: KeyBuilder,
     route: Vec<u8>,
+    /// Route rules that replace the configuration's (templates learned while running).
+    routes: Option<RouteRules>,
 }
 
 impl<'c> Aggregator<'c> {
@@ -33,6 +36,7 @@ impl<'c> Aggregator<'c> {
             group_limit: config.max_groups.saturating_mul(LOCAL_GROUP_FACTOR),
             key: KeyBuilder::default(),
             route: Vec::new(),
+            routes: None,
         }
     }
 
@@ -54,6 +58,17 @@ impl<'c> Aggregator<'c> {
     pub fn with_exact_cap(mut self) -> Self {
         self.group_limit = self.config.max_groups;
         self
+    }
+
+    /// Routes the lines that come next by `rules` instead of the configuration's (`serve`,
+    /// when it learns a service's route templates). Groups made before keep their routes.
+    pub fn set_routes(&mut self, rules: RouteRules) {
+        self.routes = Some(rules);
+    }
+
+    /// The route rules in use.
+    pub fn routes(&self) -> &RouteRules {
+        self.routes.as_ref().unwrap_or(&self.config.routes)
     }
 
     /// Accounts for one line of the input (without its line ending).
@@ -163,9 +178,8 @@ impl<'c> Aggregator<'c> {
                 Dimension::Host => self.key.push(record.host.as_deref().unwrap_or(absent)),
                 Dimension::Method => self.key.push(record.method.as_deref().unwrap_or(absent)),
                 Dimension::Route => {
-                    self.config
-                        .routes
-                        .route_into(record.target.as_deref(), &mut self.route);
+                    let rules = self.routes.as_ref().unwrap_or(&self.config.routes);
+                    rules.route_into(record.target.as_deref(), &mut self.route);
                     self.key.push(&self.route);
                 }
                 Dimension::Status => {

@@ -27,7 +27,7 @@
 //! |---|---|
 //! | `router` | the `router` dimension; without one, the `route` dimension (formats that log no router); else `-` |
 //! | `service` | the `service` dimension, else `-` |
-//! | `http_route` | the `route` dimension, when the grouping also has `router` |
+//! | `http_route` | the `route` dimension, whenever the grouping has it (also where it fills `router`): the label the service side uses, so that `sum by (http_route)` joins both sides |
 //! | `host` | the `host` dimension |
 //! | `method`, `code` | the `method` / `status` dimension if grouped by it, else (on the counter) the counted method and code |
 //!
@@ -84,7 +84,6 @@ pub struct Exposition<'a> {
 
 /// The labels of one group; see the [module docs](self).
 fn group_labels<'a>(group: &Group<'a>) -> Vec<(&'static str, &'a str)> {
-    let has_router = group.value(Dimension::Router).is_some();
     let router = group
         .value(Dimension::Router)
         .or_else(|| group.value(Dimension::Route))
@@ -94,7 +93,6 @@ fn group_labels<'a>(group: &Group<'a>) -> Vec<(&'static str, &'a str)> {
     for (dimension, value) in group.labels() {
         let name = match dimension {
             Dimension::Router | Dimension::Service => continue,
-            Dimension::Route if !has_router => continue,
             Dimension::Route => names::HTTP_ROUTE,
             Dimension::Host => names::HOST,
             Dimension::Method => names::METHOD,
@@ -329,7 +327,7 @@ impl Exposition<'_> {
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
@@ -423,7 +421,7 @@ fn histogram_samples(
     push_count(out, histogram.count());
 }
 
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+pub(crate) fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
     out.push_str(name);
     if !labels.is_empty() {
         out.push('{');

@@ -5,6 +5,10 @@
 //!   bounded, never panicking.
 //! - [`service`]: one scrape of a service, per `http_route`: its requests and duration histogram,
 //!   and the route templates it uses (the vocabulary the edge adopts).
+//! - [`scrape`] (feature `serve`): scraping the services' `/metrics`, every address of each URL
+//!   an instance, with timeouts, size limits, backoff and a record of every failure.
 
 pub mod exposition;
+#[cfg(feature = "serve")]
+pub mod scrape;
 pub mod service;

@@ -30,6 +30,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::auth::Guard;
 use super::conn::{Busy, Connections, accept_loop};
+use crate::reconcile::scrape::{self, Scrapes};
 
 /// At most this many `/api/stream` clients at once; more are answered `503`.
 pub(crate) const MAX_STREAMS: usize = 256;
@@ -96,6 +97,8 @@ pub(crate) struct HttpSide {
     pub(crate) connections: Arc<Connections>,
     /// The exposition the ingest loop publishes, for scrapes that do not wait for it.
     pub(crate) exposition: Arc<PublishedExposition>,
+    /// The services' scrapes (`--service-metrics`), whose health `/metrics` shows.
+    pub(crate) scrapes: watch::Receiver<Arc<Scrapes>>,
 }
 
 /// The latest `/metrics` exposition: the counters of the last checkpoint written and the
@@ -191,6 +194,7 @@ impl Server {
                 let reply = reply.map(|mut reply| {
                     let mut body = String::from_utf8_lossy(&reply.body).into_owned();
                     self.side.connections.stats.render(&mut body);
+                    scrape::render(&self.side.scrapes.borrow(), &mut body);
                     reply.body = Bytes::from(body);
                     reply
                 });

@@ -30,6 +30,7 @@ use crate::export::prometheus::{AnomalyState, Exposition, router_index};
 use crate::export::summary::{SummaryView, ready};
 use crate::format::StatusClass;
 use crate::read::{Line, for_each_line};
+use crate::reconcile::scrape::{self, Scrapes};
 use crate::state::{self, EdgeState, Health};
 use crate::tail::{
     Checkpoint, CheckpointError, FilePosition, Flush, Positions, StatusHandle, TailEvent,
@@ -97,6 +98,8 @@ pub(crate) struct IngestConfig<'c> {
     /// Where `/metrics` is published for scrapes (with a checkpoint): at each tick and each
     /// checkpoint written.
     pub(crate) exposition: Arc<super::http::PublishedExposition>,
+    /// The services' scrapes, whose `http_route` values become route templates.
+    pub(crate) scrapes: Option<tokio::sync::watch::Receiver<Arc<Scrapes>>>,
 }
 
 /// The ingest loop's state; see the [module docs](self).
@@ -140,6 +143,8 @@ pub(crate) struct Ingest<'c> {
     /// cap, made twice a second, and the allocator would keep their fragments.
     spare_text: Option<String>,
     spare_document: Vec<u8>,
+    /// The route templates of the services' scrapes last adopted.
+    service_templates: std::collections::BTreeSet<String>,
 }
 
 /// What a checkpoint being written holds for `/metrics` once it is on disk.
@@ -191,6 +196,7 @@ impl<'c> Ingest<'c> {
             pending: None,
             spare_text: None,
             spare_document: Vec::new(),
+            service_templates: std::collections::BTreeSet::new(),
         };
         // What was restored is durable: it is what the counters start from.
         ingest.render_durable_counters();
@@ -297,6 +303,7 @@ impl<'c> Ingest<'c> {
     /// Periodic work: anomaly verdicts, window expiry, the checkpoint when due, the summary
     /// of the live stream.
     pub(crate) fn tick(&mut self) {
+        self.learn_routes();
         let now = unix_now() as i64;
         self.watch.tick(now);
         self.windows.expire(now);
@@ -310,6 +317,31 @@ impl<'c> Ingest<'c> {
         }
         self.publish_exposition();
         self.publish_summary();
+    }
+
+    /// Adopts the route templates of the services' latest scrapes, when they changed: the lines
+    /// that come next are grouped by them (the groups made before keep their routes).
+    fn learn_routes(&mut self) {
+        let Some(scrapes) = self.config.scrapes.as_mut() else {
+            return;
+        };
+        if !scrapes.has_changed().unwrap_or(false) {
+            return;
+        }
+        let templates = scrape::templates(&scrapes.borrow_and_update());
+        if templates == self.service_templates {
+            return;
+        }
+        let (rules, refused) = self.config.aggregate.routes.with_learned(&templates);
+        for error in refused {
+            tracing::warn!(%error, "a service's route template is not used");
+        }
+        tracing::info!(
+            templates = rules.learned().count(),
+            "route templates learned from the services"
+        );
+        self.aggregator.set_routes(rules);
+        self.service_templates = templates;
     }
 
     /// One summary for every stream client, when there are some.

@@ -41,6 +41,7 @@ use self::http::Asked;
 use crate::aggregate::{AggregateConfig, DEFAULT_MAX_GROUPS, Dimension};
 use crate::format::{DetectError, Format};
 use crate::read::{DEFAULT_MAX_LINE_BYTES, InputError, InputSpec, Sample, Source};
+use crate::reconcile::scrape::{self, DEFAULT_SCRAPE_INTERVAL, Scrapes, Target};
 use crate::route::RouteRules;
 use crate::state;
 use crate::tail::{CheckpointError, TailConfig, TailError, Tailer};
@@ -95,6 +96,11 @@ pub struct ServeConfig {
     pub auth: Option<AuthTokens>,
     /// Connection cap and timeouts of the HTTP side.
     pub limits: Limits,
+    /// The services' `/metrics` to scrape (their `http_route` values become route templates,
+    /// and records are grouped by route too); none by default.
+    pub services: Vec<Target>,
+    /// How often each service is scraped.
+    pub service_scrape_interval: Duration,
 }
 
 impl ServeConfig {
@@ -114,17 +120,27 @@ impl ServeConfig {
             listen,
             auth: None,
             limits: Limits::default(),
+            services: Vec::new(),
+            service_scrape_interval: DEFAULT_SCRAPE_INTERVAL,
         }
     }
 
     /// How lines of `format` are parsed and grouped.
     pub fn aggregate_config(&self, format: Format) -> AggregateConfig {
-        state::serve_config(
+        let mut config = state::serve_config(
             format,
             self.routes.clone(),
             self.max_groups,
             self.group_by.clone(),
-        )
+        );
+        // Read beside the services, records are grouped by their routes too.
+        if self.group_by.is_none()
+            && !self.services.is_empty()
+            && !config.group_by.contains(&Dimension::Route)
+        {
+            config.group_by.push(Dimension::Route);
+        }
+        config
     }
 }
 
@@ -203,6 +219,16 @@ pub fn run_until(
         "serving on http://{local}: /metrics /health /ready /api/summary /api/stream /api/snapshot"
     );
 
+    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let (scrapes_published, scrapes) = tokio::sync::watch::channel(Arc::new(Scrapes::new()));
+    if !config.services.is_empty() {
+        runtime.spawn(scrape::run(
+            config.services.clone(),
+            config.service_scrape_interval,
+            scrapes_published,
+            http_stopped.clone(),
+        ));
+    }
     let (queries, asked) = bounded(QUERY_CHANNEL);
     let summaries = Arc::new(tokio::sync::watch::Sender::new(Bytes::new()));
     let (limits, max_files) = conn::share_fds(config.limits, config.tail.max_files);
@@ -213,9 +239,9 @@ pub fn run_until(
         summaries: Arc::clone(&summaries),
         guard: auth::Guard::new(config.auth.clone(), local),
         connections: Arc::new(conn::Connections::new(limits)),
+        scrapes: scrapes.clone(),
     };
     let stop_reading = Arc::new(AtomicBool::new(false));
-    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
     let (ingest_done, ingest_ended) = tokio::sync::oneshot::channel::<()>();
 
     std::thread::scope(|scope| -> Result<(), ServeError> {
@@ -226,6 +252,7 @@ pub fn run_until(
                 let published = Published {
                     summaries,
                     exposition,
+                    scrapes,
                 };
                 let result = ingest_loop(config, max_files, known, watch, &asked, published, &stop);
                 let _ = ingest_done.send(());
@@ -256,6 +283,8 @@ pub fn run_until(
 struct Published {
     summaries: Arc<tokio::sync::watch::Sender<Bytes>>,
     exposition: Arc<http::PublishedExposition>,
+    /// The services' scrapes, as the scraper task publishes them.
+    scrapes: tokio::sync::watch::Receiver<Arc<Scrapes>>,
 }
 
 /// The format given, or the one of the checkpoint `serve` is to resume.
@@ -343,6 +372,7 @@ fn ingest_loop(
         max_line_bytes: config.tail.max_line_bytes,
         summaries: published.summaries,
         exposition: published.exposition,
+        scrapes: (!config.services.is_empty()).then_some(published.scrapes),
     };
     let mut ingest = Ingest::new(ingest_config, restored, watch, tail_status);
     // Without a checkpoint, a channel that never delivers.

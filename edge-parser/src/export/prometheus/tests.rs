@@ -90,11 +90,11 @@ fn labels_follow_the_dimensions_of_any_grouping() {
     ]);
     let text = render(&by_status, &[]);
     for expected in [
-        "edge_requests_total{router=\"/a\",service=\"-\",code=\"200\",method=\"GET\"} 1\n",
-        "edge_requests_total{router=\"/a\",service=\"-\",code=\"200\",method=\"_OTHER\"} 1\n",
-        "edge_requests_total{router=\"/a\",service=\"-\",code=\"503\",method=\"GET\"} 1\n",
-        "edge_request_duration_seconds_count{router=\"/a\",service=\"-\",code=\"200\"} 2\n",
-        "edge_request_duration_seconds_count{router=\"/a\",service=\"-\",code=\"503\"} 1\n",
+        "edge_requests_total{router=\"/a\",service=\"-\",http_route=\"/a\",code=\"200\",method=\"GET\"} 1\n",
+        "edge_requests_total{router=\"/a\",service=\"-\",http_route=\"/a\",code=\"200\",method=\"_OTHER\"} 1\n",
+        "edge_requests_total{router=\"/a\",service=\"-\",http_route=\"/a\",code=\"503\",method=\"GET\"} 1\n",
+        "edge_request_duration_seconds_count{router=\"/a\",service=\"-\",http_route=\"/a\",code=\"200\"} 2\n",
+        "edge_request_duration_seconds_count{router=\"/a\",service=\"-\",http_route=\"/a\",code=\"503\"} 1\n",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }

@@ -28,6 +28,7 @@ fn ingest<'c>(config: &'c AggregateConfig, restored: Restored, checkpoint: &Path
             max_line_bytes: 4096,
             summaries: Arc::new(tokio::sync::watch::Sender::new(Bytes::new())),
             exposition: Arc::default(),
+            scrapes: None,
         },
         restored,
         Watch::new(WatchConfig::default()).expect("default watch"),
@@ -165,9 +166,9 @@ fn another_grouping_is_labelled_and_watched_by_dimension() {
     ingest.write_checkpoint().expect("checkpoint written");
     let text = metrics(&ingest);
     for expected in [
-        "edge_requests_total{router=\"/a\",service=\"-\",method=\"GET\",code=\"200\"} 1\n",
-        "edge_requests_total{router=\"/a\",service=\"-\",method=\"GET\",code=\"503\"} 1\n",
-        "edge_request_duration_seconds_count{router=\"/a\",service=\"-\"} 2\n",
+        "edge_requests_total{router=\"/a\",service=\"-\",http_route=\"/a\",method=\"GET\",code=\"200\"} 1\n",
+        "edge_requests_total{router=\"/a\",service=\"-\",http_route=\"/a\",method=\"GET\",code=\"503\"} 1\n",
+        "edge_request_duration_seconds_count{router=\"/a\",service=\"-\",http_route=\"/a\"} 2\n",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }

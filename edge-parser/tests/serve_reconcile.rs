@@ -1,0 +1,152 @@
+//! `edge-parser serve --service-metrics` beside a real axum service instrumented with
+//! `HttpMetricsLayer`, over loopback: the edge groups its records by the service's own route
+//! templates, behind a prefix the proxy strips, and survives the service going away.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::routing::get;
+use vantage_instrument::PrometheusExporter;
+use vantage_tower::HttpMetricsLayer;
+
+use crate::serve_util::{
+    Exposition, Server, append, get as http_get, nginx_line, poll_until, unix_now,
+};
+use crate::util::{Dir, WAIT_LIMIT};
+
+/// The service: two routes and its `/metrics`, on a loopback port; stops with `runtime`.
+fn service(runtime: &tokio::runtime::Runtime) -> SocketAddr {
+    let recorder = PrometheusExporter::new().build_recorder();
+    let handle = recorder.handle();
+    let app = Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .route("/orders", get(|| async { "orders" }))
+        .layer(HttpMetricsLayer::new().recorder(recorder))
+        .route("/metrics", get(move || std::future::ready(handle.render())));
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        address
+    })
+}
+
+fn scrapes(metrics: &Exposition, result: &str) -> u64 {
+    metrics.count("edge_service_scrapes_total", &[("result", result)])
+}
+
+fn by_route(metrics: &Exposition) -> BTreeMap<String, u64> {
+    metrics.sum_by_label("edge_requests_total", "http_route")
+}
+
+#[test]
+fn serve_groups_by_the_service_routes_and_keeps_them_when_the_service_goes_away() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let address = service(&runtime);
+    // A service exports a route once it served it.
+    for path in ["/users/1", "/orders"] {
+        assert_eq!(http_get(address, path).expect("service").status, 200);
+    }
+
+    let dir = Dir::new("serve-reconcile");
+    let log = dir.create("access.log", "");
+    let url = format!("http://{address}/metrics");
+    let server = Server::start(
+        &dir,
+        &[
+            "--log",
+            log.to_str().expect("path"),
+            "--format",
+            "nginx-combined-rt",
+            "--service-metrics",
+            &url,
+            "--service-scrape-interval",
+            "100ms",
+            "--strip-prefix",
+            "/api",
+        ],
+    );
+    // Three rounds: the first one's templates were taken in at a tick since.
+    poll_until(WAIT_LIMIT, || match scrapes(&server.metrics(), "success") {
+        n if n >= 3 => Ok(()),
+        n => Err(format!("{n} successful scrapes")),
+    })
+    .unwrap_or_else(|error| panic!("{error}\n{}", server.stderr()));
+
+    let now = unix_now();
+    let paths = [
+        "/api/users/42",
+        "/api/users/42",
+        "/api/users/7?tab=1",
+        "/api/orders",
+        "/api/orders",
+        "/api/orders/9",
+        "/apiary",
+        "/api/users/42",
+    ];
+    let lines: String = paths
+        .iter()
+        .enumerate()
+        .map(|(n, path)| nginx_line(n as u64, now, path, 200))
+        .collect();
+    append(&log, &lines);
+    let metrics = server.wait_parsed(8);
+    let expected = BTreeMap::from([
+        ("(other)".to_owned(), 2),
+        ("/orders".to_owned(), 2),
+        ("/users/{id}".to_owned(), 4),
+    ]);
+    assert_eq!(by_route(&metrics), expected);
+    let instance = address.to_string();
+    assert_eq!(
+        metrics.value("edge_service_up", &[("url", &url), ("instance", &instance)]),
+        Some(1.0)
+    );
+    assert_eq!(scrapes(&metrics, "failure"), 0);
+
+    // The service goes away: its failures are counted, its routes stay in use.
+    drop(runtime);
+    poll_until(WAIT_LIMIT, || {
+        let metrics = server.metrics();
+        match metrics.value("edge_service_up", &[("url", &url)]) {
+            Some(up) if up == 0.0 && scrapes(&metrics, "failure") >= 1 => Ok(()),
+            up => Err(format!("up {up:?}")),
+        }
+    })
+    .unwrap_or_else(|error| panic!("{error}\n{}", server.stderr()));
+    append(&log, &nginx_line(8, now, "/api/users/5", 200));
+    let metrics = server.wait_parsed(9);
+    assert_eq!(by_route(&metrics).get("/users/{id}"), Some(&5));
+    assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
+}
+
+#[test]
+fn a_service_metrics_url_that_is_not_http_is_refused_by_name() {
+    let dir = Dir::new("serve-reconcile-url");
+    let log = dir.create("access.log", "");
+    let outcome = dir
+        .command()
+        .args([
+            "serve",
+            "--log",
+            log.to_str().expect("path"),
+            "--service-metrics",
+            "https://svc:9000/metrics",
+        ])
+        .run();
+    assert_eq!(outcome.code, 2, "{outcome:?}");
+    assert!(
+        outcome
+            .stderr
+            .contains("not an http:// URL: https://svc:9000/metrics"),
+        "{}",
+        outcome.stderr
+    );
+}
