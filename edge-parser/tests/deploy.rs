@@ -183,3 +183,38 @@ fn the_dockerfile_and_the_unit_run_serve() {
     assert!(exec.starts_with("/usr/local/bin/edge-parser serve --log "));
     assert!(unit.contains("KillSignal=SIGTERM"));
 }
+
+/// Runs `promtool ARGS` in the rules' directory; fails the test on a complaint, and under CI
+/// when promtool cannot run (`.ci/run` installs the prometheus package).
+fn promtool(args: &[&str]) {
+    let output = match std::process::Command::new("promtool")
+        .args(args)
+        .current_dir(deploy_dir().join("prometheus"))
+        .output()
+    {
+        Ok(output) => output,
+        Err(error) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool cannot run under CI ({error})"
+            );
+            eprintln!("skipping promtool {args:?}: {error}");
+            return;
+        }
+    };
+    assert!(
+        output.status.success(),
+        "promtool {args:?}:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The recording rules that join both sides in Prometheus are valid and give, on synthetic
+/// series of two sidecars and two service instances, the exact requests lost per route and the
+/// exact latency split (`deploy/prometheus/vantage-reconcile.test.yml`).
+#[test]
+fn the_reconcile_rules_give_the_exact_split() {
+    promtool(&["check", "rules", "vantage-reconcile.rules.yml"]);
+    promtool(&["test", "rules", "vantage-reconcile.test.yml"]);
+}
