@@ -64,12 +64,16 @@ Endpoints:
   /ready         200 once the checkpoint is restored and every log path is followed or reported
   /api/summary   JSON per router over 1m, 5m and 1h windows, with stale and partial marks
   /api/stream    server-sent events: one summary per second
+  /api/reconcile with --service-metrics: per route, the edge's requests against the services'
+                 since their common start, the lost ones by reason (proxy_answered,
+                 client_cancelled, unexplained), partial marks
   /api/snapshot  the aggregate state as a file (read it back with `report --snapshot FILE`);
                  needs a bearer token of --auth-token-file, or a loopback --listen address
 
 Examples:
   edge-parser serve --log '/var/log/traefik/*.log' --checkpoint /var/lib/edge/checkpoint.json
   edge-parser serve --log /var/log/nginx/access.log --format nginx-combined-rt --listen 127.0.0.1:9898
+  edge-parser serve --log /var/log/traefik/access.log --service-metrics http://users:8080/metrics --strip-prefix /api
 
 With --format auto (the default) and no line yet, serve waits for the first lines (or takes
 the checkpoint's format); /ready says so meanwhile.

@@ -1,6 +1,7 @@
 //! `edge-parser serve --service-metrics` beside a real axum service instrumented with
 //! `HttpMetricsLayer`, over loopback: the edge groups its records by the service's own route
-//! templates, behind a prefix the proxy strips, and survives the service going away.
+//! templates, behind a prefix the proxy strips, reconciles each route with it by reason
+//! (`/api/reconcile`), and survives the service going away.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,7 +44,7 @@ fn by_route(metrics: &Exposition) -> BTreeMap<String, u64> {
 }
 
 #[test]
-fn serve_groups_by_the_service_routes_and_keeps_them_when_the_service_goes_away() {
+fn serve_groups_by_the_service_routes_reconciles_each_and_survives_the_service_going_away() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -80,30 +81,83 @@ fn serve_groups_by_the_service_routes_and_keeps_them_when_the_service_goes_away(
     })
     .unwrap_or_else(|error| panic!("{error}\n{}", server.stderr()));
 
+    // After the start (the first round): three more requests of one route, two of another.
+    for path in ["/users/2", "/users/3", "/users/4", "/orders", "/orders"] {
+        assert_eq!(http_get(address, path).expect("service").status, 200);
+    }
+    // Meanwhile the proxy logged those, plus two the service never saw: a 502 the proxy
+    // answered itself and a 499 of a client that hung up; and two paths of no service route.
     let now = unix_now();
-    let paths = [
-        "/api/users/42",
-        "/api/users/42",
-        "/api/users/7?tab=1",
-        "/api/orders",
-        "/api/orders",
-        "/api/orders/9",
-        "/apiary",
-        "/api/users/42",
+    let logged = [
+        ("/api/users/2", 200),
+        ("/api/users/3?tab=1", 200),
+        ("/api/users/4", 200),
+        ("/api/users/5", 502),
+        ("/api/users/6", 499),
+        ("/api/orders", 200),
+        ("/api/orders", 200),
+        ("/api/orders/9", 404),
+        ("/apiary", 404),
+        ("/api/users/4", 200),
     ];
-    let lines: String = paths
+    let lines: String = logged
         .iter()
         .enumerate()
-        .map(|(n, path)| nginx_line(n as u64, now, path, 200))
+        .map(|(n, (path, status))| nginx_line(n as u64, now, path, *status))
         .collect();
     append(&log, &lines);
-    let metrics = server.wait_parsed(8);
+    let metrics = server.wait_parsed(10);
     let expected = BTreeMap::from([
         ("(other)".to_owned(), 2),
         ("/orders".to_owned(), 2),
-        ("/users/{id}".to_owned(), 4),
+        ("/users/{id}".to_owned(), 6),
     ]);
     assert_eq!(by_route(&metrics), expected);
+
+    // The reconciliation, once a scrape saw the service's new requests.
+    let reconcile = poll_until(WAIT_LIMIT, || {
+        let reconcile = server.get("/api/reconcile").json();
+        let users = reconcile["routes"]
+            .as_array()
+            .and_then(|routes| routes.iter().find(|row| row["route"] == "/users/{id}"))
+            .cloned();
+        match users {
+            Some(users) if users["service_requests"] == 3 && users["edge_requests"] == 6 => {
+                Ok(reconcile)
+            }
+            other => Err(format!("{other:?} in {reconcile}")),
+        }
+    })
+    .unwrap_or_else(|error| panic!("{error}\n{}", server.stderr()));
+    assert_eq!(reconcile["started"], true);
+    assert_eq!(reconcile["partial_reasons"], serde_json::json!([]));
+    let rows: BTreeMap<String, serde_json::Value> = reconcile["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .map(|row| {
+            (
+                row["route"].as_str().expect("route").to_owned(),
+                row.clone(),
+            )
+        })
+        .collect();
+    let users = &rows["/users/{id}"];
+    assert_eq!(users["lost"], 3);
+    assert_eq!(
+        users["reasons"],
+        serde_json::json!({"proxy_answered": 1, "client_cancelled": 1, "unexplained": 1})
+    );
+    assert_eq!(
+        (
+            &rows["/orders"]["edge_requests"],
+            &rows["/orders"]["service_requests"]
+        ),
+        (&serde_json::json!(2), &serde_json::json!(2))
+    );
+    assert_eq!(rows["/orders"]["lost"], 0);
+    assert_eq!(rows["(other)"]["lost"], 2);
+
     let instance = address.to_string();
     assert_eq!(
         metrics.value("edge_service_up", &[("url", &url), ("instance", &instance)]),
@@ -121,9 +175,18 @@ fn serve_groups_by_the_service_routes_and_keeps_them_when_the_service_goes_away(
         }
     })
     .unwrap_or_else(|error| panic!("{error}\n{}", server.stderr()));
-    append(&log, &nginx_line(8, now, "/api/users/5", 200));
-    let metrics = server.wait_parsed(9);
-    assert_eq!(by_route(&metrics).get("/users/{id}"), Some(&5));
+    append(&log, &nginx_line(10, now, "/api/users/5", 200));
+    let metrics = server.wait_parsed(11);
+    assert_eq!(by_route(&metrics).get("/users/{id}"), Some(&7));
+    let reconcile = server.get("/api/reconcile").json();
+    let reasons = reconcile["partial_reasons"].as_array().expect("reasons");
+    assert_eq!(reasons.len(), 1, "{reconcile}");
+    assert!(
+        reasons[0]
+            .as_str()
+            .is_some_and(|reason| reason.ends_with("its last scrape failed")),
+        "{reconcile}"
+    );
     assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
 }
 

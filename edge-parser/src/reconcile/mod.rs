@@ -5,6 +5,8 @@
 //!   bounded, never panicking.
 //! - [`service`]: one scrape of a service, per `http_route`: its requests and duration histogram,
 //!   and the route templates it uses (the vocabulary the edge adopts).
+//! - [`since_start`]: per route, the edge's requests against the services' since a common
+//!   start, the difference by reason.
 //! - [`scrape`] (feature `serve`): scraping the services' `/metrics`, every address of each URL
 //!   an instance, with timeouts, size limits, backoff and a record of every failure.
 
@@ -12,3 +14,4 @@ pub mod exposition;
 #[cfg(feature = "serve")]
 pub mod scrape;
 pub mod service;
+pub mod since_start;

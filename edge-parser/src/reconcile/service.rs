@@ -27,7 +27,8 @@
 use std::collections::BTreeMap;
 
 use vantage_instrument::names::{
-    HTTP_ROUTE, HTTP_SERVER_REQUEST_DURATION, OVERFLOW_ROUTE, UNMATCHED_ROUTE,
+    HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE, HTTP_SERVER_REQUEST_DURATION, OVERFLOW_ROUTE,
+    UNMATCHED_ROUTE,
 };
 
 use super::exposition::{ExpositionError, samples};
@@ -43,6 +44,9 @@ pub const MAX_ROUTE_BYTES: usize = 512;
 pub struct ServiceRoute {
     /// Requests ended (every status, method and error type).
     pub requests: u64,
+    /// Of them, by `http_response_status_code` (requests without a status, such as a handler's
+    /// error with no response, are in `requests` only).
+    pub statuses: BTreeMap<u16, u64>,
     /// Their total duration, in seconds.
     pub duration_sum: f64,
     /// The cumulative duration histogram: `(upper bound in seconds, requests at or below)`, by
@@ -94,7 +98,15 @@ impl ServiceScrape {
                 continue;
             };
             if is_count {
-                entry.requests = entry.requests.saturating_add(whole(sample.value));
+                let count = whole(sample.value);
+                entry.requests = entry.requests.saturating_add(count);
+                let status = sample
+                    .label(HTTP_RESPONSE_STATUS_CODE)
+                    .and_then(|code| code.parse::<u16>().ok());
+                if let Some(status) = status {
+                    let total = entry.statuses.entry(status).or_default();
+                    *total = total.saturating_add(count);
+                }
             } else if is_sum {
                 if sample.value.is_finite() && sample.value >= 0.0 {
                     entry.duration_sum += sample.value;
@@ -220,6 +232,10 @@ mod tests {
         assert_eq!(scrape.templates().collect::<Vec<_>>(), ["/users/{id}"]);
         let users = scrape.route("/users/{id}").unwrap();
         assert_eq!(users.requests, 15);
+        assert_eq!(
+            users.statuses,
+            BTreeMap::from([(200, 10), (404, 3), (500, 2)])
+        );
         assert_eq!(users.duration_sum, 1.5);
         assert_eq!(users.buckets, [(0.1, 10), (f64::INFINITY, 15)]);
         assert_eq!(scrape.route("(other)").unwrap().requests, 4);

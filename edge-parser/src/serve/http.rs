@@ -56,6 +56,8 @@ pub(crate) enum Query {
     Summary,
     /// The aggregate state, as a JSON file.
     Snapshot,
+    /// The edge against the services per route, as JSON.
+    Reconcile,
 }
 
 /// The ingest loop's answer to a [`Query`].
@@ -202,6 +204,7 @@ impl Server {
             }
             "/ready" => self.ask(Query::Ready).await,
             "/api/summary" => self.ask(Query::Summary).await,
+            "/api/reconcile" => self.ask(Query::Reconcile).await,
             "/api/snapshot" => {
                 if let Err(refusal) = self.side.guard.check(request.headers(), peer, "snapshot") {
                     let mut response = text(refusal.status, refusal.message);

@@ -31,6 +31,7 @@ use crate::export::summary::{SummaryView, ready};
 use crate::format::StatusClass;
 use crate::read::{Line, for_each_line};
 use crate::reconcile::scrape::{self, Scrapes};
+use crate::reconcile::since_start::{EdgeCounts, Reconciler};
 use crate::state::{self, EdgeState, Health};
 use crate::tail::{
     Checkpoint, CheckpointError, FilePosition, Flush, Positions, StatusHandle, TailEvent,
@@ -145,6 +146,8 @@ pub(crate) struct Ingest<'c> {
     spare_document: Vec<u8>,
     /// The route templates of the services' scrapes last adopted.
     service_templates: std::collections::BTreeSet<String>,
+    /// The edge against the services since their common start (`/api/reconcile`).
+    reconciler: Reconciler,
 }
 
 /// What a checkpoint being written holds for `/metrics` once it is on disk.
@@ -197,6 +200,7 @@ impl<'c> Ingest<'c> {
             spare_text: None,
             spare_document: Vec::new(),
             service_templates: std::collections::BTreeSet::new(),
+            reconciler: Reconciler::default(),
         };
         // What was restored is durable: it is what the counters start from.
         ingest.render_durable_counters();
@@ -303,7 +307,7 @@ impl<'c> Ingest<'c> {
     /// Periodic work: anomaly verdicts, window expiry, the checkpoint when due, the summary
     /// of the live stream.
     pub(crate) fn tick(&mut self) {
-        self.learn_routes();
+        self.take_in_scrapes();
         let now = unix_now() as i64;
         self.watch.tick(now);
         self.windows.expire(now);
@@ -319,16 +323,32 @@ impl<'c> Ingest<'c> {
         self.publish_summary();
     }
 
-    /// Adopts the route templates of the services' latest scrapes, when they changed: the lines
-    /// that come next are grouped by them (the groups made before keep their routes).
-    fn learn_routes(&mut self) {
+    /// Takes in the services' latest scrape round, when there is a new one: their route
+    /// templates are adopted (the lines that come next are grouped by them; the groups made
+    /// before keep their routes) and their counts reconciled with the edge's.
+    fn take_in_scrapes(&mut self) {
         let Some(scrapes) = self.config.scrapes.as_mut() else {
             return;
         };
         if !scrapes.has_changed().unwrap_or(false) {
             return;
         }
-        let templates = scrape::templates(&scrapes.borrow_and_update());
+        let scrapes = Arc::clone(&scrapes.borrow_and_update());
+        let names: Vec<String> = scrapes
+            .keys()
+            .map(|(url, address)| match address {
+                Some(address) => format!("{url} {address}"),
+                None => format!("{url} (unresolved)"),
+            })
+            .collect();
+        let round = names.iter().zip(scrapes.values()).map(|(name, instance)| {
+            let up = instance.health.consecutive_failures == 0;
+            (name.as_str(), instance.last.as_deref().filter(|_| up))
+        });
+        let aggregator = &self.aggregator;
+        self.reconciler
+            .observe_round(round, || EdgeCounts::by_route(aggregator.aggregate()));
+        let templates = scrape::templates(&scrapes);
         if templates == self.service_templates {
             return;
         }
@@ -578,6 +598,7 @@ impl<'c> Ingest<'c> {
                 json_text_reply(StatusCode::OK, self.with_summary(|view| view.to_json()))
             }
             Query::Snapshot => self.snapshot(),
+            Query::Reconcile => self.reconcile(),
         };
         // The requester may have gone away.
         let _ = asked.reply.send(reply);
@@ -618,6 +639,22 @@ impl<'c> Ingest<'c> {
             last_line: self.clock.last_line(),
             clock_skew: [skew.ahead, skew.behind],
         }
+    }
+
+    /// `/api/reconcile`: the edge against the services, per route, since their common start.
+    fn reconcile(&self) -> Reply {
+        if self.config.scrapes.is_none() {
+            return json_reply(
+                StatusCode::NOT_FOUND,
+                &json!({"error": "no --service-metrics: nothing to reconcile with"}),
+            );
+        }
+        let edge = EdgeCounts::by_route(self.aggregator.aggregate());
+        let report = self.reconciler.report(&edge, None);
+        json_text_reply(
+            StatusCode::OK,
+            serde_json::to_vec(&report).unwrap_or_default(),
+        )
     }
 
     fn metrics(&self) -> Reply {
@@ -727,7 +764,7 @@ pub(crate) fn answer_waiting(asked: Asked, waiting: &str) {
             StatusCode::OK,
             &json!({"now": unix_now(), "format": null, "waiting": waiting, "windows": []}),
         ),
-        Query::Snapshot => json_reply(
+        Query::Snapshot | Query::Reconcile => json_reply(
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({"error": format!("no state yet: {waiting}")}),
         ),

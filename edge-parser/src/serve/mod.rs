@@ -216,7 +216,7 @@ pub fn run_until(
     let local = listener.local_addr().map_err(ServeError::Start)?;
     listening(local);
     tracing::info!(
-        "serving on http://{local}: /metrics /health /ready /api/summary /api/stream /api/snapshot"
+        "serving on http://{local}: /metrics /health /ready /api/summary /api/stream /api/reconcile /api/snapshot"
     );
 
     let (stop_http, http_stopped) = tokio::sync::watch::channel(false);

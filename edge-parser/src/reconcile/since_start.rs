@@ -1,0 +1,327 @@
+//! Reconciliation since a common start: per route, the requests the edge logged and the
+//! requests the services ended since the first round in which every service instance was
+//! scraped, and the difference by reason.
+//!
+//! Both sides are counters, so each is read as a difference from its value at the start: the
+//! edge's groups summed by route, each service instance's `_count` samples (a counter that goes
+//! down is a restarted service: what it had counted is carried over). Requests that reached the
+//! proxy but no service (`lost`) are put down, in this order, to the proxy answering itself
+//! (the edge's 502/503/504 beyond the services' own), to clients that hung up before the
+//! upstream answered (the edge's 499 beyond the services' own), and the rest `unexplained`. The
+//! services counting more than the edge (retries) is `extra_at_service`. A row is `partial` (and
+//! says why) when a service instance is failing now or joined after the start (or when the
+//! caller says the edge is far behind its log): never a zero that only means "no data".
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use vantage_edge::reconcile::service::ServiceScrape;
+//! use vantage_edge::reconcile::since_start::{EdgeCounts, Reconciler};
+//!
+//! let scrape = |n: u64| ServiceScrape::read(&format!(
+//!     "http_server_request_duration_seconds_count{{http_route=\"/users/{{id}}\",http_response_status_code=\"200\"}} {n}\n"
+//! ));
+//! let edge = |requests: u64, proxy_errors: u64| BTreeMap::from([(
+//!     "/users/{id}".to_owned(),
+//!     EdgeCounts { requests, proxy_errors, cancelled: 0 },
+//! )]);
+//! let mut reconciler = Reconciler::default();
+//! reconciler.observe_round([("svc-a", Some(&scrape(100)))], || edge(40, 0));
+//! reconciler.observe_round([("svc-a", Some(&scrape(110)))], || edge(53, 3));
+//! let report = reconciler.report(&edge(53, 3), None);
+//! let row = &report.routes[0];
+//! assert_eq!((row.edge_requests, row.service_requests, row.lost), (13, 10, 3));
+//! assert_eq!(row.reasons.proxy_answered, 3);
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::service::ServiceScrape;
+use crate::aggregate::{Aggregate, Dimension};
+
+/// What the edge counted for one route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EdgeCounts {
+    /// Requests logged.
+    pub requests: u64,
+    /// Of them, answered 502, 503 or 504.
+    pub proxy_errors: u64,
+    /// Of them, answered 499 (the client hung up first).
+    pub cancelled: u64,
+}
+
+impl EdgeCounts {
+    /// The edge's counts per route (the `route` dimension) of `aggregate`; empty when it is
+    /// not grouped by route.
+    pub fn by_route(aggregate: &Aggregate) -> BTreeMap<String, Self> {
+        let mut routes: BTreeMap<String, Self> = BTreeMap::new();
+        for group in aggregate.groups() {
+            let Some(route) = group.value(Dimension::Route) else {
+                continue;
+            };
+            let stats = group.stats();
+            let counts = routes.entry(route.to_owned()).or_default();
+            counts.requests = counts.requests.saturating_add(stats.requests);
+            for code in &stats.codes {
+                match code.code {
+                    502..=504 => {
+                        counts.proxy_errors = counts.proxy_errors.saturating_add(code.count)
+                    }
+                    499 => counts.cancelled = counts.cancelled.saturating_add(code.count),
+                    _ => {}
+                }
+            }
+        }
+        routes
+    }
+
+    fn since(self, start: Self) -> Self {
+        Self {
+            requests: self.requests.saturating_sub(start.requests),
+            proxy_errors: self.proxy_errors.saturating_sub(start.proxy_errors),
+            cancelled: self.cancelled.saturating_sub(start.cancelled),
+        }
+    }
+}
+
+/// The same counts from a service's scrape.
+fn service_counts(scrape: &ServiceScrape) -> BTreeMap<String, EdgeCounts> {
+    scrape
+        .routes()
+        .map(|(route, side)| {
+            let status = |codes: &[u16]| {
+                codes
+                    .iter()
+                    .filter_map(|code| side.statuses.get(code))
+                    .fold(0_u64, |sum, n| sum.saturating_add(*n))
+            };
+            let counts = EdgeCounts {
+                requests: side.requests,
+                proxy_errors: status(&[502, 503, 504]),
+                cancelled: status(&[499]),
+            };
+            (route.to_owned(), counts)
+        })
+        .collect()
+}
+
+/// One service instance's counters: at the start, last seen, and carried over restarts.
+#[derive(Debug, Clone, Default)]
+struct InstanceCounts {
+    start: BTreeMap<String, EdgeCounts>,
+    last: BTreeMap<String, EdgeCounts>,
+    carried: BTreeMap<String, EdgeCounts>,
+    /// Whether its last scrape succeeded.
+    up: bool,
+    /// Whether it was first scraped after the start.
+    joined_late: bool,
+}
+
+impl InstanceCounts {
+    fn observe(&mut self, counts: BTreeMap<String, EdgeCounts>) {
+        for (route, now) in &counts {
+            let last = self.last.get(route).copied().unwrap_or_default();
+            if now.requests < last.requests {
+                // Restarted: what it counted since the start is carried, its new counters
+                // start from zero.
+                let start = self.start.get(route).copied().unwrap_or_default();
+                let carried = self.carried.entry(route.clone()).or_default();
+                let counted = last.since(start);
+                carried.requests = carried.requests.saturating_add(counted.requests);
+                carried.proxy_errors = carried.proxy_errors.saturating_add(counted.proxy_errors);
+                carried.cancelled = carried.cancelled.saturating_add(counted.cancelled);
+                self.start.insert(route.clone(), EdgeCounts::default());
+            }
+        }
+        self.last = counts;
+    }
+
+    fn since_start(&self, route: &str) -> EdgeCounts {
+        let last = self.last.get(route).copied().unwrap_or_default();
+        let start = self.start.get(route).copied().unwrap_or_default();
+        let carried = self.carried.get(route).copied().unwrap_or_default();
+        let counted = last.since(start);
+        EdgeCounts {
+            requests: counted.requests.saturating_add(carried.requests),
+            proxy_errors: counted.proxy_errors.saturating_add(carried.proxy_errors),
+            cancelled: counted.cancelled.saturating_add(carried.cancelled),
+        }
+    }
+}
+
+/// Reconciles the edge with the services since their common start; see the
+/// [module docs](self).
+#[derive(Debug, Clone, Default)]
+pub struct Reconciler {
+    /// The edge's counts at the start; `None` until every instance was scraped once.
+    edge_start: Option<BTreeMap<String, EdgeCounts>>,
+    instances: BTreeMap<String, InstanceCounts>,
+}
+
+/// Why the lost requests were lost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LostReasons {
+    /// Answered 502/503/504 by the proxy itself (beyond the services' own).
+    pub proxy_answered: u64,
+    /// The client hung up before the upstream answered (499 beyond the services' own).
+    pub client_cancelled: u64,
+    /// Neither.
+    pub unexplained: u64,
+}
+
+/// One route's reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteReconciliation {
+    /// The route template.
+    pub route: String,
+    /// Requests the edge logged since the start.
+    pub edge_requests: u64,
+    /// Requests the services ended since the start.
+    pub service_requests: u64,
+    /// Requests that reached the proxy but no service.
+    pub lost: u64,
+    /// Why.
+    pub reasons: LostReasons,
+    /// Requests the services counted beyond the edge's (retries behind the proxy).
+    pub extra_at_service: u64,
+    /// Whether the figures miss something (see [`Reconciliation::partial_reasons`]).
+    pub partial: bool,
+}
+
+/// The reconciliation of every route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reconciliation {
+    /// Whether the start was taken (every service instance scraped once).
+    pub started: bool,
+    /// One row per route either side saw since the start.
+    pub routes: Vec<RouteReconciliation>,
+    /// Why the figures are partial, if they are (each row is then `partial`).
+    pub partial_reasons: Vec<String>,
+}
+
+impl Reconciler {
+    /// Takes in one scrape round: every instance by name with its scrape (`None` when it failed
+    /// this time). The first round in which every instance succeeded is the start: `edge` is
+    /// then asked for the edge's counts by route.
+    pub fn observe_round<'a, I>(
+        &mut self,
+        round: I,
+        edge: impl FnOnce() -> BTreeMap<String, EdgeCounts>,
+    ) where
+        I: IntoIterator<Item = (&'a str, Option<&'a ServiceScrape>)>,
+    {
+        let round: Vec<_> = round.into_iter().collect();
+        let started = self.edge_start.is_some();
+        let all_up = !round.is_empty() && round.iter().all(|(_, scrape)| scrape.is_some());
+        let seen: BTreeSet<&str> = round.iter().map(|(name, _)| *name).collect();
+        self.instances
+            .retain(|name, _| seen.contains(name.as_str()));
+        for (name, scrape) in round {
+            let instance =
+                self.instances
+                    .entry(name.to_owned())
+                    .or_insert_with(|| InstanceCounts {
+                        joined_late: started,
+                        ..InstanceCounts::default()
+                    });
+            instance.up = scrape.is_some();
+            if let Some(scrape) = scrape {
+                let counts = service_counts(scrape);
+                if instance.last.is_empty() && instance.start.is_empty() {
+                    instance.start = counts.clone();
+                }
+                instance.observe(counts);
+            }
+        }
+        if !started && all_up {
+            self.edge_start = Some(edge());
+            // The start is now for every instance.
+            for instance in self.instances.values_mut() {
+                instance.start = instance.last.clone();
+                instance.carried.clear();
+            }
+        }
+    }
+
+    /// The reconciliation given the edge's counts now; `edge_behind` names how far the edge is
+    /// behind its log when that is too far for the two sides to line up.
+    pub fn report(
+        &self,
+        edge_now: &BTreeMap<String, EdgeCounts>,
+        edge_behind: Option<String>,
+    ) -> Reconciliation {
+        let Some(edge_start) = &self.edge_start else {
+            return Reconciliation {
+                started: false,
+                routes: Vec::new(),
+                partial_reasons: vec![
+                    "waiting for a first successful scrape of every service instance".to_owned(),
+                ],
+            };
+        };
+        let mut partial_reasons = Vec::new();
+        for (name, instance) in &self.instances {
+            if !instance.up {
+                partial_reasons.push(format!("{name}: its last scrape failed"));
+            }
+            if instance.joined_late {
+                partial_reasons.push(format!("{name}: first scraped after the start"));
+            }
+        }
+        partial_reasons.extend(edge_behind);
+        let partial = !partial_reasons.is_empty();
+        let routes: BTreeSet<&String> = edge_now
+            .keys()
+            .chain(self.instances.values().flat_map(|i| i.last.keys()))
+            .collect();
+        let routes = routes
+            .into_iter()
+            .map(|route| {
+                let edge = edge_now
+                    .get(route)
+                    .copied()
+                    .unwrap_or_default()
+                    .since(edge_start.get(route).copied().unwrap_or_default());
+                let service = self.instances.values().map(|i| i.since_start(route)).fold(
+                    EdgeCounts::default(),
+                    |sum, n| EdgeCounts {
+                        requests: sum.requests.saturating_add(n.requests),
+                        proxy_errors: sum.proxy_errors.saturating_add(n.proxy_errors),
+                        cancelled: sum.cancelled.saturating_add(n.cancelled),
+                    },
+                );
+                let lost = edge.requests.saturating_sub(service.requests);
+                let proxy_answered = edge
+                    .proxy_errors
+                    .saturating_sub(service.proxy_errors)
+                    .min(lost);
+                let client_cancelled = edge
+                    .cancelled
+                    .saturating_sub(service.cancelled)
+                    .min(lost - proxy_answered);
+                RouteReconciliation {
+                    route: route.clone(),
+                    edge_requests: edge.requests,
+                    service_requests: service.requests,
+                    lost,
+                    reasons: LostReasons {
+                        proxy_answered,
+                        client_cancelled,
+                        unexplained: lost - proxy_answered - client_cancelled,
+                    },
+                    extra_at_service: service.requests.saturating_sub(edge.requests),
+                    partial,
+                }
+            })
+            .collect();
+        Reconciliation {
+            started: true,
+            routes,
+            partial_reasons,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+use std::collections::BTreeMap;
+
+use super::*;
+
+const USERS: &str = "/users/{id}";
+
+/// A scrape of one service instance: `(route, status, count)` samples.
+fn scrape(samples: &[(&str, u16, u64)]) -> ServiceScrape {
+    let text: String = samples
+        .iter()
+        .map(|(route, status, count)| {
+            format!(
+                "http_server_request_duration_seconds_count{{http_route=\"{route}\",http_response_status_code=\"{status}\"}} {count}\n"
+            )
+        })
+        .collect();
+    ServiceScrape::read(&text)
+}
+
+fn edge(rows: &[(&str, u64, u64, u64)]) -> BTreeMap<String, EdgeCounts> {
+    rows.iter()
+        .map(|&(route, requests, proxy_errors, cancelled)| {
+            (
+                route.to_owned(),
+                EdgeCounts {
+                    requests,
+                    proxy_errors,
+                    cancelled,
+                },
+            )
+        })
+        .collect()
+}
+
+fn row(report: &Reconciliation, route: &str) -> RouteReconciliation {
+    report
+        .routes
+        .iter()
+        .find(|row| row.route == route)
+        .unwrap_or_else(|| panic!("no row for {route} in {report:?}"))
+        .clone()
+}
+
+#[test]
+fn nothing_is_reported_before_every_instance_was_scraped_once() {
+    let mut reconciler = Reconciler::default();
+    let a = scrape(&[(USERS, 200, 5)]);
+    reconciler.observe_round([("a", Some(&a)), ("b", None)], || {
+        panic!("no start while an instance fails")
+    });
+    let report = reconciler.report(&edge(&[(USERS, 9, 0, 0)]), None);
+    assert!(!report.started);
+    assert!(report.routes.is_empty());
+    assert_eq!(
+        report.partial_reasons,
+        ["waiting for a first successful scrape of every service instance"]
+    );
+}
+
+#[test]
+fn lost_requests_are_put_down_to_the_proxy_the_client_and_the_rest() {
+    let mut reconciler = Reconciler::default();
+    let (a0, b0) = (scrape(&[(USERS, 200, 100)]), scrape(&[(USERS, 200, 50)]));
+    reconciler.observe_round([("a", Some(&a0)), ("b", Some(&b0))], || {
+        edge(&[(USERS, 1_000, 10, 1)])
+    });
+    // Since: the edge logged 40 (4 of them 502 by the proxy, 3 cancelled, and one 503 that the
+    // service answered itself), the services ended 30: 20 + 10, one of them a 503.
+    let a1 = scrape(&[(USERS, 200, 119), (USERS, 503, 1)]);
+    let b1 = scrape(&[(USERS, 200, 60), ("/orders", 200, 7)]);
+    reconciler.observe_round([("a", Some(&a1)), ("b", Some(&b1))], || {
+        panic!("the start is taken once")
+    });
+    let report = reconciler.report(&edge(&[(USERS, 1_040, 15, 4)]), None);
+    assert!(report.started);
+    assert_eq!(report.partial_reasons, Vec::<String>::new());
+    assert_eq!(
+        row(&report, USERS),
+        RouteReconciliation {
+            route: USERS.to_owned(),
+            edge_requests: 40,
+            service_requests: 30,
+            lost: 10,
+            reasons: LostReasons {
+                proxy_answered: 4,
+                client_cancelled: 3,
+                unexplained: 3,
+            },
+            extra_at_service: 0,
+            partial: false,
+        }
+    );
+    // A route only the service saw since: more at the service than at the edge.
+    let orders = row(&report, "/orders");
+    assert_eq!((orders.edge_requests, orders.service_requests), (0, 7));
+    assert_eq!((orders.lost, orders.extra_at_service), (0, 7));
+}
+
+#[test]
+fn a_restarted_service_carries_what_it_counted_and_a_failing_one_makes_the_report_partial() {
+    let mut reconciler = Reconciler::default();
+    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 100)])))], || {
+        edge(&[(USERS, 0, 0, 0)])
+    });
+    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 130)])))], BTreeMap::new);
+    // Restarted: its counter begins again.
+    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 12)])))], BTreeMap::new);
+    let report = reconciler.report(&edge(&[(USERS, 42, 0, 0)]), None);
+    assert_eq!(row(&report, USERS).service_requests, 42);
+    assert_eq!(row(&report, USERS).lost, 0);
+
+    reconciler.observe_round([("a", None)], BTreeMap::new);
+    let report = reconciler.report(
+        &edge(&[(USERS, 50, 0, 0)]),
+        Some("the edge is 9 s behind its log".to_owned()),
+    );
+    assert_eq!(
+        report.partial_reasons,
+        [
+            "a: its last scrape failed",
+            "the edge is 9 s behind its log"
+        ]
+    );
+    let users = row(&report, USERS);
+    assert!(users.partial);
+    assert_eq!(
+        (users.edge_requests, users.service_requests),
+        (50, 42),
+        "the last good scrape stays"
+    );
+}
+
+#[test]
+fn an_instance_that_joins_after_the_start_is_named() {
+    let mut reconciler = Reconciler::default();
+    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 1)])))], BTreeMap::new);
+    let late = scrape(&[(USERS, 200, 500)]);
+    reconciler.observe_round(
+        [("a", Some(&scrape(&[(USERS, 200, 3)]))), ("b", Some(&late))],
+        BTreeMap::new,
+    );
+    let report = reconciler.report(&BTreeMap::new(), None);
+    assert_eq!(report.partial_reasons, ["b: first scraped after the start"]);
+    assert_eq!(
+        row(&report, USERS).service_requests,
+        2,
+        "b counts from when it was first seen"
+    );
+}
+
+#[test]
+fn the_edge_counts_come_from_the_route_dimension_and_the_codes() {
+    use crate::aggregate::{AggregateConfig, Aggregator};
+    use crate::format::Format;
+    let mut config = AggregateConfig::new(Format::NginxCombined);
+    config.group_by = vec![Dimension::Route];
+    config.count_codes = true;
+    let mut aggregator = Aggregator::new(&config);
+    for (path, status) in [
+        ("/a", 200),
+        ("/a", 502),
+        ("/a", 499),
+        ("/b", 504),
+        ("/b", 200),
+    ] {
+        let line = format!(
+            "127.0.0.1 - - [09/Mar/2025:12:00:00 +0000] \"GET {path} HTTP/1.1\" {status} 5 \"-\" \"t\""
+        );
+        aggregator.add_line(Default::default(), line.as_bytes());
+    }
+    let counts = EdgeCounts::by_route(aggregator.aggregate());
+    assert_eq!(counts, edge(&[("/a", 3, 1, 1), ("/b", 2, 1, 0)]));
+}
