@@ -112,6 +112,14 @@ pub const EDGE_SERVICE_SCRAPES_TOTAL: &str = "edge_service_scrapes_total";
 pub const EDGE_SERVICE_UP: &str = "edge_service_up";
 /// Gauge: route templates learned from the services' `http_route` values and in use.
 pub const EDGE_ROUTE_TEMPLATES_LEARNED: &str = "edge_route_templates_learned";
+/// Gauge: requests per `http_route` since the edge and the services' common start, by `side`
+/// (`edge`: logged by the proxy, `service`: ended by the services).
+pub const EDGE_RECONCILE_REQUESTS: &str = "edge_reconcile_requests";
+/// Gauge: requests per `http_route` that reached the proxy but no service since the common
+/// start, by `reason` (`proxy_answered`, `client_cancelled`, `unexplained`).
+pub const EDGE_RECONCILE_LOST_REQUESTS: &str = "edge_reconcile_lost_requests";
+/// Gauge: 1 when the reconciliation misses something (a failing or late service instance).
+pub const EDGE_RECONCILE_PARTIAL: &str = "edge_reconcile_partial";
 /// Gauge: HTTP connections open on `edge-parser serve`'s port.
 pub const EDGE_HTTP_CONNECTIONS_OPEN: &str = "edge_http_connections_open";
 /// Counter: HTTP connections accepted since the process started.

@@ -323,5 +323,65 @@ impl Reconciler {
     }
 }
 
+impl Reconciliation {
+    /// Appends it to an exposition (once started): per route the requests on each side
+    /// (`edge_reconcile_requests`), the lost ones by reason (`edge_reconcile_lost_requests`),
+    /// and whether it is partial (`edge_reconcile_partial`).
+    pub fn render(&self, out: &mut String) {
+        use crate::export::prometheus::{family, sample};
+        use vantage_instrument::names::{
+            EDGE_RECONCILE_LOST_REQUESTS, EDGE_RECONCILE_PARTIAL, EDGE_RECONCILE_REQUESTS,
+            HTTP_ROUTE,
+        };
+        if !self.started {
+            return;
+        }
+        family(
+            out,
+            EDGE_RECONCILE_REQUESTS,
+            "gauge",
+            "Requests per route since the edge and the services' common start, by side.",
+        );
+        for row in &self.routes {
+            for (side, value) in [
+                ("edge", row.edge_requests),
+                ("service", row.service_requests),
+            ] {
+                let labels = [(HTTP_ROUTE, row.route.as_str()), ("side", side)];
+                sample(out, EDGE_RECONCILE_REQUESTS, &labels, value as f64);
+            }
+        }
+        family(
+            out,
+            EDGE_RECONCILE_LOST_REQUESTS,
+            "gauge",
+            "Requests per route that reached the proxy but no service since the common start, by reason.",
+        );
+        for row in &self.routes {
+            let reasons = [
+                ("proxy_answered", row.reasons.proxy_answered),
+                ("client_cancelled", row.reasons.client_cancelled),
+                ("unexplained", row.reasons.unexplained),
+            ];
+            for (reason, value) in reasons {
+                let labels = [(HTTP_ROUTE, row.route.as_str()), ("reason", reason)];
+                sample(out, EDGE_RECONCILE_LOST_REQUESTS, &labels, value as f64);
+            }
+        }
+        family(
+            out,
+            EDGE_RECONCILE_PARTIAL,
+            "gauge",
+            "1 when the reconciliation misses something (a failing or late service instance).",
+        );
+        sample(
+            out,
+            EDGE_RECONCILE_PARTIAL,
+            &[],
+            f64::from(u8::from(!self.partial_reasons.is_empty())),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests;

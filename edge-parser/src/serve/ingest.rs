@@ -31,7 +31,7 @@ use crate::export::summary::{SummaryView, ready};
 use crate::format::StatusClass;
 use crate::read::{Line, for_each_line};
 use crate::reconcile::scrape::{self, Scrapes};
-use crate::reconcile::since_start::{EdgeCounts, Reconciler};
+use crate::reconcile::since_start::{EdgeCounts, Reconciler, Reconciliation};
 use crate::state::{self, EdgeState, Health};
 use crate::tail::{
     Checkpoint, CheckpointError, FilePosition, Flush, Positions, StatusHandle, TailEvent,
@@ -516,6 +516,7 @@ impl<'c> Ingest<'c> {
         let anomalies = self.anomalies();
         let mut gauges = String::with_capacity(4 << 10);
         self.exposition(&anomalies).render_gauges(&mut gauges);
+        self.render_reconciliation(&mut gauges);
         self.config
             .exposition
             .publish(counters.clone(), Bytes::from(gauges));
@@ -641,6 +642,18 @@ impl<'c> Ingest<'c> {
         }
     }
 
+    /// The reconciliation's families, with `--service-metrics`.
+    fn render_reconciliation(&self, out: &mut String) {
+        if self.config.scrapes.is_some() {
+            self.reconciliation().render(out);
+        }
+    }
+
+    fn reconciliation(&self) -> Reconciliation {
+        let edge = EdgeCounts::by_route(self.aggregator.aggregate());
+        self.reconciler.report(&edge, None)
+    }
+
     /// `/api/reconcile`: the edge against the services, per route, since their common start.
     fn reconcile(&self) -> Reply {
         if self.config.scrapes.is_none() {
@@ -665,6 +678,7 @@ impl<'c> Ingest<'c> {
             exposition.render_counters(&mut text);
         }
         exposition.render_gauges(&mut text);
+        self.render_reconciliation(&mut text);
         Reply {
             status: StatusCode::OK,
             content_type: names::PROMETHEUS_TEXT_CONTENT_TYPE,
