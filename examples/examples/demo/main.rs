@@ -8,8 +8,10 @@
 //! Starts the example service on a free loopback port with `HttpMetricsLayer` and the Prometheus
 //! exporter, drives fast routes, a slow route, 4xx, 5xx, a panic, streams, random unknown paths
 //! and clients that hang up at it, then reads the service's own `/metrics` and prints requests,
-//! rate, latency percentiles and errors by reason for every route. Then it shows the edge view:
-//! `edge-parser report` on the sample Traefik access log bundled in the repository.
+//! rate, latency percentiles and errors by reason for every route. A sidecar (`edge-parser
+//! serve`, in process) follows the access log a stand-in proxy writes, scrapes the service and
+//! reconciles both per route, with a fault the proxy injects (502s it answers itself). Then it
+//! shows `edge-parser report` on the sample Traefik access log bundled in the repository.
 
 mod app;
 mod edge;
@@ -67,11 +69,27 @@ async fn main() -> anyhow::Result<()> {
     let log_path = log_dir.join("access.log");
     let access_log = sidecar::AccessLog::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
-    let sidecar = tokio::task::block_in_place(|| sidecar::Sidecar::start(log_path.clone()))?;
+    let sidecar = tokio::task::block_in_place(|| sidecar::Sidecar::start(log_path.clone(), addr))?;
     let app = app::app(&metrics).layer(axum::middleware::from_fn(move |request, next| {
         sidecar::log_request(access_log.clone(), request, next)
     }));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // The reconciliation starts at the sidecar's first scrape of the service; then a request to
+    // each route makes the service export it, which the sidecar adopts at its next scrape (a
+    // service exports a route once it has served it: lines before that are `(other)`).
+    sidecar.wait_reconciling().await?;
+    for path in [
+        "/users/1",
+        "/orders/1",
+        "/slow",
+        "/fail",
+        "/panic",
+        "/stream",
+    ] {
+        get(addr, path).await?;
+    }
+    tokio::time::sleep(sidecar::SCRAPE_INTERVAL * 3).await;
 
     println!(
         "Vantage demo: instrumented service on http://{addr}, {} clients for {} s ...",
@@ -107,9 +125,25 @@ async fn main() -> anyhow::Result<()> {
         sidecar.log.display()
     );
     print!("{}", sidecar::render_summary(&summary));
+    // A scrape of the service after the last request, taken in by the sidecar.
+    tokio::time::sleep(sidecar::SCRAPE_INTERVAL * 3).await;
+    let reconcile: serde_json::Value =
+        serde_json::from_str(&get(sidecar.addr, "/api/reconcile").await?)?;
+    println!(
+        "\nBoth sides together: the sidecar scraped the service's /metrics and reconciled, per\n\
+         route, what the proxy logged with what the service ended (the demo's proxy answers one\n\
+         /users/{{id}} request in {} itself with a 502; clients that hang up are seen by both;\n\
+         the service does not measure /health and /metrics, whose requests it never counts):\n",
+        sidecar::PROXY_FAULT_EVERY
+    );
+    print!("{}", sidecar::render_reconcile(&reconcile));
+    println!(
+        "(`(other)`: paths of no route, and a route's lines before the service first exported it.)"
+    );
     println!(
         "\nThe sidecar's own endpoints: curl http://{0}/metrics (edge_requests_total, \
-         edge_lag_seconds, ...), http://{0}/api/summary, http://{0}/api/stream",
+         edge_reconcile_lost_requests, ...), http://{0}/api/summary, http://{0}/api/reconcile, \
+         http://{0}/api/stream",
         sidecar.addr
     );
 
@@ -137,16 +171,24 @@ async fn main() -> anyhow::Result<()> {
 
 /// `GET path` from a running server, as text.
 async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    request(addr, http::Method::GET, path).await
+}
+
+/// `METHOD path` (no body) to a running server; the response body as text.
+async fn request(addr: SocketAddr, method: http::Method, path: &str) -> anyhow::Result<String> {
     use http_body_util::{BodyExt, Empty};
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
 
     let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let uri: http::Uri = format!("http://{addr}{path}").parse()?;
+    let request = http::Request::builder()
+        .method(method.clone())
+        .uri(format!("http://{addr}{path}"))
+        .body(Empty::new())?;
     let response = client
-        .get(uri)
+        .request(request)
         .await
-        .with_context(|| format!("GET {path}"))?;
+        .with_context(|| format!("{method} {path}"))?;
     let body = response.into_body().collect().await?.to_bytes();
     Ok(String::from_utf8_lossy(&body).into_owned())
 }

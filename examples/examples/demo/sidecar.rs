@@ -14,6 +14,8 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use vantage_edge::format::{Format, Timestamp};
+use vantage_edge::reconcile::scrape::Target;
+use vantage_edge::route::RouteRules;
 use vantage_edge::serve::{ServeConfig, ServeError};
 use vantage_edge::tail::TailConfig;
 
@@ -23,7 +25,13 @@ use vantage_edge::tail::TailConfig;
 pub(crate) struct AccessLog {
     file: Arc<Mutex<File>>,
     requests: Arc<AtomicU64>,
+    /// Requests to `/users/{id}` seen, for the fault the stand-in proxy injects.
+    users: Arc<AtomicU64>,
 }
+
+/// The stand-in proxy answers every this-many-th request to `/users/{id}` itself with a 502,
+/// without passing it on: requests the service never sees, which the reconciliation finds.
+pub(crate) const PROXY_FAULT_EVERY: u64 = 25;
 
 impl AccessLog {
     pub(crate) fn create(path: &Path) -> std::io::Result<Self> {
@@ -35,6 +43,7 @@ impl AccessLog {
         Ok(Self {
             file: Arc::new(Mutex::new(file)),
             requests: Arc::default(),
+            users: Arc::default(),
         })
     }
 
@@ -80,11 +89,29 @@ impl Drop for Pending {
 }
 
 /// The axum middleware that writes the access log; router names are `<first segment>@demo`.
+/// It also stands in for the proxy's own failures: see [`PROXY_FAULT_EVERY`].
 pub(crate) async fn log_request(log: AccessLog, request: Request, next: Next) -> Response<Body> {
-    let router = request
+    let template = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "-".to_owned(), |path| router_of(path.as_str()));
+        .map(|path| path.as_str().to_owned());
+    let router = template
+        .as_deref()
+        .map_or_else(|| "-".to_owned(), router_of);
+    if template.as_deref() == Some("/users/{id}")
+        && log.users.fetch_add(1, Ordering::Relaxed) % PROXY_FAULT_EVERY == PROXY_FAULT_EVERY - 1
+    {
+        let entry = Entry {
+            wall: now(),
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            router,
+        };
+        log.write(&entry, 502, Duration::ZERO);
+        let mut response = Response::new(Body::from("bad gateway (the demo's proxy)\n"));
+        *response.status_mut() = axum::http::StatusCode::BAD_GATEWAY;
+        return response;
+    }
     let mut pending = Pending {
         entry: Entry {
             wall: now(),
@@ -136,6 +163,9 @@ fn clf_time(at: Timestamp) -> String {
     )
 }
 
+/// How often the sidecar scrapes the service in the demo (5 s by default: the demo is short).
+pub(crate) const SCRAPE_INTERVAL: Duration = Duration::from_millis(250);
+
 /// The sidecar, running in its own thread until [`Sidecar::stop`].
 pub(crate) struct Sidecar {
     pub(crate) addr: SocketAddr,
@@ -145,13 +175,19 @@ pub(crate) struct Sidecar {
 }
 
 impl Sidecar {
-    /// Starts `edge-parser serve` on a free loopback port, following `log`.
-    pub(crate) fn start(log: PathBuf) -> anyhow::Result<Self> {
+    /// Starts `edge-parser serve` on a free loopback port, following `log` and reading the
+    /// service at `service` (its `/metrics`) beside it.
+    pub(crate) fn start(log: PathBuf, service: SocketAddr) -> anyhow::Result<Self> {
         let mut tail = TailConfig::new([log.display().to_string()]);
         tail.from_start = true;
         tail.poll_interval = Duration::from_millis(100);
         let mut config = ServeConfig::new(tail, SocketAddr::from(([127, 0, 0, 1], 0)));
         config.format = Some(Format::TraefikCommon);
+        // The routes the service does not measure (its health check, its /metrics, which the
+        // sidecar scrapes through the demo's proxy), named rather than `(other)`.
+        config.routes = RouteRules::new(["/health", "/metrics"])?;
+        config.services = vec![Target::parse(&format!("http://{service}/metrics"))?];
+        config.service_scrape_interval = SCRAPE_INTERVAL;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (listening, addr) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -178,6 +214,20 @@ impl Sidecar {
         })
     }
 
+    /// Waits until the sidecar reconciles with the service (its first scrape round answered).
+    pub(crate) async fn wait_reconciling(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let reconcile = crate::get(self.addr, "/api/reconcile").await?;
+            let reconcile: serde_json::Value = serde_json::from_str(&reconcile)?;
+            if reconcile["started"] == true {
+                return Ok(());
+            }
+            tokio::time::sleep(SCRAPE_INTERVAL / 5).await;
+        }
+        anyhow::bail!("the sidecar did not scrape the service within 10 s")
+    }
+
     /// Stops the sidecar and waits for it.
     pub(crate) fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
@@ -195,7 +245,7 @@ pub(crate) fn render_summary(summary: &serde_json::Value) -> String {
     let mut out = String::new();
     let window = &summary["windows"][0];
     out.push_str(
-        "router          requests     rps      p50      p99     5xx  (last minute, from the access log)\n",
+        "router          route           requests     rps      p50      p99     5xx  (last minute, from the access log)\n",
     );
     let mut total = 0;
     for group in window["groups"].as_array().into_iter().flatten() {
@@ -209,8 +259,9 @@ pub(crate) fn render_summary(summary: &serde_json::Value) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<15} {:>8} {:>7.1} {:>8} {:>8} {:>6.1}%",
+            "{:<15} {:<15} {:>8} {:>7.1} {:>8} {:>8} {:>6.1}%",
             group["key"]["router"].as_str().unwrap_or("?"),
+            group["key"]["route"].as_str().unwrap_or("-"),
             requests,
             group["rps"].as_f64().unwrap_or(0.0),
             latency("p50"),
@@ -218,6 +269,36 @@ pub(crate) fn render_summary(summary: &serde_json::Value) -> String {
             100.0 * errors as f64 / requests.max(1) as f64,
         );
     }
-    let _ = writeln!(out, "total           {total:>8}");
+    let _ = writeln!(out, "total                           {total:>8}");
+    out
+}
+
+/// The sidecar's reconciliation, per route, from its `/api/reconcile`.
+pub(crate) fn render_reconcile(reconcile: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+
+    let mut out = String::from(
+        "route               edge  service   lost  proxy answered  client cancelled  unexplained\n",
+    );
+    for row in reconcile["routes"].as_array().into_iter().flatten() {
+        let n = |value: &serde_json::Value| value.as_u64().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "{:<16} {:>7} {:>8} {:>6} {:>15} {:>17} {:>12}",
+            row["route"].as_str().unwrap_or("?"),
+            n(&row["edge_requests"]),
+            n(&row["service_requests"]),
+            n(&row["lost"]),
+            n(&row["reasons"]["proxy_answered"]),
+            n(&row["reasons"]["client_cancelled"]),
+            n(&row["reasons"]["unexplained"]),
+        );
+    }
+    if let Some(reasons) = reconcile["partial_reasons"]
+        .as_array()
+        .filter(|r| !r.is_empty())
+    {
+        let _ = writeln!(out, "partial: {reasons:?}");
+    }
     out
 }
