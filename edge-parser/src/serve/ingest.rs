@@ -31,6 +31,7 @@ use crate::export::summary::{SummaryView, ready};
 use crate::format::StatusClass;
 use crate::read::{Line, for_each_line};
 use crate::reconcile::scrape::{self, Scrapes};
+use crate::reconcile::service::MAX_ROUTES;
 use crate::reconcile::since_start::{EdgeCounts, Reconciler, Reconciliation};
 use crate::state::{self, EdgeState, Health};
 use crate::tail::{
@@ -324,8 +325,9 @@ impl<'c> Ingest<'c> {
     }
 
     /// Takes in the services' latest scrape round, when there is a new one: their route
-    /// templates are adopted (the lines that come next are grouped by them; the groups made
-    /// before keep their routes) and their counts reconciled with the edge's.
+    /// templates are adopted, for as long as this process runs (the lines that come next are
+    /// grouped by them; the groups made before keep their routes), and their counts reconciled
+    /// with the edge's.
     fn take_in_scrapes(&mut self) {
         let Some(scrapes) = self.config.scrapes.as_mut() else {
             return;
@@ -348,7 +350,15 @@ impl<'c> Ingest<'c> {
         let aggregator = &self.aggregator;
         self.reconciler
             .observe_round(round, || EdgeCounts::by_route(aggregator.aggregate()));
-        let templates = scrape::templates(&scrapes);
+        // Templates stay once learned: a restarted service exports a route again only once it
+        // served it, and its lines meanwhile must not fall into `(other)`.
+        let mut templates = self.service_templates.clone();
+        for template in scrape::templates(&scrapes) {
+            if templates.len() >= MAX_ROUTES {
+                break;
+            }
+            templates.insert(template);
+        }
         if templates == self.service_templates {
             return;
         }

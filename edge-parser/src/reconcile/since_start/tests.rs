@@ -103,7 +103,14 @@ fn a_restarted_service_carries_what_it_counted_and_a_failing_one_makes_the_repor
         edge(&[(USERS, 0, 0, 0)])
     });
     reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 130)])))], BTreeMap::new);
-    // Restarted: its counter begins again.
+    // Restarted: its page has not the route until it serves it again, then its counter
+    // begins again.
+    reconciler.observe_round(
+        [("a", Some(&scrape(&[("/orders", 200, 1)])))],
+        BTreeMap::new,
+    );
+    let report = reconciler.report(&edge(&[(USERS, 30, 0, 0)]), None);
+    assert_eq!(row(&report, USERS).service_requests, 30);
     reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 12)])))], BTreeMap::new);
     let report = reconciler.report(&edge(&[(USERS, 42, 0, 0)]), None);
     assert_eq!(row(&report, USERS).service_requests, 42);
