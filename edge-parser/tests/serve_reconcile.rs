@@ -12,7 +12,8 @@ use vantage_instrument::PrometheusExporter;
 use vantage_tower::HttpMetricsLayer;
 
 use crate::serve_util::{
-    Exposition, Server, append, get as http_get, nginx_line, poll_until, promtool_check, unix_now,
+    Exposition, Server, append, get as http_get, nginx_line, poll_until, promtool_check,
+    read_events, unix_now,
 };
 use crate::util::{Dir, WAIT_LIMIT};
 
@@ -161,6 +162,11 @@ fn serve_groups_by_the_service_routes_reconciles_each_and_survives_the_service_g
     );
     assert_eq!(rows["/orders"]["lost"], 0);
     assert_eq!(rows["(other)"]["lost"], 2);
+    // The same in the summary and in the live stream.
+    assert_eq!(server.get("/api/summary").json()["reconcile"], reconcile);
+    let events = read_events(server.addr(), "/api/stream", 1);
+    let streamed: serde_json::Value = serde_json::from_str(&events[0].1).expect("JSON event");
+    assert_eq!(streamed["reconcile"], reconcile);
     // The same on /metrics, a valid exposition.
     let metrics = server.metrics();
     let users = ("http_route", "/users/{id}");

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::prometheus::AnomalyState;
 use crate::aggregate::{Aggregate, Dimension, GroupKey, LineCounts, StatusClasses};
+use crate::reconcile::since_start::Reconciliation;
 use crate::serve::clock::{SkewCounts, SkewSample};
 use crate::serve::window::{Percentiles, Summary};
 use crate::tail::TailStatus;
@@ -77,6 +78,8 @@ pub(crate) struct SummaryView<'a, S> {
     pub(crate) clock_skew: SkewCounts,
     /// The last few of them.
     pub(crate) skew_samples: Vec<SkewSample>,
+    /// The edge against the services per route, with `--service-metrics`.
+    pub(crate) reconcile: Option<Reconciliation>,
 }
 
 /// The `/api/summary` document, serialised as it is built (a thousand groups times three
@@ -93,6 +96,8 @@ struct Document<'a> {
     last_line_timestamp: Option<f64>,
     lines: LineCounts,
     now: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reconcile: Option<&'a Reconciliation>,
     stale: bool,
     windows: Vec<WindowDoc<'a>>,
 }
@@ -254,6 +259,7 @@ impl<S: BuildHasher> SummaryView<'_, S> {
             last_line_timestamp: self.last_line.map(|last| last as f64 / 1e9),
             lines: self.aggregate.lines(),
             now,
+            reconcile: self.reconcile.as_ref(),
             stale: self
                 .last_seen
                 .values()

@@ -751,6 +751,7 @@ impl<'c> Ingest<'c> {
             last_line: self.clock.last_line(),
             clock_skew: self.clock.counts(),
             skew_samples: self.clock.samples().cloned().collect(),
+            reconcile: self.config.scrapes.is_some().then(|| self.reconciliation()),
         };
         render(view)
     }
