@@ -252,3 +252,28 @@ fn a_service_metrics_url_that_is_not_http_is_refused_by_name() {
         outcome.stderr
     );
 }
+
+#[test]
+fn without_service_metrics_there_is_nothing_to_reconcile_and_says_so() {
+    let dir = Dir::new("serve-reconcile-none");
+    let log = dir.create("access.log", "");
+    let server = Server::start(
+        &dir,
+        &[
+            "--log",
+            log.to_str().expect("path"),
+            "--format",
+            "nginx-combined-rt",
+        ],
+    );
+    let response = server.get("/api/reconcile");
+    assert_eq!(response.status, 404);
+    assert_eq!(
+        response.json(),
+        serde_json::json!({"error": "no --service-metrics: nothing to reconcile with"})
+    );
+    assert_eq!(server.get("/api/summary").json().get("reconcile"), None);
+    let metrics = server.metrics();
+    assert_eq!(metrics.named("edge_reconcile_requests").count(), 0);
+    assert_eq!(metrics.named("edge_service_up").count(), 0);
+}
