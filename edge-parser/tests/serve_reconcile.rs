@@ -148,6 +148,8 @@ fn serve_groups_by_the_service_routes_reconciles_each_and_survives_the_service_g
         })
         .collect();
     let users = &rows["/users/{id}"];
+    // nginx's `combined` + `$request_time` logs no upstream time: no split, not zeros.
+    assert_eq!(users["latency"], serde_json::Value::Null);
     assert_eq!(users["lost"], 3);
     assert_eq!(
         users["reasons"],

@@ -680,5 +680,28 @@ fn serve_reconciles_a_real_traefik_with_the_service_behind_it_through_an_outage_
         serde_json::json!({"proxy_answered": 10, "client_cancelled": 0, "unexplained": 0})
     );
     assert_eq!(users["extra_at_service"], 0);
+    // Traefik's JSON log has the upstream time: the split at p50, p90, p99, adding up.
+    let split = users["latency"]["at"].as_array().expect("a latency split");
+    assert_eq!(split.len(), 3);
+    let seconds = |at: &serde_json::Value, name: &str| at[name].as_f64().expect(name);
+    for at in split {
+        let (edge, upstream, service) = (
+            seconds(at, "edge_seconds"),
+            seconds(at, "upstream_seconds"),
+            seconds(at, "service_seconds"),
+        );
+        assert_eq!(
+            seconds(at, "proxy_seconds"),
+            (edge - upstream).max(0.0),
+            "{at}"
+        );
+        assert_eq!(
+            seconds(at, "in_front_of_handler_seconds"),
+            (upstream - service).max(0.0),
+            "{at}"
+        );
+        assert_eq!(seconds(at, "handler_seconds"), service, "{at}");
+        assert!(service > 0.0 && edge >= service, "{at}");
+    }
     drop(backend);
 }

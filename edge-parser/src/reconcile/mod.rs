@@ -7,6 +7,8 @@
 //!   and the route templates it uses (the vocabulary the edge adopts).
 //! - [`since_start`]: per route, the edge's requests against the services' since a common
 //!   start, the difference by reason.
+//! - [`split`]: where a route's time goes (proxy, in front of the handler, handler) from both
+//!   sides' histograms.
 //! - [`scrape`] (feature `serve`): scraping the services' `/metrics`, every address of each URL
 //!   an instance, with timeouts, size limits, backoff and a record of every failure.
 
@@ -15,3 +17,4 @@ pub mod exposition;
 pub mod scrape;
 pub mod service;
 pub mod since_start;
+pub mod split;

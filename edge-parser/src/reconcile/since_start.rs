@@ -22,7 +22,7 @@
 //! ));
 //! let edge = |requests: u64, proxy_errors: u64| BTreeMap::from([(
 //!     "/users/{id}".to_owned(),
-//!     EdgeCounts { requests, proxy_errors, cancelled: 0 },
+//!     EdgeCounts { requests, proxy_errors, ..EdgeCounts::default() },
 //! )]);
 //! let mut reconciler = Reconciler::default();
 //! reconciler.observe_round([("svc-a", Some(&scrape(100)))], || edge(40, 0));
@@ -38,10 +38,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::service::ServiceScrape;
+use super::split::{Buckets, LatencySplit};
 use crate::aggregate::{Aggregate, Dimension};
 
-/// What the edge counted for one route.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// What one side counted for one route.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EdgeCounts {
     /// Requests logged.
     pub requests: u64,
@@ -49,6 +50,12 @@ pub struct EdgeCounts {
     pub proxy_errors: u64,
     /// Of them, answered 499 (the client hung up first).
     pub cancelled: u64,
+    /// Their durations, at the default bucket bounds.
+    #[serde(skip)]
+    pub latency: Buckets,
+    /// Their upstream times (the edge, where the log has them).
+    #[serde(skip)]
+    pub upstream: Buckets,
 }
 
 impl EdgeCounts {
@@ -63,6 +70,15 @@ impl EdgeCounts {
             let stats = group.stats();
             let counts = routes.entry(route.to_owned()).or_default();
             counts.requests = counts.requests.saturating_add(stats.requests);
+            let at_bounds = |histogram: &crate::histogram::LatencyHistogram| {
+                let mut counts: Vec<u64> = histogram
+                    .counts_at_or_below(Buckets::bounds_micros())
+                    .collect();
+                counts.push(histogram.count());
+                Buckets(counts)
+            };
+            counts.latency = counts.latency.plus(&at_bounds(&stats.latency));
+            counts.upstream = counts.upstream.plus(&at_bounds(&stats.upstream_latency));
             for code in &stats.codes {
                 match code.code {
                     502..=504 => {
@@ -76,11 +92,23 @@ impl EdgeCounts {
         routes
     }
 
-    fn since(self, start: Self) -> Self {
+    fn since(&self, start: &Self) -> Self {
         Self {
             requests: self.requests.saturating_sub(start.requests),
             proxy_errors: self.proxy_errors.saturating_sub(start.proxy_errors),
             cancelled: self.cancelled.saturating_sub(start.cancelled),
+            latency: self.latency.since(&start.latency),
+            upstream: self.upstream.since(&start.upstream),
+        }
+    }
+
+    fn plus(&self, more: &Self) -> Self {
+        Self {
+            requests: self.requests.saturating_add(more.requests),
+            proxy_errors: self.proxy_errors.saturating_add(more.proxy_errors),
+            cancelled: self.cancelled.saturating_add(more.cancelled),
+            latency: self.latency.plus(&more.latency),
+            upstream: self.upstream.plus(&more.upstream),
         }
     }
 }
@@ -100,6 +128,8 @@ fn service_counts(scrape: &ServiceScrape) -> BTreeMap<String, EdgeCounts> {
                 requests: side.requests,
                 proxy_errors: status(&[502, 503, 504]),
                 cancelled: status(&[499]),
+                latency: Buckets::from_service(&side.buckets).unwrap_or_default(),
+                upstream: Buckets::default(),
             };
             (route.to_owned(), counts)
         })
@@ -121,16 +151,13 @@ struct InstanceCounts {
 impl InstanceCounts {
     fn observe(&mut self, mut counts: BTreeMap<String, EdgeCounts>) {
         for (route, last) in &self.last {
-            let now = counts.get(route).copied().unwrap_or_default();
+            let now = counts.get(route).cloned().unwrap_or_default();
             if now.requests < last.requests {
                 // Restarted (a route it has not served since is gone from its page): what it
                 // counted since the start is carried, its new counters start from zero.
-                let start = self.start.get(route).copied().unwrap_or_default();
+                let start = self.start.get(route).cloned().unwrap_or_default();
                 let carried = self.carried.entry(route.clone()).or_default();
-                let counted = last.since(start);
-                carried.requests = carried.requests.saturating_add(counted.requests);
-                carried.proxy_errors = carried.proxy_errors.saturating_add(counted.proxy_errors);
-                carried.cancelled = carried.cancelled.saturating_add(counted.cancelled);
+                *carried = carried.plus(&last.since(&start));
                 self.start.insert(route.clone(), EdgeCounts::default());
                 counts.entry(route.clone()).or_insert(now);
             }
@@ -139,15 +166,10 @@ impl InstanceCounts {
     }
 
     fn since_start(&self, route: &str) -> EdgeCounts {
-        let last = self.last.get(route).copied().unwrap_or_default();
-        let start = self.start.get(route).copied().unwrap_or_default();
-        let carried = self.carried.get(route).copied().unwrap_or_default();
-        let counted = last.since(start);
-        EdgeCounts {
-            requests: counted.requests.saturating_add(carried.requests),
-            proxy_errors: counted.proxy_errors.saturating_add(carried.proxy_errors),
-            cancelled: counted.cancelled.saturating_add(carried.cancelled),
-        }
+        let last = self.last.get(route).cloned().unwrap_or_default();
+        let start = self.start.get(route).cloned().unwrap_or_default();
+        let carried = self.carried.get(route).cloned().unwrap_or_default();
+        last.since(&start).plus(&carried)
     }
 }
 
@@ -172,7 +194,7 @@ pub struct LostReasons {
 }
 
 /// One route's reconciliation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RouteReconciliation {
     /// The route template.
     pub route: String,
@@ -186,12 +208,15 @@ pub struct RouteReconciliation {
     pub reasons: LostReasons,
     /// Requests the services counted beyond the edge's (retries behind the proxy).
     pub extra_at_service: u64,
+    /// Where the time goes, at p50, p90 and p99; `None` without upstream time in the log or
+    /// without requests on a side.
+    pub latency: Option<LatencySplit>,
     /// Whether the figures miss something (see [`Reconciliation::partial_reasons`]).
     pub partial: bool,
 }
 
 /// The reconciliation of every route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reconciliation {
     /// Whether the start was taken (every service instance scraped once).
     pub started: bool,
@@ -281,17 +306,14 @@ impl Reconciler {
             .map(|route| {
                 let edge = edge_now
                     .get(route)
-                    .copied()
+                    .cloned()
                     .unwrap_or_default()
-                    .since(edge_start.get(route).copied().unwrap_or_default());
-                let service = self.instances.values().map(|i| i.since_start(route)).fold(
-                    EdgeCounts::default(),
-                    |sum, n| EdgeCounts {
-                        requests: sum.requests.saturating_add(n.requests),
-                        proxy_errors: sum.proxy_errors.saturating_add(n.proxy_errors),
-                        cancelled: sum.cancelled.saturating_add(n.cancelled),
-                    },
-                );
+                    .since(&edge_start.get(route).cloned().unwrap_or_default());
+                let service = self
+                    .instances
+                    .values()
+                    .map(|i| i.since_start(route))
+                    .fold(EdgeCounts::default(), |sum, n| sum.plus(&n));
                 let lost = edge.requests.saturating_sub(service.requests);
                 let proxy_answered = edge
                     .proxy_errors
@@ -312,6 +334,7 @@ impl Reconciler {
                         unexplained: lost - proxy_answered - client_cancelled,
                     },
                     extra_at_service: service.requests.saturating_sub(edge.requests),
+                    latency: LatencySplit::of(&edge.latency, &edge.upstream, &service.latency),
                     partial,
                 }
             })

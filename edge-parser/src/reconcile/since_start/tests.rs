@@ -26,6 +26,7 @@ fn edge(rows: &[(&str, u64, u64, u64)]) -> BTreeMap<String, EdgeCounts> {
                     requests,
                     proxy_errors,
                     cancelled,
+                    ..EdgeCounts::default()
                 },
             )
         })
@@ -87,6 +88,7 @@ fn lost_requests_are_put_down_to_the_proxy_the_client_and_the_rest() {
                 unexplained: 3,
             },
             extra_at_service: 0,
+            latency: None,
             partial: false,
         }
     );
@@ -175,6 +177,90 @@ fn the_edge_counts_come_from_the_route_dimension_and_the_codes() {
         );
         aggregator.add_line(Default::default(), line.as_bytes());
     }
-    let counts = EdgeCounts::by_route(aggregator.aggregate());
-    assert_eq!(counts, edge(&[("/a", 3, 1, 1), ("/b", 2, 1, 0)]));
+    let counts: BTreeMap<String, (u64, u64, u64)> = EdgeCounts::by_route(aggregator.aggregate())
+        .into_iter()
+        .map(|(route, c)| (route, (c.requests, c.proxy_errors, c.cancelled)))
+        .collect();
+    assert_eq!(
+        counts,
+        BTreeMap::from([("/a".to_owned(), (3, 1, 1)), ("/b".to_owned(), (2, 1, 0))])
+    );
+}
+
+/// A service scrape of `USERS`: `n` requests in the default bucket ending at `bound`, for each
+/// `(bound, n)`, cumulative as a `/metrics` page is.
+fn scrape_in_buckets(groups: &[(f64, u64)]) -> ServiceScrape {
+    use vantage_instrument::names::DEFAULT_DURATION_BUCKETS;
+    let line = |le: &str, count: u64| {
+        format!(
+            "http_server_request_duration_seconds_bucket{{http_route=\"{USERS}\",le=\"{le}\"}} {count}\n"
+        )
+    };
+    let at_or_below = |b: f64| -> u64 {
+        groups
+            .iter()
+            .filter(|(bound, _)| *bound <= b)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let total: u64 = groups.iter().map(|(_, n)| n).sum();
+    let mut text: String = DEFAULT_DURATION_BUCKETS
+        .iter()
+        .map(|b| line(&b.to_string(), at_or_below(*b)))
+        .collect();
+    text += &line("+Inf", total);
+    text +=
+        &format!("http_server_request_duration_seconds_count{{http_route=\"{USERS}\"}} {total}\n");
+    ServiceScrape::read(&text)
+}
+
+/// Edge counts of `USERS`: per `(total bound, upstream bound, n)`, `n` requests whose
+/// durations are in the default bucket ending at the first, their upstream times in the one
+/// ending at the second.
+fn edge_in_buckets(groups: &[(f64, f64, u64)]) -> BTreeMap<String, EdgeCounts> {
+    use vantage_instrument::names::DEFAULT_DURATION_BUCKETS;
+    let buckets = |pick: fn(&(f64, f64, u64)) -> f64| {
+        let mut counts: Vec<u64> = DEFAULT_DURATION_BUCKETS
+            .iter()
+            .map(|b| groups.iter().filter(|g| pick(g) <= *b).map(|g| g.2).sum())
+            .collect();
+        counts.push(groups.iter().map(|g| g.2).sum());
+        crate::reconcile::split::Buckets(counts)
+    };
+    BTreeMap::from([(
+        USERS.to_owned(),
+        EdgeCounts {
+            requests: groups.iter().map(|g| g.2).sum(),
+            latency: buckets(|g| g.0),
+            upstream: buckets(|g| g.1),
+            ..EdgeCounts::default()
+        },
+    )])
+}
+
+#[test]
+fn the_latency_split_is_read_from_both_sides_since_the_start() {
+    let mut reconciler = Reconciler::default();
+    // Before the start: 5 slow requests on both sides, which must not weigh in.
+    let slow = (10.0, 10.0, 5);
+    reconciler.observe_round([("a", Some(&scrape_in_buckets(&[(10.0, 5)])))], || {
+        edge_in_buckets(&[slow])
+    });
+    let after = scrape_in_buckets(&[(10.0, 5), (0.1, 10)]);
+    reconciler.observe_round([("a", Some(&after))], BTreeMap::new);
+    let report = reconciler.report(&edge_in_buckets(&[slow, (0.5, 0.25, 10)]), None);
+    let users = row(&report, USERS);
+    assert_eq!((users.edge_requests, users.service_requests), (10, 10));
+    let split = users.latency.expect("a split");
+    let median = &split.at[0];
+    assert_eq!(median.edge_seconds, 0.25 + (0.5 - 0.25) * 0.5);
+    assert_eq!(median.upstream_seconds, 0.1 + (0.25 - 0.1) * 0.5);
+    assert_eq!(median.service_seconds, 0.075 + (0.1 - 0.075) * 0.5);
+    assert_eq!(
+        median.proxy_seconds,
+        median.edge_seconds - median.upstream_seconds
+    );
+    assert_eq!(median.handler_seconds, median.service_seconds);
+    assert_eq!(split.clamped, 0);
+    assert_eq!(split.at.len(), 3);
 }
