@@ -561,7 +561,9 @@ fn instrumented_backend(addr: SocketAddr) -> tokio::runtime::Runtime {
     let app = axum::Router::new()
         .route("/ok", route_get(|| async { "ok" }))
         .route("/users/{id}", route_get(|| async { "user" }))
+        .route("/slow/{ms}", route_get(|| async { "slow" }))
         .layer(vantage_tower::HttpMetricsLayer::new().recorder(recorder))
+        .layer(axum::middleware::from_fn(queue))
         .route(
             "/metrics",
             route_get(move || std::future::ready(handle.render())),
@@ -579,6 +581,21 @@ fn instrumented_backend(addr: SocketAddr) -> tokio::runtime::Runtime {
         axum::serve(listener, app).await
     });
     runtime
+}
+
+/// How long a `/slow/` request waits in front of the service's handler (and of its metrics
+/// layer): a queue the service does not see.
+const QUEUED: Duration = Duration::from_millis(300);
+
+/// The queue in front of the instrumented backend's `/slow/` route.
+async fn queue(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if request.uri().path().starts_with("/slow/") {
+        tokio::time::sleep(QUEUED).await;
+    }
+    next.run(request).await
 }
 
 /// `GET path` through Traefik `times` times; every answer must be `status`.
@@ -636,6 +653,7 @@ fn reconcile_through_traefik(format: &str) {
 
     // The service exports a route once it served it.
     send(ports.web, "/users/warm", 1, 200);
+    send(ports.web, "/slow/warm", 1, 200);
 
     let url = format!("http://{backend_addr}/metrics");
     let server = Server::start(
@@ -699,6 +717,35 @@ fn reconcile_through_traefik(format: &str) {
         drop(backend);
         return;
     }
+    // A queue in front of the handler: the split finds it there. The durations are read at the
+    // bucket bounds, so the share is at least the bound below the delay (0.25 s for 0.3 s).
+    send(ports.web, "/slow/", 5, 200);
+    let slow = poll_until(WAIT_LIMIT, || {
+        let reconcile = server.get("/api/reconcile").json();
+        let slow = reconcile["routes"]
+            .as_array()
+            .and_then(|routes| routes.iter().find(|row| row["route"] == "/slow/{ms}"))
+            .cloned()
+            .unwrap_or_default();
+        if slow["edge_requests"] == 5 && slow["service_requests"] == 5 {
+            Ok(slow)
+        } else {
+            Err(format!("{reconcile}"))
+        }
+    })
+    .unwrap_or_else(|error| panic!("{error}\n{}", server.stderr()));
+    let median = &slow["latency"]["at"][0];
+    assert!(
+        median["in_front_of_handler_seconds"]
+            .as_f64()
+            .expect("a split")
+            >= 0.25,
+        "{slow}"
+    );
+    assert!(
+        median["handler_seconds"].as_f64().expect("a split") < 0.05,
+        "{slow}"
+    );
     // Traefik's JSON log has the upstream time: the split at p50, p90, p99, adding up.
     let split = users["latency"]["at"].as_array().expect("a latency split");
     assert_eq!(split.len(), 3);
