@@ -15,14 +15,14 @@
 //! ```
 //! use std::collections::BTreeMap;
 //! use vantage_edge::reconcile::service::ServiceScrape;
-//! use vantage_edge::reconcile::since_start::{EdgeCounts, Reconciler};
+//! use vantage_edge::reconcile::since_start::{RouteCounts, Reconciler};
 //!
 //! let scrape = |n: u64| ServiceScrape::read(&format!(
 //!     "http_server_request_duration_seconds_count{{http_route=\"/users/{{id}}\",http_response_status_code=\"200\"}} {n}\n"
 //! ));
 //! let edge = |requests: u64, proxy_errors: u64| BTreeMap::from([(
 //!     "/users/{id}".to_owned(),
-//!     EdgeCounts { requests, proxy_errors, ..EdgeCounts::default() },
+//!     RouteCounts { requests, proxy_errors, ..RouteCounts::default() },
 //! )]);
 //! let mut reconciler = Reconciler::default();
 //! reconciler.observe_round([("svc-a", Some(&scrape(100)))], || edge(40, 0));
@@ -43,7 +43,7 @@ use crate::aggregate::{Aggregate, Dimension};
 
 /// What one side counted for one route.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct EdgeCounts {
+pub struct RouteCounts {
     /// Requests logged.
     pub requests: u64,
     /// Of them, answered 502, 503 or 504.
@@ -58,7 +58,7 @@ pub struct EdgeCounts {
     pub upstream: Buckets,
 }
 
-impl EdgeCounts {
+impl RouteCounts {
     /// The edge's counts per route (the `route` dimension) of `aggregate`; empty when it is
     /// not grouped by route.
     pub fn by_route(aggregate: &Aggregate) -> BTreeMap<String, Self> {
@@ -114,7 +114,7 @@ impl EdgeCounts {
 }
 
 /// The same counts from a service's scrape.
-fn service_counts(scrape: &ServiceScrape) -> BTreeMap<String, EdgeCounts> {
+fn service_counts(scrape: &ServiceScrape) -> BTreeMap<String, RouteCounts> {
     scrape
         .routes()
         .map(|(route, side)| {
@@ -124,7 +124,7 @@ fn service_counts(scrape: &ServiceScrape) -> BTreeMap<String, EdgeCounts> {
                     .filter_map(|code| side.statuses.get(code))
                     .fold(0_u64, |sum, n| sum.saturating_add(*n))
             };
-            let counts = EdgeCounts {
+            let counts = RouteCounts {
                 requests: side.requests,
                 proxy_errors: status(&[502, 503, 504]),
                 cancelled: status(&[499]),
@@ -139,9 +139,9 @@ fn service_counts(scrape: &ServiceScrape) -> BTreeMap<String, EdgeCounts> {
 /// One service instance's counters: at the start, last seen, and carried over restarts.
 #[derive(Debug, Clone, Default)]
 struct InstanceCounts {
-    start: BTreeMap<String, EdgeCounts>,
-    last: BTreeMap<String, EdgeCounts>,
-    carried: BTreeMap<String, EdgeCounts>,
+    start: BTreeMap<String, RouteCounts>,
+    last: BTreeMap<String, RouteCounts>,
+    carried: BTreeMap<String, RouteCounts>,
     /// Whether its last scrape succeeded.
     up: bool,
     /// Whether it was first scraped after the start.
@@ -149,7 +149,7 @@ struct InstanceCounts {
 }
 
 impl InstanceCounts {
-    fn observe(&mut self, mut counts: BTreeMap<String, EdgeCounts>) {
+    fn observe(&mut self, mut counts: BTreeMap<String, RouteCounts>) {
         for (route, last) in &self.last {
             let now = counts.get(route).cloned().unwrap_or_default();
             if now.requests < last.requests {
@@ -158,14 +158,14 @@ impl InstanceCounts {
                 let start = self.start.get(route).cloned().unwrap_or_default();
                 let carried = self.carried.entry(route.clone()).or_default();
                 *carried = carried.plus(&last.since(&start));
-                self.start.insert(route.clone(), EdgeCounts::default());
+                self.start.insert(route.clone(), RouteCounts::default());
                 counts.entry(route.clone()).or_insert(now);
             }
         }
         self.last = counts;
     }
 
-    fn since_start(&self, route: &str) -> EdgeCounts {
+    fn since_start(&self, route: &str) -> RouteCounts {
         let last = self.last.get(route).cloned().unwrap_or_default();
         let start = self.start.get(route).cloned().unwrap_or_default();
         let carried = self.carried.get(route).cloned().unwrap_or_default();
@@ -178,7 +178,7 @@ impl InstanceCounts {
 #[derive(Debug, Clone, Default)]
 pub struct Reconciler {
     /// The edge's counts at the start; `None` until every instance was scraped once.
-    edge_start: Option<BTreeMap<String, EdgeCounts>>,
+    edge_start: Option<BTreeMap<String, RouteCounts>>,
     instances: BTreeMap<String, InstanceCounts>,
 }
 
@@ -233,7 +233,7 @@ impl Reconciler {
     pub fn observe_round<'a, I>(
         &mut self,
         round: I,
-        edge: impl FnOnce() -> BTreeMap<String, EdgeCounts>,
+        edge: impl FnOnce() -> BTreeMap<String, RouteCounts>,
     ) where
         I: IntoIterator<Item = (&'a str, Option<&'a ServiceScrape>)>,
     {
@@ -274,7 +274,7 @@ impl Reconciler {
     /// behind its log when that is too far for the two sides to line up.
     pub fn report(
         &self,
-        edge_now: &BTreeMap<String, EdgeCounts>,
+        edge_now: &BTreeMap<String, RouteCounts>,
         edge_behind: Option<String>,
     ) -> Reconciliation {
         let Some(edge_start) = &self.edge_start else {
@@ -313,7 +313,7 @@ impl Reconciler {
                     .instances
                     .values()
                     .map(|i| i.since_start(route))
-                    .fold(EdgeCounts::default(), |sum, n| sum.plus(&n));
+                    .fold(RouteCounts::default(), |sum, n| sum.plus(&n));
                 let lost = edge.requests.saturating_sub(service.requests);
                 let proxy_answered = edge
                     .proxy_errors

@@ -32,7 +32,7 @@ use crate::format::StatusClass;
 use crate::read::{Line, for_each_line};
 use crate::reconcile::scrape::{self, Scrapes};
 use crate::reconcile::service::MAX_ROUTES;
-use crate::reconcile::since_start::{EdgeCounts, Reconciler, Reconciliation};
+use crate::reconcile::since_start::{Reconciler, Reconciliation, RouteCounts};
 use crate::state::{self, EdgeState, Health};
 use crate::tail::{
     Checkpoint, CheckpointError, FilePosition, Flush, Positions, StatusHandle, TailEvent,
@@ -349,7 +349,7 @@ impl<'c> Ingest<'c> {
         });
         let aggregator = &self.aggregator;
         self.reconciler
-            .observe_round(round, || EdgeCounts::by_route(aggregator.aggregate()));
+            .observe_round(round, || RouteCounts::by_route(aggregator.aggregate()));
         // Templates stay once learned: a restarted service exports a route again only once it
         // served it, and its lines meanwhile must not fall into `(other)`.
         let mut templates = self.service_templates.clone();
@@ -660,7 +660,7 @@ impl<'c> Ingest<'c> {
     }
 
     fn reconciliation(&self) -> Reconciliation {
-        let edge = EdgeCounts::by_route(self.aggregator.aggregate());
+        let edge = RouteCounts::by_route(self.aggregator.aggregate());
         self.reconciler.report(&edge, None)
     }
 
@@ -672,7 +672,7 @@ impl<'c> Ingest<'c> {
                 &json!({"error": "no --service-metrics: nothing to reconcile with"}),
             );
         }
-        let edge = EdgeCounts::by_route(self.aggregator.aggregate());
+        let edge = RouteCounts::by_route(self.aggregator.aggregate());
         let report = self.reconciler.report(&edge, None);
         json_text_reply(
             StatusCode::OK,

@@ -18,16 +18,16 @@ fn scrape(samples: &[(&str, u16, u64)]) -> ServiceScrape {
     ServiceScrape::read(&text)
 }
 
-fn edge(rows: &[(&str, u64, u64, u64)]) -> BTreeMap<String, EdgeCounts> {
+fn edge(rows: &[(&str, u64, u64, u64)]) -> BTreeMap<String, RouteCounts> {
     rows.iter()
         .map(|&(route, requests, proxy_errors, cancelled)| {
             (
                 route.to_owned(),
-                EdgeCounts {
+                RouteCounts {
                     requests,
                     proxy_errors,
                     cancelled,
-                    ..EdgeCounts::default()
+                    ..RouteCounts::default()
                 },
             )
         })
@@ -178,7 +178,7 @@ fn the_edge_counts_come_from_the_route_dimension_and_the_codes() {
         );
         aggregator.add_line(Default::default(), line.as_bytes());
     }
-    let counts: BTreeMap<String, (u64, u64, u64)> = EdgeCounts::by_route(aggregator.aggregate())
+    let counts: BTreeMap<String, (u64, u64, u64)> = RouteCounts::by_route(aggregator.aggregate())
         .into_iter()
         .map(|(route, c)| (route, (c.requests, c.proxy_errors, c.cancelled)))
         .collect();
@@ -218,7 +218,7 @@ fn scrape_in_buckets(groups: &[(f64, u64)]) -> ServiceScrape {
 /// Edge counts of `USERS`: per `(total bound, upstream bound, n)`, `n` requests whose
 /// durations are in the default bucket ending at the first, their upstream times in the one
 /// ending at the second.
-fn edge_in_buckets(groups: &[(f64, f64, u64)]) -> BTreeMap<String, EdgeCounts> {
+fn edge_in_buckets(groups: &[(f64, f64, u64)]) -> BTreeMap<String, RouteCounts> {
     use vantage_instrument::names::DEFAULT_DURATION_BUCKETS;
     let buckets = |pick: fn(&(f64, f64, u64)) -> f64| {
         let mut counts: Vec<u64> = DEFAULT_DURATION_BUCKETS
@@ -230,11 +230,11 @@ fn edge_in_buckets(groups: &[(f64, f64, u64)]) -> BTreeMap<String, EdgeCounts> {
     };
     BTreeMap::from([(
         USERS.to_owned(),
-        EdgeCounts {
+        RouteCounts {
             requests: groups.iter().map(|g| g.2).sum(),
             latency: buckets(|g| g.0),
             upstream: buckets(|g| g.1),
-            ..EdgeCounts::default()
+            ..RouteCounts::default()
         },
     )])
 }
