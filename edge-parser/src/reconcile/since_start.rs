@@ -44,7 +44,7 @@ use crate::aggregate::{Aggregate, Dimension};
 /// What one side counted for one route.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RouteCounts {
-    /// Requests logged.
+    /// Requests: logged by the proxy, or ended by a service.
     pub requests: u64,
     /// Of them, answered 502, 503 or 504.
     pub proxy_errors: u64,
