@@ -7,6 +7,7 @@
 //!   and the route templates it uses (the vocabulary the edge adopts).
 //! - [`since_start`]: per route, the edge's requests against the services' since a common
 //!   start, the difference by reason.
+//! - [`windows`]: the same over the last minute, 5 minutes and hour.
 //! - [`split`]: where a route's time goes (proxy, in front of the handler, handler) from both
 //!   sides' histograms.
 //! - [`scrape`] (feature `serve`): scraping the services' `/metrics`, every address of each URL
@@ -18,3 +19,4 @@ pub mod scrape;
 pub mod service;
 pub mod since_start;
 pub mod split;
+pub mod windows;

@@ -25,8 +25,8 @@
 //!     RouteCounts { requests, proxy_errors, ..RouteCounts::default() },
 //! )]);
 //! let mut reconciler = Reconciler::default();
-//! reconciler.observe_round([("svc-a", Some(&scrape(100)))], || edge(40, 0));
-//! reconciler.observe_round([("svc-a", Some(&scrape(110)))], || edge(53, 3));
+//! reconciler.observe_round([("svc-a", Some(&scrape(100)))], 1_000.0, || edge(40, 0));
+//! reconciler.observe_round([("svc-a", Some(&scrape(110)))], 1_005.0, || edge(53, 3));
 //! let report = reconciler.report(&edge(53, 3), None);
 //! let row = &report.routes[0];
 //! assert_eq!((row.edge_requests, row.service_requests, row.lost), (13, 10, 3));
@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use super::service::ServiceScrape;
 use super::split::{Buckets, LatencySplit};
+use super::windows::{History, WindowReconciliation};
 use crate::aggregate::{Aggregate, Dimension};
 
 /// What one side counted for one route.
@@ -180,6 +181,8 @@ pub struct Reconciler {
     /// The edge's counts at the start; `None` until every instance was scraped once.
     edge_start: Option<BTreeMap<String, RouteCounts>>,
     instances: BTreeMap<String, InstanceCounts>,
+    /// The since-start counts at past rounds, for the windows.
+    history: History,
 }
 
 /// Why the lost requests were lost.
@@ -222,17 +225,21 @@ pub struct Reconciliation {
     pub started: bool,
     /// One row per route either side saw since the start.
     pub routes: Vec<RouteReconciliation>,
+    /// The same over the last minute, 5 minutes and hour, as far as the history reaches.
+    pub windows: Vec<WindowReconciliation>,
     /// Why the figures are partial, if they are (each row is then `partial`).
     pub partial_reasons: Vec<String>,
 }
 
 impl Reconciler {
-    /// Takes in one scrape round: every instance by name with its scrape (`None` when it failed
-    /// this time). The first round in which every instance succeeded is the start: `edge` is
-    /// then asked for the edge's counts by route.
+    /// Takes in one scrape round, at `at` (seconds since the epoch): every instance by name
+    /// with its scrape (`None` when it failed this time). The first round in which every
+    /// instance succeeded is the start. `edge` is asked for the edge's counts by route from the
+    /// start on: at the start, and at every round after it (for the windows).
     pub fn observe_round<'a, I>(
         &mut self,
         round: I,
+        at: f64,
         edge: impl FnOnce() -> BTreeMap<String, RouteCounts>,
     ) where
         I: IntoIterator<Item = (&'a str, Option<&'a ServiceScrape>)>,
@@ -267,6 +274,10 @@ impl Reconciler {
                 instance.start = instance.last.clone();
                 instance.carried.clear();
             }
+            self.history.record(at, &BTreeMap::new());
+        } else if let Some(edge_start) = &self.edge_start {
+            let pairs = self.pairs(edge_start, &edge());
+            self.history.record(at, &pairs);
         }
     }
 
@@ -281,6 +292,7 @@ impl Reconciler {
             return Reconciliation {
                 started: false,
                 routes: Vec::new(),
+                windows: Vec::new(),
                 partial_reasons: vec![
                     "waiting for a first successful scrape of every service instance".to_owned(),
                 ],
@@ -297,11 +309,30 @@ impl Reconciler {
         }
         partial_reasons.extend(edge_behind);
         let partial = !partial_reasons.is_empty();
+        let routes = self
+            .pairs(edge_start, edge_now)
+            .iter()
+            .map(|(route, (edge, service))| row(route, edge, service, partial))
+            .collect();
+        Reconciliation {
+            started: true,
+            routes,
+            windows: self.history.windows(&partial_reasons),
+            partial_reasons,
+        }
+    }
+
+    /// Per route, the edge's and the services' counts since the start.
+    fn pairs(
+        &self,
+        edge_start: &BTreeMap<String, RouteCounts>,
+        edge_now: &BTreeMap<String, RouteCounts>,
+    ) -> BTreeMap<String, (RouteCounts, RouteCounts)> {
         let routes: BTreeSet<&String> = edge_now
             .keys()
             .chain(self.instances.values().flat_map(|i| i.last.keys()))
             .collect();
-        let routes = routes
+        routes
             .into_iter()
             .map(|route| {
                 let edge = edge_now
@@ -314,36 +345,41 @@ impl Reconciler {
                     .values()
                     .map(|i| i.since_start(route))
                     .fold(RouteCounts::default(), |sum, n| sum.plus(&n));
-                let lost = edge.requests.saturating_sub(service.requests);
-                let proxy_answered = edge
-                    .proxy_errors
-                    .saturating_sub(service.proxy_errors)
-                    .min(lost);
-                let client_cancelled = edge
-                    .cancelled
-                    .saturating_sub(service.cancelled)
-                    .min(lost - proxy_answered);
-                RouteReconciliation {
-                    route: route.clone(),
-                    edge_requests: edge.requests,
-                    service_requests: service.requests,
-                    lost,
-                    reasons: LostReasons {
-                        proxy_answered,
-                        client_cancelled,
-                        unexplained: lost - proxy_answered - client_cancelled,
-                    },
-                    extra_at_service: service.requests.saturating_sub(edge.requests),
-                    latency: LatencySplit::of(&edge.latency, &edge.upstream, &service.latency),
-                    partial,
-                }
+                (route.clone(), (edge, service))
             })
-            .collect();
-        Reconciliation {
-            started: true,
-            routes,
-            partial_reasons,
-        }
+            .collect()
+    }
+}
+
+/// One route's row from both sides' counts over the same span.
+pub(crate) fn row(
+    route: &str,
+    edge: &RouteCounts,
+    service: &RouteCounts,
+    partial: bool,
+) -> RouteReconciliation {
+    let lost = edge.requests.saturating_sub(service.requests);
+    let proxy_answered = edge
+        .proxy_errors
+        .saturating_sub(service.proxy_errors)
+        .min(lost);
+    let client_cancelled = edge
+        .cancelled
+        .saturating_sub(service.cancelled)
+        .min(lost - proxy_answered);
+    RouteReconciliation {
+        route: route.to_owned(),
+        edge_requests: edge.requests,
+        service_requests: service.requests,
+        lost,
+        reasons: LostReasons {
+            proxy_answered,
+            client_cancelled,
+            unexplained: lost - proxy_answered - client_cancelled,
+        },
+        extra_at_service: service.requests.saturating_sub(edge.requests),
+        latency: LatencySplit::of(&edge.latency, &edge.upstream, &service.latency),
+        partial,
     }
 }
 

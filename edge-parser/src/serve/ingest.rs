@@ -348,8 +348,9 @@ impl<'c> Ingest<'c> {
             (name.as_str(), instance.last.as_deref().filter(|_| up))
         });
         let aggregator = &self.aggregator;
-        self.reconciler
-            .observe_round(round, || RouteCounts::by_route(aggregator.aggregate()));
+        self.reconciler.observe_round(round, unix_now(), || {
+            RouteCounts::by_route(aggregator.aggregate())
+        });
         // Templates stay once learned: a restarted service exports a route again only once it
         // served it, and its lines meanwhile must not fall into `(other)`.
         let mut templates = self.service_templates.clone();

@@ -47,7 +47,7 @@ fn row(report: &Reconciliation, route: &str) -> RouteReconciliation {
 fn nothing_is_reported_before_every_instance_was_scraped_once() {
     let mut reconciler = Reconciler::default();
     let a = scrape(&[(USERS, 200, 5)]);
-    reconciler.observe_round([("a", Some(&a)), ("b", None)], || {
+    reconciler.observe_round([("a", Some(&a)), ("b", None)], 0.0, || {
         panic!("no start while an instance fails")
     });
     let report = reconciler.report(&edge(&[(USERS, 9, 0, 0)]), None);
@@ -63,15 +63,15 @@ fn nothing_is_reported_before_every_instance_was_scraped_once() {
 fn lost_requests_are_put_down_to_the_proxy_the_client_and_the_rest() {
     let mut reconciler = Reconciler::default();
     let (a0, b0) = (scrape(&[(USERS, 200, 100)]), scrape(&[(USERS, 200, 50)]));
-    reconciler.observe_round([("a", Some(&a0)), ("b", Some(&b0))], || {
+    reconciler.observe_round([("a", Some(&a0)), ("b", Some(&b0))], 0.0, || {
         edge(&[(USERS, 1_000, 10, 1)])
     });
     // Since: the edge logged 40 (4 of them 502 by the proxy, 3 cancelled, and one 503 that the
     // service answered itself), the services ended 30: 20 + 10, one of them a 503.
     let a1 = scrape(&[(USERS, 200, 119), (USERS, 503, 1)]);
     let b1 = scrape(&[(USERS, 200, 60), ("/orders", 200, 7)]);
-    reconciler.observe_round([("a", Some(&a1)), ("b", Some(&b1))], || {
-        panic!("the start is taken once")
+    reconciler.observe_round([("a", Some(&a1)), ("b", Some(&b1))], 0.0, || {
+        edge(&[(USERS, 1_040, 15, 4)])
     });
     let report = reconciler.report(&edge(&[(USERS, 1_040, 15, 4)]), None);
     assert!(report.started);
@@ -102,24 +102,33 @@ fn lost_requests_are_put_down_to_the_proxy_the_client_and_the_rest() {
 #[test]
 fn a_restarted_service_carries_what_it_counted_and_a_failing_one_makes_the_report_partial() {
     let mut reconciler = Reconciler::default();
-    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 100)])))], || {
+    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 100)])))], 0.0, || {
         edge(&[(USERS, 0, 0, 0)])
     });
-    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 130)])))], BTreeMap::new);
+    reconciler.observe_round(
+        [("a", Some(&scrape(&[(USERS, 200, 130)])))],
+        0.0,
+        BTreeMap::new,
+    );
     // Restarted: its page has not the route until it serves it again, then its counter
     // begins again.
     reconciler.observe_round(
         [("a", Some(&scrape(&[("/orders", 200, 1)])))],
+        0.0,
         BTreeMap::new,
     );
     let report = reconciler.report(&edge(&[(USERS, 30, 0, 0)]), None);
     assert_eq!(row(&report, USERS).service_requests, 30);
-    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 12)])))], BTreeMap::new);
+    reconciler.observe_round(
+        [("a", Some(&scrape(&[(USERS, 200, 12)])))],
+        0.0,
+        BTreeMap::new,
+    );
     let report = reconciler.report(&edge(&[(USERS, 42, 0, 0)]), None);
     assert_eq!(row(&report, USERS).service_requests, 42);
     assert_eq!(row(&report, USERS).lost, 0);
 
-    reconciler.observe_round([("a", None)], BTreeMap::new);
+    reconciler.observe_round([("a", None)], 0.0, BTreeMap::new);
     let report = reconciler.report(
         &edge(&[(USERS, 50, 0, 0)]),
         Some("the edge is 9 s behind its log".to_owned()),
@@ -143,10 +152,15 @@ fn a_restarted_service_carries_what_it_counted_and_a_failing_one_makes_the_repor
 #[test]
 fn an_instance_that_joins_after_the_start_is_named() {
     let mut reconciler = Reconciler::default();
-    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 1)])))], BTreeMap::new);
+    reconciler.observe_round(
+        [("a", Some(&scrape(&[(USERS, 200, 1)])))],
+        0.0,
+        BTreeMap::new,
+    );
     let late = scrape(&[(USERS, 200, 500)]);
     reconciler.observe_round(
         [("a", Some(&scrape(&[(USERS, 200, 3)]))), ("b", Some(&late))],
+        0.0,
         BTreeMap::new,
     );
     let report = reconciler.report(&BTreeMap::new(), None);
@@ -244,11 +258,11 @@ fn the_latency_split_is_read_from_both_sides_since_the_start() {
     let mut reconciler = Reconciler::default();
     // Before the start: 5 slow requests on both sides, which must not weigh in.
     let slow = (10.0, 10.0, 5);
-    reconciler.observe_round([("a", Some(&scrape_in_buckets(&[(10.0, 5)])))], || {
+    reconciler.observe_round([("a", Some(&scrape_in_buckets(&[(10.0, 5)])))], 0.0, || {
         edge_in_buckets(&[slow])
     });
     let after = scrape_in_buckets(&[(10.0, 5), (0.1, 10)]);
-    reconciler.observe_round([("a", Some(&after))], BTreeMap::new);
+    reconciler.observe_round([("a", Some(&after))], 0.0, BTreeMap::new);
     let report = reconciler.report(&edge_in_buckets(&[slow, (0.5, 0.25, 10)]), None);
     let users = row(&report, USERS);
     assert_eq!((users.edge_requests, users.service_requests), (10, 10));
