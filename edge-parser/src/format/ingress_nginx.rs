@@ -46,6 +46,14 @@ mod tests {
     }
 
     #[test]
+    fn a_line_glued_to_the_next_by_interleaved_writes_is_malformed() {
+        // Found by `props::generated_lines_parse_back_to_their_truth`: the tail of the second
+        // line was taken as the first line's `$req_id`.
+        let line = br#"2001:db8::e0f7 - - [09/Mar/2025:12:00:00 +0000] "GET / HTTP/2.0" 200 1189 "-" "okhttp/4.12.0" 151 0.008 [default-web-frontend-80] [-] 10.42.75.155:8080 :185.1.68.164 - - [09/Mar/2025:12:00:00 +0000] "GET /?page=31 HTTP/2.0" 200 1650 "-" "Mozilla/5.0" 169 0.022 [default-web-frontend-80] [-] 10.42.75.155:8080 1650 0.021 200 0b6f9f7d1e4f514de3635571728dabe5"#;
+        assert!(UPSTREAMINFO_FORMAT.parse(line).is_err());
+    }
+
+    #[test]
     fn redirect_groups_and_no_upstream() {
         let format = &*UPSTREAMINFO_FORMAT;
         let line = br#"10.0.0.1 - - [09/Mar/2025:12:00:00 +0000] "GET /x HTTP/2.0" 404 10 "-" "-" 300 0.530 [shop-web-80] [] 172.17.0.124:80 : 172.17.0.80:80 0 : 10 0.518 : 0.009 500 : 404 00000000000000000000000000000001"#;

@@ -114,6 +114,9 @@ fn classify(name: &str) -> (Role, u8, Extent) {
         | "binary_remote_addr"
         | "realip_remote_addr"
         | "request_id"
+        // ingress-nginx's request id (32 hex digits), the last field of `upstreaminfo`: a word,
+        // so a line glued to the next one by interleaved writes is not taken as its tail.
+        | "req_id"
         | "connection"
         | "connection_requests"
         | "pid"
