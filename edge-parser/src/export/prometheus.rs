@@ -27,7 +27,7 @@
 //! |---|---|
 //! | `router` | the `router` dimension; without one, the `route` dimension (formats that log no router); else `-` |
 //! | `service` | the `service` dimension, else `-` |
-//! | `http_route` | the `route` dimension, whenever the grouping has it (also where it fills `router`): the label the service side uses, so that `sum by (http_route)` joins both sides |
+//! | `http_route` | the `route` dimension, when the grouping also has `router`, or (beside the services: [`Exposition::route_label`]) whenever the grouping has it: the label the service side uses, so that `sum by (http_route)` joins both sides |
 //! | `host` | the `host` dimension |
 //! | `method`, `code` | the `method` / `status` dimension if grouped by it, else (on the counter) the counted method and code |
 //!
@@ -80,10 +80,15 @@ pub struct Exposition<'a> {
     pub last_line: Option<i64>,
     /// Lines stamped too far ahead of the clock, and too far behind, since the process started.
     pub clock_skew: [u64; 2],
+    /// Whether a route that fills the `router` label (formats that log no router) is also the
+    /// `http_route` label: when the edge is read beside the services (`--service-metrics`), the
+    /// label both sides are joined on. Otherwise it would only repeat `router` in every series.
+    pub route_label: bool,
 }
 
 /// The labels of one group; see the [module docs](self).
-fn group_labels<'a>(group: &Group<'a>) -> Vec<(&'static str, &'a str)> {
+fn group_labels<'a>(group: &Group<'a>, route_label: bool) -> Vec<(&'static str, &'a str)> {
+    let has_router = group.value(Dimension::Router).is_some();
     let router = group
         .value(Dimension::Router)
         .or_else(|| group.value(Dimension::Route))
@@ -93,6 +98,7 @@ fn group_labels<'a>(group: &Group<'a>) -> Vec<(&'static str, &'a str)> {
     for (dimension, value) in group.labels() {
         let name = match dimension {
             Dimension::Router | Dimension::Service => continue,
+            Dimension::Route if !has_router && !route_label => continue,
             Dimension::Route => names::HTTP_ROUTE,
             Dimension::Host => names::HOST,
             Dimension::Method => names::METHOD,
@@ -122,7 +128,10 @@ impl Exposition<'_> {
         // `name{labels` of each group, without the closing brace.
         let labelled: Vec<_> = groups
             .iter()
-            .map(|group| (label_prefix(&group_labels(group)), group.stats()))
+            .map(|group| {
+                let labels = group_labels(group, self.route_label);
+                (label_prefix(&labels), group.stats())
+            })
             .collect();
         let group_by = self.aggregate.group_by();
         let by_method = group_by.contains(&Dimension::Method);

@@ -650,6 +650,7 @@ impl<'c> Ingest<'c> {
             now: unix_now(),
             last_line: self.clock.last_line(),
             clock_skew: [skew.ahead, skew.behind],
+            route_label: self.config.scrapes.is_some(),
         }
     }
 
@@ -773,6 +774,7 @@ pub(crate) fn answer_waiting(asked: Asked, waiting: &str) {
                 now: unix_now(),
                 last_line: None,
                 clock_skew: [0, 0],
+                route_label: false,
             }
             .render(&mut text);
             Reply {

@@ -40,6 +40,7 @@ fn render(aggregate: &Aggregate, anomalies: &[AnomalyState]) -> String {
         now: 1_741_521_612.5,
         last_line: aggregate.last_timestamp(),
         clock_skew: [0, 0],
+        route_label: false,
     }
     .render(&mut text);
     text
@@ -90,17 +91,37 @@ fn labels_follow_the_dimensions_of_any_grouping() {
     ]);
     let text = render(&by_status, &[]);
     for expected in [
-        "edge_requests_total{router=\"/a\",service=\"-\",http_route=\"/a\",code=\"200\",method=\"GET\"} 1\n",
-        "edge_requests_total{router=\"/a\",service=\"-\",http_route=\"/a\",code=\"200\",method=\"_OTHER\"} 1\n",
-        "edge_requests_total{router=\"/a\",service=\"-\",http_route=\"/a\",code=\"503\",method=\"GET\"} 1\n",
-        "edge_request_duration_seconds_count{router=\"/a\",service=\"-\",http_route=\"/a\",code=\"200\"} 2\n",
-        "edge_request_duration_seconds_count{router=\"/a\",service=\"-\",http_route=\"/a\",code=\"503\"} 1\n",
+        "edge_requests_total{router=\"/a\",service=\"-\",code=\"200\",method=\"GET\"} 1\n",
+        "edge_requests_total{router=\"/a\",service=\"-\",code=\"200\",method=\"_OTHER\"} 1\n",
+        "edge_requests_total{router=\"/a\",service=\"-\",code=\"503\",method=\"GET\"} 1\n",
+        "edge_request_duration_seconds_count{router=\"/a\",service=\"-\",code=\"200\"} 2\n",
+        "edge_request_duration_seconds_count{router=\"/a\",service=\"-\",code=\"503\"} 1\n",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
     assert!(
         !text.contains("code=\"200\",method=\"GET\",code="),
         "{text}"
+    );
+    // Beside the services the route is also `http_route`, the label both sides join on.
+    let mut beside = String::new();
+    Exposition {
+        aggregate: &by_status,
+        health: &Health::default(),
+        files_open: 0,
+        restored: false,
+        anomalies: &[],
+        now: 0.0,
+        last_line: None,
+        clock_skew: [0, 0],
+        route_label: true,
+    }
+    .render(&mut beside);
+    assert!(
+        beside.contains(
+            "edge_requests_total{router=\"/a\",service=\"-\",http_route=\"/a\",code=\"200\",method=\"GET\"} 1\n"
+        ),
+        "{beside}"
     );
 
     let by_method = aggregate(vec![Dimension::Route, Dimension::Router, Dimension::Method]);
