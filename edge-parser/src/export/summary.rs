@@ -79,7 +79,7 @@ pub(crate) struct SummaryView<'a, S> {
     /// The last few of them.
     pub(crate) skew_samples: Vec<SkewSample>,
     /// The edge against the services per route, with `--service-metrics`.
-    pub(crate) reconcile: Option<Reconciliation>,
+    pub(crate) reconcile: Option<&'a Reconciliation>,
 }
 
 /// The `/api/summary` document, serialised as it is built (a thousand groups times three
@@ -259,7 +259,7 @@ impl<S: BuildHasher> SummaryView<'_, S> {
             last_line_timestamp: self.last_line.map(|last| last as f64 / 1e9),
             lines: self.aggregate.lines(),
             now,
-            reconcile: self.reconcile.as_ref(),
+            reconcile: self.reconcile,
             stale: self
                 .last_seen
                 .values()

@@ -149,6 +149,9 @@ pub(crate) struct Ingest<'c> {
     service_templates: std::collections::BTreeSet<String>,
     /// The edge against the services since their common start (`/api/reconcile`).
     reconciler: Reconciler,
+    /// Its report, made once per tick for `/metrics`, the summary, the stream and
+    /// `/api/reconcile` (with `--service-metrics`).
+    reconciliation: Option<Reconciliation>,
 }
 
 /// What a checkpoint being written holds for `/metrics` once it is on disk.
@@ -202,6 +205,7 @@ impl<'c> Ingest<'c> {
             spare_document: Vec::new(),
             service_templates: std::collections::BTreeSet::new(),
             reconciler: Reconciler::default(),
+            reconciliation: None,
         };
         // What was restored is durable: it is what the counters start from.
         ingest.render_durable_counters();
@@ -309,6 +313,10 @@ impl<'c> Ingest<'c> {
     /// of the live stream.
     pub(crate) fn tick(&mut self) {
         self.take_in_scrapes();
+        if self.config.scrapes.is_some() {
+            let edge = RouteCounts::by_route(self.aggregator.aggregate());
+            self.reconciliation = Some(self.reconciler.report(&edge, None));
+        }
         let now = unix_now() as i64;
         self.watch.tick(now);
         self.windows.expire(now);
@@ -656,14 +664,9 @@ impl<'c> Ingest<'c> {
 
     /// The reconciliation's families, with `--service-metrics`.
     fn render_reconciliation(&self, out: &mut String) {
-        if self.config.scrapes.is_some() {
-            self.reconciliation().render(out);
+        if let Some(reconciliation) = &self.reconciliation {
+            reconciliation.render(out);
         }
-    }
-
-    fn reconciliation(&self) -> Reconciliation {
-        let edge = RouteCounts::by_route(self.aggregator.aggregate());
-        self.reconciler.report(&edge, None)
     }
 
     /// `/api/reconcile`: the edge against the services, per route, since their common start.
@@ -674,8 +677,13 @@ impl<'c> Ingest<'c> {
                 &json!({"error": "no --service-metrics: nothing to reconcile with"}),
             );
         }
-        let edge = RouteCounts::by_route(self.aggregator.aggregate());
-        let report = self.reconciler.report(&edge, None);
+        let report = self.reconciliation.as_ref().map_or_else(
+            || {
+                self.reconciler
+                    .report(&std::collections::BTreeMap::new(), None)
+            },
+            Clone::clone,
+        );
         json_text_reply(
             StatusCode::OK,
             serde_json::to_vec(&report).unwrap_or_default(),
@@ -753,7 +761,7 @@ impl<'c> Ingest<'c> {
             last_line: self.clock.last_line(),
             clock_skew: self.clock.counts(),
             skew_samples: self.clock.samples().cloned().collect(),
-            reconcile: self.config.scrapes.is_some().then(|| self.reconciliation()),
+            reconcile: self.reconciliation.as_ref(),
         };
         render(view)
     }
