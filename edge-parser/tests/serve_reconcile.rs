@@ -13,7 +13,7 @@ use vantage_tower::HttpMetricsLayer;
 
 use crate::serve_util::{
     Exposition, Server, append, get as http_get, nginx_line, poll_until, promtool_check,
-    read_events, unix_now,
+    read_events, route_row, unix_now,
 };
 use crate::util::{Dir, WAIT_LIMIT};
 
@@ -76,14 +76,7 @@ fn serve_groups_by_the_service_routes_reconciles_each_and_survives_the_service_g
         ],
     );
     // The ingest loop took a round in: the reconciliation started, the templates adopted.
-    poll_until(WAIT_LIMIT, || {
-        let reconcile = server.get("/api/reconcile").json();
-        match reconcile["started"].as_bool() {
-            Some(true) => Ok(()),
-            _ => Err(format!("{reconcile}")),
-        }
-    })
-    .unwrap_or_else(|error| panic!("{error}\n{}", server.stderr()));
+    server.wait_reconciled("/users/{id}", 0, 0);
     assert!(scrapes(&server.metrics(), "success") >= 1);
 
     // After the start (the first round): three more requests of one route, two of another.
@@ -122,18 +115,11 @@ fn serve_groups_by_the_service_routes_reconciles_each_and_survives_the_service_g
     // The reconciliation, once a scrape saw the service's new requests.
     let reconcile = poll_until(WAIT_LIMIT, || {
         let reconcile = server.get("/api/reconcile").json();
-        let users = reconcile["routes"]
-            .as_array()
-            .and_then(|routes| routes.iter().find(|row| row["route"] == "/users/{id}"))
-            .cloned();
+        let users = route_row(&reconcile["routes"], "/users/{id}");
         // The last minute, as far as it goes back: the marks of the scrape rounds.
-        let minute = reconcile["windows"][0]["routes"]
-            .as_array()
-            .and_then(|routes| routes.iter().find(|row| row["route"] == "/users/{id}"))
-            .cloned()
-            .unwrap_or_default();
+        let minute = route_row(&reconcile["windows"][0]["routes"], "/users/{id}");
         match users {
-            Some(users)
+            users
                 if users["service_requests"] == 3
                     && users["edge_requests"] == 6
                     && minute["service_requests"] == 3
@@ -141,7 +127,7 @@ fn serve_groups_by_the_service_routes_reconciles_each_and_survives_the_service_g
             {
                 Ok(reconcile)
             }
-            other => Err(format!("{other:?} in {reconcile}")),
+            _ => Err(format!("{reconcile}")),
         }
     })
     .unwrap_or_else(|error| panic!("{error}\n{}", server.stderr()));

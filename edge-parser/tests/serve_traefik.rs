@@ -39,7 +39,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::proxies::{Backend, Proxy, free_port, get_status, require};
-use crate::serve_util::{Exposition, POLL, Scraper, Server, get, poll_until, promtool_check};
+use crate::serve_util::{
+    Exposition, POLL, Scraper, Server, get, poll_until, promtool_check, route_row,
+};
 use crate::util::{Dir, WAIT_LIMIT};
 
 /// Concurrent clients.
@@ -669,25 +671,11 @@ fn reconcile_through_traefik(format: &str) {
             "100ms",
         ],
     );
-    // Waits until `/api/reconcile` shows `/users/{id}` with `edge` and `service` requests.
     let reconciled = |edge: u64, service: u64| {
-        poll_until(WAIT_LIMIT, || {
-            let reconcile = server.get("/api/reconcile").json();
-            let users = reconcile["routes"]
-                .as_array()
-                .and_then(|routes| routes.iter().find(|row| row["route"] == "/users/{id}"))
-                .cloned()
-                .unwrap_or_default();
-            if reconcile["started"] == true
-                && users["edge_requests"] == edge
-                && users["service_requests"] == service
-            {
-                Ok(users)
-            } else {
-                Err(format!("{reconcile}"))
-            }
-        })
-        .unwrap_or_else(|error| panic!("{error}\n{}\n{}", server.stderr(), proxy.output()))
+        route_row(
+            &server.wait_reconciled("/users/{id}", edge, service)["routes"],
+            "/users/{id}",
+        )
     };
     reconciled(0, 0);
 
@@ -720,20 +708,10 @@ fn reconcile_through_traefik(format: &str) {
     // A queue in front of the handler: the split finds it there. The durations are read at the
     // bucket bounds, so the share is at least the bound below the delay (0.25 s for 0.3 s).
     send(ports.web, "/slow/", 5, 200);
-    let slow = poll_until(WAIT_LIMIT, || {
-        let reconcile = server.get("/api/reconcile").json();
-        let slow = reconcile["routes"]
-            .as_array()
-            .and_then(|routes| routes.iter().find(|row| row["route"] == "/slow/{ms}"))
-            .cloned()
-            .unwrap_or_default();
-        if slow["edge_requests"] == 5 && slow["service_requests"] == 5 {
-            Ok(slow)
-        } else {
-            Err(format!("{reconcile}"))
-        }
-    })
-    .unwrap_or_else(|error| panic!("{error}\n{}", server.stderr()));
+    let slow = route_row(
+        &server.wait_reconciled("/slow/{ms}", 5, 5)["routes"],
+        "/slow/{ms}",
+    );
     let median = &slow["latency"]["at"][0];
     assert!(
         median["in_front_of_handler_seconds"]

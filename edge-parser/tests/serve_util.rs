@@ -162,6 +162,32 @@ impl Server {
         .unwrap_or_else(|error| panic!("{error}\n--- server log ---\n{}", self.stderr()))
     }
 
+    /// Waits until `/api/reconcile` has started and shows `route` with `edge` and `service`
+    /// requests since the start (an absent row counts as none); returns the reconciliation.
+    pub(crate) fn wait_reconciled(
+        &self,
+        route: &str,
+        edge: u64,
+        service: u64,
+    ) -> serde_json::Value {
+        poll_until(WAIT_LIMIT, || {
+            let reconcile = self.get("/api/reconcile").json();
+            let row = route_row(&reconcile["routes"], route);
+            let count = |side: &str| row[side].as_u64().unwrap_or(0);
+            if reconcile["started"] == true
+                && count("edge_requests") == edge
+                && count("service_requests") == service
+            {
+                Ok(reconcile)
+            } else {
+                Err(format!(
+                    "waiting for {route}: {edge} at the edge, {service} at the service: {reconcile}"
+                ))
+            }
+        })
+        .unwrap_or_else(|error| panic!("{error}\n--- server log ---\n{}", self.stderr()))
+    }
+
     /// Waits until the server has taken in `parsed` parsed lines, as `/api/summary` (live,
     /// unlike the counters of `/metrics`) says; returns the summary then.
     pub(crate) fn wait_taken_in(&self, parsed: u64) -> serde_json::Value {
@@ -528,6 +554,15 @@ impl Exposition {
             .map(|(mut key, value)| (key.remove(0), value))
             .collect()
     }
+}
+
+/// The row of `route` among reconciliation `rows` (`/api/reconcile`'s or a window's);
+/// `Null` when there is none.
+pub(crate) fn route_row(rows: &serde_json::Value, route: &str) -> serde_json::Value {
+    rows.as_array()
+        .and_then(|rows| rows.iter().find(|row| row["route"] == route))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// A counter value as a whole number; fails the test otherwise.
