@@ -87,6 +87,7 @@ pub(crate) fn parse(line: &[u8]) -> Result<Record<'_>, ParseError> {
         router: None,
         service: None,
         host: host.map(Cow::Borrowed),
+        trace_id: None,
     })
 }
 

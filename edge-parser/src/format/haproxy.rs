@@ -257,6 +257,7 @@ fn parse_body(line: &[u8], start: usize) -> Result<Parsed<'_>, ParseError> {
         router: Some(Cow::Borrowed(backend)),
         service: None,
         host: None,
+        trace_id: None,
     }))
 }
 

@@ -4,6 +4,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+use vantage_instrument::trace_context::TraceId;
+
 /// One request, as an access-log line describes it.
 ///
 /// Every format parser produces this type; everything downstream of parsing (routes,
@@ -52,6 +54,11 @@ pub struct Record<'a> {
     /// The requested host (nginx `$host`, Envoy `:authority`, Traefik JSON `RequestHost`, Caddy
     /// `request.host`).
     pub host: Option<Cow<'a, [u8]>>,
+    /// The request's trace id, where the log carries it: Traefik JSON `TraceId` (its own
+    /// tracing) or `request_Traceparent` (the header kept with
+    /// `accessLog.fields.headers.names.traceparent=keep`), nginx `$http_traceparent`. A value
+    /// that is not a valid id is `None`: it is the client's header, not the proxy's line.
+    pub trace_id: Option<TraceId>,
 }
 
 impl Record<'_> {
@@ -86,6 +93,7 @@ impl Record<'_> {
             router: own(self.router),
             service: own(self.service),
             host: own(self.host),
+            trace_id: self.trace_id,
         }
     }
 }
@@ -119,6 +127,8 @@ pub enum RecordField {
     Service,
     /// [`Record::host`].
     Host,
+    /// [`Record::trace_id`].
+    TraceId,
 }
 
 /// A point in time: nanoseconds since the Unix epoch, UTC.
@@ -300,5 +310,56 @@ mod tests {
         assert_eq!(owned.method.as_deref(), Some(&b"GET"[..]));
         assert_eq!(owned.status, Some(Status::new(200)));
         assert_eq!(owned.duration(), Some(Duration::from_nanos(5)));
+    }
+}
+
+/// The trace id of a `traceparent` header value (any version this crate can read), or `None`
+/// when it is not one.
+pub(crate) fn trace_id_of_traceparent(value: &[u8]) -> Option<TraceId> {
+    vantage_instrument::trace_context::TraceParent::from_bytes(value)
+        .ok()
+        .map(|parent| parent.trace_id)
+}
+
+/// The trace id written as 32 hex digits (either case), or `None` when it is not one.
+pub(crate) fn trace_id_of_hex(value: &[u8]) -> Option<TraceId> {
+    if value.len() != 32 || !value.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    // 32 hex digits: valid UTF-8 and within u128.
+    let text = std::str::from_utf8(value).ok()?;
+    TraceId::from_u128(u128::from_str_radix(text, 16).ok()?)
+}
+
+#[cfg(test)]
+mod trace_id_tests {
+    use super::*;
+
+    #[test]
+    fn a_trace_id_is_read_from_a_traceparent_or_from_hex_and_nothing_else() {
+        let id = TraceId::from_u128(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c);
+        assert_eq!(
+            trace_id_of_traceparent(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            id
+        );
+        assert_eq!(trace_id_of_hex(b"0af7651916cd43dd8448eb211c80319c"), id);
+        assert_eq!(trace_id_of_hex(b"0AF7651916CD43DD8448EB211C80319C"), id);
+        for bad in [
+            &b"-"[..],
+            b"",
+            b"00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+            b"zz-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ] {
+            assert_eq!(trace_id_of_traceparent(bad), None, "{bad:?}");
+        }
+        for bad in [
+            &b"00000000000000000000000000000000"[..],
+            b"+af7651916cd43dd8448eb211c80319c",
+            b"0af7651916cd43dd8448eb211c80319",
+            b"0af7651916cd43dd8448eb211c80319c0",
+        ] {
+            assert_eq!(trace_id_of_hex(bad), None, "{bad:?}");
+        }
     }
 }

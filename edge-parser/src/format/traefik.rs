@@ -22,7 +22,9 @@
 //! One logrus JSON object per line, every key optional (`fields.defaultMode: drop` is common).
 //! Read: `StartUTC` (else `StartLocal`), `RequestMethod`, `RequestPath`, `RequestProtocol`,
 //! `RequestHost`, `DownstreamStatus`, `DownstreamContentSize`, `Duration` (ns),
-//! `OriginDuration` (ns), `OriginStatus`, `RouterName`, `ServiceName`. A request Traefik answered
+//! `OriginDuration` (ns), `OriginStatus`, `RouterName`, `ServiceName`, and the trace id from
+//! `TraceId` (Traefik's tracing on) or else `request_Traceparent` (the client's header, kept with
+//! `accessLog.fields.headers.names.traceparent=keep`). A request Traefik answered
 //! itself logs `OriginStatus: 0` and `OriginDuration: 0`: both are then missing, and an
 //! `OriginStatus` of `0` alone means no upstream status. Any other key, header fields and v2's
 //! object-valued `ServiceURL` included, is skipped. An object with none of these keys (Traefik's
@@ -38,6 +40,7 @@ use super::lex::{
     unescape_quote,
 };
 use super::time::{parse_clf, parse_iso8601};
+use super::record::{trace_id_of_hex, trace_id_of_traceparent};
 use super::{ErrorKind, ParseError, Record, Status, Timestamp};
 
 const NANOS_PER_MILLI: u64 = 1_000_000;
@@ -61,6 +64,7 @@ pub(crate) fn parse_common(line: &[u8]) -> Result<Record<'_>, ParseError> {
         router: right.router.map(unescape_quote),
         service: None,
         host: None,
+        trace_id: None,
     })
 }
 
@@ -263,6 +267,7 @@ pub(crate) fn parse_json(line: &[u8]) -> Result<Record<'_>, ParseError> {
     let mut start_local = None;
     let mut origin_duration = None;
     let mut origin_status = None;
+    let mut traceparent = None;
     let mut known = false;
     let mut json = Json::new(line);
     json.object(|json, key| {
@@ -282,6 +287,12 @@ pub(crate) fn parse_json(line: &[u8]) -> Result<Record<'_>, ParseError> {
             Key::StartUtc => record.timestamp = timestamp(json.string()?, at)?,
             // Parsed only if `StartUTC` is missing (it usually follows).
             Key::StartLocal => start_local = json.string()?.map(|text| (text, at)),
+            Key::TraceId => {
+                record.trace_id = json.string()?.and_then(|id| trace_id_of_hex(&id));
+            }
+            Key::Traceparent => {
+                traceparent = json.string()?.and_then(|value| trace_id_of_traceparent(&value));
+            }
             Key::Other => return json.skip(),
         }
         known = true;
@@ -291,6 +302,8 @@ pub(crate) fn parse_json(line: &[u8]) -> Result<Record<'_>, ParseError> {
     if !known {
         return Err(ParseError::new(ErrorKind::Foreign, 0));
     }
+    // Traefik's own trace continues the client's, so the two agree when both are logged.
+    record.trace_id = record.trace_id.or(traceparent);
     if record.timestamp.is_none() {
         if let Some((text, at)) = start_local {
             record.timestamp = timestamp(Some(text), at)?;
@@ -321,6 +334,8 @@ enum Key {
     ServiceName,
     StartUtc,
     StartLocal,
+    TraceId,
+    Traceparent,
     Other,
 }
 
@@ -328,6 +343,7 @@ enum Key {
 #[inline]
 fn json_key(key: &[u8]) -> Key {
     match (key.len(), key) {
+        (7, b"TraceId") => Key::TraceId,
         (8, b"Duration") => Key::Duration,
         (8, b"StartUTC") => Key::StartUtc,
         (10, b"RouterName") => Key::RouterName,
@@ -340,6 +356,7 @@ fn json_key(key: &[u8]) -> Key {
         (14, b"OriginDuration") => Key::OriginDuration,
         (15, b"RequestProtocol") => Key::RequestProtocol,
         (16, b"DownstreamStatus") => Key::DownstreamStatus,
+        (19, b"request_Traceparent") => Key::Traceparent,
         (21, b"DownstreamContentSize") => Key::DownstreamContentSize,
         _ => Key::Other,
     }
@@ -358,6 +375,25 @@ fn timestamp(text: Option<Cow<'_, [u8]>>, at: usize) -> Result<Option<Timestamp>
 mod tests {
     use super::*;
     use crate::format::test_helpers::text;
+    use vantage_instrument::trace_context::TraceId;
+
+    #[test]
+    fn json_trace_id_from_traefiks_tracing_or_from_the_kept_traceparent_header() {
+        // Traefik 3.7 with `accessLog.fields.headers.names.traceparent: keep`.
+        let kept = br#"{"DownstreamStatus":502,"Duration":308599,"OriginDuration":212809,"OriginStatus":502,"RequestMethod":"GET","RequestPath":"/a/1","RetryAttempts":0,"RouterName":"app@file","request_Traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","time":"2026-12-06T22:10:55Z"}"#;
+        let id = TraceId::from_u128(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c);
+        assert_eq!(parse_json(kept).unwrap().trace_id, id);
+        // Its own trace id comes first (it continues the client's trace, so they agree).
+        let both = br#"{"DownstreamStatus":200,"TraceId":"4bf92f3577b34da6a3ce929d0e0e4736","request_Traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}"#;
+        assert_eq!(
+            parse_json(both).unwrap().trace_id,
+            TraceId::from_u128(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736)
+        );
+        // A client's broken header is no trace id, and the line is still a request.
+        let broken = br#"{"DownstreamStatus":200,"request_Traceparent":"00-xyz"}"#;
+        let record = parse_json(broken).unwrap();
+        assert_eq!((record.trace_id, record.status), (None, Some(Status::new(200))));
+    }
 
     #[test]
     fn common_line_from_the_formatter_tests() {

@@ -133,6 +133,7 @@ impl Request {
                 .map(|_| Cow::Owned(ingress_upstream(self).into_bytes())),
             service: None,
             host: by(RecordField::Host).and_then(|_| text(&self.host)),
+            trace_id: None,
         }
     }
 }

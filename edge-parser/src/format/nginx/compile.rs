@@ -50,6 +50,7 @@ pub(super) enum Role {
     UpstreamStatus,
     Host,
     Router,
+    Traceparent,
 }
 
 impl Role {
@@ -107,6 +108,7 @@ fn classify(name: &str) -> (Role, u8, Extent) {
         "http_host" => (Role::Host, 2, Extent::Literal),
         "server_name" => (Role::Host, 1, Extent::Word),
         "proxy_upstream_name" => (Role::Router, 1, Extent::Word),
+        "http_traceparent" => (Role::Traceparent, 1, Extent::Literal),
         "remote_addr"
         | "remote_port"
         | "server_addr"
@@ -283,7 +285,8 @@ impl LogFormat {
                 | (Role::UpstreamTime, RecordField::UpstreamDuration)
                 | (Role::UpstreamStatus, RecordField::UpstreamStatus)
                 | (Role::Host, RecordField::Host)
-                | (Role::Router, RecordField::Router) => true,
+                | (Role::Router, RecordField::Router)
+                | (Role::Traceparent, RecordField::TraceId) => true,
                 (Role::Request, RecordField::Method) => method,
                 (Role::Request, RecordField::Target) => target,
                 (Role::Request, RecordField::Protocol) => protocol,

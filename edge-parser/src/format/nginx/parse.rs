@@ -13,6 +13,7 @@ use crate::format::lex::{
     unescape_nginx,
 };
 use crate::format::time::{parse_clf, parse_iso8601};
+use crate::format::record::trace_id_of_traceparent;
 use crate::format::{ErrorKind, ParseError, Record, Timestamp};
 
 impl LogFormat {
@@ -254,6 +255,9 @@ impl Compiled {
             Role::Protocol => record.protocol = Some(self.text(value, at)?),
             Role::Host => record.host = Some(self.text(value, at)?),
             Role::Router => record.router = Some(self.text(value, at)?),
+            // The client's header: a value that is no traceparent is no trace id, not a
+            // malformed line.
+            Role::Traceparent => record.trace_id = trace_id_of_traceparent(value),
             Role::Status => {
                 record.status = Some(parse_status(value).ok_or(fail(ErrorKind::Status))?)
             }
@@ -332,6 +336,34 @@ mod tests {
         assert_eq!(
             format.parse(whole).map(|r| r.status),
             Ok(Some(Status::new(404)))
+        );
+    }
+
+    #[test]
+    fn the_traceparent_header_gives_the_trace_id() {
+        let format = LogFormat::compile(
+            r#"$remote_addr [$time_local] "$request" $status $request_time $upstream_response_time "$http_traceparent""#,
+        )
+        .unwrap();
+        let line = br#"127.0.0.1 [09/Mar/2025:12:00:00 +0000] "GET /users/7 HTTP/1.1" 200 0.310 0.305 "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01""#;
+        assert_eq!(
+            format.parse(line).unwrap().trace_id,
+            vantage_instrument::trace_context::TraceId::from_u128(
+                0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c
+            )
+        );
+        // No header (`-`), or one that is not a traceparent: no id, the line still a request.
+        for value in ["-", "00-nothex-01", "x y"] {
+            let line = format!(
+                r#"127.0.0.1 [09/Mar/2025:12:00:00 +0000] "GET / HTTP/1.1" 200 0.001 0.001 "{value}""#
+            );
+            let record = format.parse(line.as_bytes()).unwrap();
+            assert_eq!(record.trace_id, None, "{value}");
+            assert_eq!(record.status, Some(Status::new(200)));
+        }
+        assert_eq!(
+            format.filled_by(crate::format::RecordField::TraceId),
+            Some("http_traceparent")
         );
     }
 
