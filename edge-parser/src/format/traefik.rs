@@ -39,8 +39,8 @@ use super::lex::{
     Cursor, contains, dash_or, non_dash, parse_status, parse_u64, split_request_strict,
     unescape_quote,
 };
-use super::time::{parse_clf, parse_iso8601};
 use super::record::{trace_id_of_hex, trace_id_of_traceparent};
+use super::time::{parse_clf, parse_iso8601};
 use super::{ErrorKind, ParseError, Record, Status, Timestamp};
 
 const NANOS_PER_MILLI: u64 = 1_000_000;
@@ -291,7 +291,9 @@ pub(crate) fn parse_json(line: &[u8]) -> Result<Record<'_>, ParseError> {
                 record.trace_id = json.string()?.and_then(|id| trace_id_of_hex(&id));
             }
             Key::Traceparent => {
-                traceparent = json.string()?.and_then(|value| trace_id_of_traceparent(&value));
+                traceparent = json
+                    .string()?
+                    .and_then(|value| trace_id_of_traceparent(&value));
             }
             Key::Other => return json.skip(),
         }
@@ -392,7 +394,10 @@ mod tests {
         // A client's broken header is no trace id, and the line is still a request.
         let broken = br#"{"DownstreamStatus":200,"request_Traceparent":"00-xyz"}"#;
         let record = parse_json(broken).unwrap();
-        assert_eq!((record.trace_id, record.status), (None, Some(Status::new(200))));
+        assert_eq!(
+            (record.trace_id, record.status),
+            (None, Some(Status::new(200)))
+        );
     }
 
     #[test]

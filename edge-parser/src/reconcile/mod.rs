@@ -10,6 +10,8 @@
 //! - [`windows`]: the same over the last minute, 5 minutes and hour.
 //! - [`split`]: where a route's time goes (proxy, in front of the handler, handler) from both
 //!   sides' histograms.
+//! - [`slowest`]: the edge's slowest recent requests per route, with their trace ids.
+//! - [`trace_join`]: those joined by trace id with the services' own slowest (`/debug/slow`).
 //! - [`scrape`] (feature `serve`): scraping the services' `/metrics`, every address of each URL
 //!   an instance, with timeouts, size limits, backoff and a record of every failure.
 
@@ -18,5 +20,7 @@ pub mod exposition;
 pub mod scrape;
 pub mod service;
 pub mod since_start;
+pub mod slowest;
 pub mod split;
+pub mod trace_join;
 pub mod windows;

@@ -12,8 +12,8 @@ use crate::format::lex::{
     Decimal, parse_duration, parse_status, parse_u64, split_request_lenient, unescape_json,
     unescape_nginx,
 };
-use crate::format::time::{parse_clf, parse_iso8601};
 use crate::format::record::trace_id_of_traceparent;
+use crate::format::time::{parse_clf, parse_iso8601};
 use crate::format::{ErrorKind, ParseError, Record, Timestamp};
 
 impl LogFormat {
