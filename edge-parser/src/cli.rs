@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use vantage_edge::aggregate::{Aggregate, DEFAULT_MAX_GROUPS, Dimension};
 use vantage_edge::export::{ReportMeta, ReportOptions, SortKey, json, table, terminal_safe};
 use vantage_edge::format::{Format, LogFormat};
-use vantage_edge::reconcile::scrape::Target;
+use vantage_edge::reconcile::scrape::{self, Target};
 use vantage_edge::report::{Progress, Report, ReportConfig, ReportError};
 use vantage_edge::route::RouteRules;
 use vantage_edge::serve::{
@@ -152,6 +152,11 @@ struct ServeArgs {
     /// How often each --service-metrics URL is scraped (a failing one backs off up to 60s).
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     service_scrape_interval: Duration,
+    /// Where each --service-metrics instance serves its slowest requests with their trace ids
+    /// (vantage_tower's SlowRequests), read at the same address after each scrape and joined
+    /// with the edge's slowest by trace id in /api/slow; `none` to not read it.
+    #[arg(long, default_value = scrape::DEFAULT_SLOW_PATH, value_name = "PATH", value_parser = parse_slow_path)]
+    service_slow_path: SlowPath,
 }
 
 /// How lines are read and grouped: shared by `report` and `serve`.
@@ -398,7 +403,10 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     config.limits.max_connections = args.max_connections as usize;
     config.limits.header_timeout = args.header_timeout;
     config.services = args.service_metrics.clone();
-    config.service_scrape_interval = args.service_scrape_interval;
+    config.service_scrape = scrape::Settings {
+        interval: args.service_scrape_interval,
+        slow_path: args.service_slow_path.0.clone(),
+    };
     match vantage_edge::serve::run(&config) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error @ ServeError::FinalCheckpoint(_)) => {
@@ -406,6 +414,18 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+/// `--service-slow-path`: a path, or `none`.
+#[derive(Debug, Clone)]
+struct SlowPath(Option<String>);
+
+fn parse_slow_path(text: &str) -> Result<SlowPath, String> {
+    match text {
+        "none" => Ok(SlowPath(None)),
+        path if path.starts_with('/') => Ok(SlowPath(Some(path.to_owned()))),
+        _ => Err("a path starting with `/` (such as /debug/slow), or `none`".to_owned()),
     }
 }
 

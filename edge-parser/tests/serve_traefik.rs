@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use crate::proxies::{Backend, Proxy, free_port, get_status, require};
 use crate::serve_util::{
-    Exposition, POLL, Scraper, Server, get, poll_until, promtool_check, route_row,
+    Exposition, POLL, Scraper, Server, get, poll_until, promtool_check, request, route_row,
 };
 use crate::util::{Dir, WAIT_LIMIT};
 
@@ -181,6 +181,11 @@ accessLog:
   format: {format}
   # Each line is written as its request ends.
   bufferingSize: 0
+  # The client's trace context in each JSON line (`request_Traceparent`), for the trace join.
+  fields:
+    headers:
+      names:
+        traceparent: keep
 log:
   level: INFO
   noColor: true
@@ -548,9 +553,10 @@ fn serve_counts_real_traefik_json_log_through_rotation_restart_and_kill_9() {
     serve_follows_traefik("json");
 }
 
-/// The backend of the reconciliation test: `/ok` and `/users/{id}` instrumented with
-/// `HttpMetricsLayer` (its own recorder: a restart starts its counters from zero), `/metrics`
-/// beside them, on `addr`; stops with the runtime it runs on.
+/// The backend of the reconciliation test: `/ok`, `/users/{id}` and `/slow/{ms}` instrumented
+/// with `HttpMetricsLayer` (its own recorder: a restart starts its counters from zero) and
+/// `TraceContextLayer` (the client's trace goes on), its slowest requests at `/debug/slow`,
+/// `/metrics` beside them, on `addr`; stops with the runtime it runs on.
 fn instrumented_backend(addr: SocketAddr) -> tokio::runtime::Runtime {
     use axum::routing::get as route_get;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -560,12 +566,19 @@ fn instrumented_backend(addr: SocketAddr) -> tokio::runtime::Runtime {
         .expect("runtime");
     let recorder = vantage_instrument::PrometheusExporter::new().build_recorder();
     let handle = recorder.handle();
+    let slow = vantage_tower::slow::SlowRequests::new();
     let app = axum::Router::new()
         .route("/ok", route_get(|| async { "ok" }))
         .route("/users/{id}", route_get(|| async { "user" }))
         .route("/slow/{ms}", route_get(|| async { "slow" }))
-        .layer(vantage_tower::HttpMetricsLayer::new().recorder(recorder))
+        .layer(
+            vantage_tower::HttpMetricsLayer::new()
+                .recorder(recorder)
+                .slow_requests(slow.clone()),
+        )
+        .layer(vantage_tower::TraceContextLayer::new())
         .layer(axum::middleware::from_fn(queue))
+        .route_service("/debug/slow", slow.service())
         .route(
             "/metrics",
             route_get(move || std::future::ready(handle.render())),
@@ -598,6 +611,29 @@ async fn queue(
         tokio::time::sleep(QUEUED).await;
     }
     next.run(request).await
+}
+
+/// The joined slowest requests of `route` on `/api/slow`, once there are `count` of them with
+/// the service's side found.
+fn wait_joined(server: &Server, route: &str, count: usize) -> Vec<serde_json::Value> {
+    let joined = poll_until(CONVERGE_LIMIT, || {
+        let slow = server.get("/api/slow").json();
+        let requests: Vec<serde_json::Value> = slow["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|row| row["route"] == route)
+            .flat_map(|row| row["slowest"].as_array().cloned().unwrap_or_default())
+            .filter(|request| !request["service_seconds"].is_null())
+            .collect();
+        if requests.len() == count {
+            Ok(requests)
+        } else {
+            Err(format!("{} of {count} joined: {slow}", requests.len()))
+        }
+    });
+    joined
+        .unwrap_or_else(|error| panic!("{route}: {error}\n--- server log ---\n{}", server.stderr()))
 }
 
 /// `GET path` through Traefik `times` times; every answer must be `status`.
@@ -702,12 +738,26 @@ fn reconcile_through_traefik(format: &str) {
     assert_eq!(users["extra_at_service"], 0);
     if format == "common" {
         assert_eq!(users["latency"], serde_json::Value::Null);
+        // No trace ids in the log: nothing to join.
+        assert_eq!(
+            server.get("/api/slow").json()["routes"],
+            serde_json::json!([])
+        );
         drop(backend);
         return;
     }
     // A queue in front of the handler: the split finds it there. The durations are read at the
     // bucket bounds, so the share is at least the bound below the delay (0.25 s for 0.3 s).
-    send(ports.web, "/slow/", 5, 200);
+    // Each request carries a trace context of its own, which Traefik logs and the service
+    // continues.
+    let trace_ids: Vec<String> = (1..=5).map(|n| format!("{n:032x}")).collect();
+    for (n, trace_id) in trace_ids.iter().enumerate() {
+        let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+        let path = format!("/slow/{n}");
+        let response = request(ports.web, "GET", &path, &[("traceparent", &traceparent)])
+            .expect("Traefik answers");
+        assert_eq!(response.status, 200, "GET {path}");
+    }
     let slow = route_row(
         &server.wait_reconciled("/slow/{ms}", 5, 5)["routes"],
         "/slow/{ms}",
@@ -724,6 +774,37 @@ fn reconcile_through_traefik(format: &str) {
         median["handler_seconds"].as_f64().expect("a split") < 0.05,
         "{slow}"
     );
+    // The trace join: each of those requests, found by its trace id on both sides, waited the
+    // queue's 300 ms in front of the handler.
+    let joined = wait_joined(&server, "/slow/{ms}", 5);
+    let mut found: Vec<String> = joined
+        .iter()
+        .map(|request| request["trace_id"].as_str().expect("trace id").to_owned())
+        .collect();
+    found.sort();
+    assert_eq!(found, trace_ids);
+    for request in &joined {
+        let seconds = |name: &str| {
+            request[name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name}: {request}"))
+        };
+        assert_eq!(
+            request["service_instance"],
+            backend_addr.to_string(),
+            "{request}"
+        );
+        assert!(
+            seconds("in_front_of_handler_seconds") >= QUEUED.as_secs_f64() - 0.001,
+            "{request}"
+        );
+        assert!(seconds("service_seconds") < 0.05, "{request}");
+        assert!(
+            seconds("edge_seconds") >= seconds("upstream_seconds"),
+            "{request}"
+        );
+        assert_eq!(request["status"], 200);
+    }
     // Traefik's JSON log has the upstream time: the split at p50, p90, p99, adding up.
     let split = users["latency"]["at"].as_array().expect("a latency split");
     assert_eq!(split.len(), 3);

@@ -66,8 +66,8 @@ pub use detect::{
 };
 pub use error::{ErrorKind, ParseError};
 pub use nginx::{Escape, LogFormat, LogFormatError};
-pub use record::{Record, RecordField, Status, StatusClass, Timestamp};
 pub(crate) use record::trace_id_of_hex;
+pub use record::{Record, RecordField, Status, StatusClass, Timestamp};
 
 use caddy::DurationUnit;
 pub(crate) use time::civil_from_days;

@@ -2,6 +2,10 @@
 //! its host resolves to as an instance of its own, with a timeout, a size limit and a backoff
 //! after failures; what each instance said last and how its scrapes went.
 //!
+//! Beside `/metrics`, each instance's slowest requests are read from the same address
+//! ([`Settings::slow_path`], `/debug/slow` by default, where `vantage_tower::slow::SlowRequests`
+//! serves them) for the trace join; a service without that page is only named, never failing.
+//!
 //! A service that cannot be scraped is never read as a service with no requests: its instance
 //! keeps its last good scrape (with its time) and its failures are counted and named
 //! ([`InstanceHealth`]), so whatever reads the scrapes can say `partial`.
@@ -19,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::service::ServiceScrape;
+use super::trace_join::{MAX_DOCUMENT_BYTES, ServiceSlow};
 
 /// How often each service is scraped by default.
 pub const DEFAULT_SCRAPE_INTERVAL: Duration = Duration::from_secs(5);
@@ -35,6 +40,27 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// The most instances (addresses of all URLs together) scraped.
 pub const MAX_INSTANCES: usize = 64;
+
+/// Where the services' slowest requests are read by default.
+pub const DEFAULT_SLOW_PATH: &str = "/debug/slow";
+
+/// How the services are scraped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Time between two rounds.
+    pub interval: Duration,
+    /// The path of each instance's slowest requests (`None`: not read).
+    pub slow_path: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            interval: DEFAULT_SCRAPE_INTERVAL,
+            slow_path: Some(DEFAULT_SLOW_PATH.to_owned()),
+        }
+    }
+}
 
 /// Why a scrape failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,8 +89,8 @@ pub enum ScrapeError {
     /// Answered with another status than 200.
     #[error("answered {0}")]
     Status(u16),
-    /// The page is larger than [`MAX_PAGE_BYTES`].
-    #[error("page larger than {} MiB", MAX_PAGE_BYTES >> 20)]
+    /// The page is larger than its limit ([`MAX_PAGE_BYTES`] for `/metrics`).
+    #[error("page larger than the limit")]
     TooLarge,
     /// The page is not UTF-8 text.
     #[error("page is not UTF-8 text")]
@@ -134,13 +160,47 @@ impl Target {
 ///
 /// See [`ScrapeError`].
 pub async fn scrape(target: &Target, address: SocketAddr) -> Result<ServiceScrape, ScrapeError> {
-    tokio::time::timeout(SCRAPE_TIMEOUT, fetch(target, address))
+    let path = target
+        .url
+        .path_and_query()
+        .map_or("/", |path| path.as_str());
+    let page = tokio::time::timeout(SCRAPE_TIMEOUT, fetch(target, address, path, MAX_PAGE_BYTES))
         .await
-        .map_err(|_| ScrapeError::Timeout)?
+        .map_err(|_| ScrapeError::Timeout)??;
+    String::from_utf8(page)
         .map(|text| ServiceScrape::read(&text))
+        .map_err(|_| ScrapeError::NotText)
 }
 
-async fn fetch(target: &Target, address: SocketAddr) -> Result<String, ScrapeError> {
+/// Reads the slowest requests of `target`'s instance at `address` from `path`, within
+/// [`SCRAPE_TIMEOUT`].
+///
+/// # Errors
+///
+/// Why not, in words: the fetch failed (see [`ScrapeError`]; a service without the page
+/// answers 404), or the page is not the document.
+pub async fn slowest(
+    target: &Target,
+    address: SocketAddr,
+    path: &str,
+) -> Result<ServiceSlow, String> {
+    let page = tokio::time::timeout(
+        SCRAPE_TIMEOUT,
+        fetch(target, address, path, MAX_DOCUMENT_BYTES),
+    )
+    .await
+    .map_err(|_| ScrapeError::Timeout.to_string())?
+    .map_err(|error| error.to_string())?;
+    ServiceSlow::read(&page).map_err(|error| format!("{path}: {error}"))
+}
+
+/// GETs `path` from `address` with `target`'s `Host`: the body, up to `limit` bytes.
+async fn fetch(
+    target: &Target,
+    address: SocketAddr,
+    path: &str,
+    limit: usize,
+) -> Result<Vec<u8>, ScrapeError> {
     let stream = TcpStream::connect(address)
         .await
         .map_err(|error| ScrapeError::Connect(error.to_string()))?;
@@ -148,11 +208,6 @@ async fn fetch(target: &Target, address: SocketAddr) -> Result<String, ScrapeErr
         .await
         .map_err(|error| ScrapeError::Http(error.to_string()))?;
     let connection = tokio::spawn(connection);
-    let path = target
-        .url
-        .path_and_query()
-        .map_or("/", |path| path.as_str())
-        .to_owned();
     let authority = target
         .url
         .authority()
@@ -171,7 +226,7 @@ async fn fetch(target: &Target, address: SocketAddr) -> Result<String, ScrapeErr
         connection.abort();
         return Err(ScrapeError::Status(response.status().as_u16()));
     }
-    let body = Limited::new(response.into_body(), MAX_PAGE_BYTES)
+    let body = Limited::new(response.into_body(), limit)
         .collect()
         .await
         .map_err(|error| {
@@ -183,7 +238,7 @@ async fn fetch(target: &Target, address: SocketAddr) -> Result<String, ScrapeErr
         })?
         .to_bytes();
     connection.abort();
-    String::from_utf8(body.to_vec()).map_err(|_| ScrapeError::NotText)
+    Ok(body.to_vec())
 }
 
 /// How an instance's scrapes went.
@@ -208,6 +263,8 @@ pub struct Instance {
     pub last: Option<Arc<ServiceScrape>>,
     /// The scrapes' record.
     pub health: InstanceHealth,
+    /// Its slowest requests as last read with a successful scrape, or why they could not be.
+    pub slow: Option<Result<Arc<ServiceSlow>, String>>,
     next_attempt: Option<Instant>,
 }
 
@@ -247,12 +304,12 @@ impl Instance {
 /// state on `published`.
 pub async fn run(
     targets: Vec<Target>,
-    interval: Duration,
+    settings: Settings,
     published: watch::Sender<Arc<Scrapes>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut scrapes = Scrapes::new();
-    let mut ticks = tokio::time::interval(interval);
+    let mut ticks = tokio::time::interval(settings.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -264,13 +321,15 @@ pub async fn run(
                 continue;
             }
         }
-        scrape_round(&targets, interval, &mut scrapes).await;
+        scrape_round(&targets, &settings, &mut scrapes).await;
         published.send_replace(Arc::new(scrapes.clone()));
     }
 }
 
-/// One round: resolves every target and scrapes every due instance, concurrently.
-pub async fn scrape_round(targets: &[Target], interval: Duration, scrapes: &mut Scrapes) {
+/// One round: resolves every target and scrapes every due instance, concurrently (and reads
+/// the slowest requests of each one scraped).
+pub async fn scrape_round(targets: &[Target], settings: &Settings, scrapes: &mut Scrapes) {
+    let interval = settings.interval;
     let now = Instant::now();
     let mut due = Vec::new();
     for target in targets {
@@ -301,9 +360,14 @@ pub async fn scrape_round(targets: &[Target], interval: Duration, scrapes: &mut 
     }
     let mut running = tokio::task::JoinSet::new();
     for (target, address) in due {
+        let slow_path = settings.slow_path.clone();
         running.spawn(async move {
             let result = scrape(&target, address).await;
-            ((target.url(), Some(address)), result)
+            let slow = match (&result, slow_path) {
+                (Ok(_), Some(path)) => Some(slowest(&target, address, &path).await.map(Arc::new)),
+                _ => None,
+            };
+            ((target.url(), Some(address)), result, slow)
         });
     }
     let mut results = Vec::new();
@@ -312,10 +376,13 @@ pub async fn scrape_round(targets: &[Target], interval: Duration, scrapes: &mut 
             results.push(done);
         }
     }
-    for (key, result) in results {
+    for (key, result, slow) in results {
         let instance = scrapes.entry(key).or_default();
         match result {
-            Ok(scrape) => instance.succeeded(scrape),
+            Ok(scrape) => {
+                instance.succeeded(scrape);
+                instance.slow = slow;
+            }
             Err(error) => instance.failed(&error, interval, now),
         }
     }

@@ -142,7 +142,7 @@ impl EdgeSlowest {
                     .filter(|slice| slice.index > oldest)
                     .flat_map(|slice| slice.slowest.iter().copied())
                     .collect();
-                requests.sort_by(|a, b| b.duration_ns.cmp(&a.duration_ns));
+                requests.sort_by_key(|request| std::cmp::Reverse(request.duration_ns));
                 requests.truncate(TOP);
                 (!requests.is_empty()).then(|| (route.to_string(), requests))
             })

@@ -12,6 +12,7 @@
 //! that in front of the handler.
 //!
 //! ```
+//! use std::sync::Arc;
 //! use vantage_edge::reconcile::slowest::EdgeRequest;
 //! use vantage_edge::reconcile::trace_join::{ServiceSlow, join};
 //! use vantage_instrument::trace_context::TraceId;
@@ -26,7 +27,7 @@
 //!     duration_ns: 2_000_000_000,
 //!     upstream_ns: Some(1_990_000_000),
 //! }])];
-//! let report = join(&edge, &[("10.0.0.7:8080".to_owned(), Ok(service))]);
+//! let report = join(&edge, &[("10.0.0.7:8080".to_owned(), Ok(Arc::new(service)))]);
 //! let request = &report.routes[0].slowest[0];
 //! assert_eq!(request.service_seconds, Some(0.04));
 //! assert_eq!(request.in_front_of_handler_seconds, Some(1.95));
@@ -34,6 +35,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use vantage_instrument::trace_context::TraceId;
@@ -183,11 +185,14 @@ pub struct SlowReport {
 /// Joins the edge's slowest (per route) with every instance's document (or why it is missing).
 pub fn join(
     edge: &[(String, Vec<EdgeRequest>)],
-    services: &[(String, Result<ServiceSlow, String>)],
+    services: &[(String, Result<Arc<ServiceSlow>, String>)],
 ) -> SlowReport {
     let documents: Vec<(&str, &ServiceSlow)> = services
         .iter()
-        .filter_map(|(instance, slow)| slow.as_ref().ok().map(|slow| (instance.as_str(), slow)))
+        .filter_map(|(instance, slow)| {
+            let slow = slow.as_deref().ok()?;
+            Some((instance.as_str(), slow))
+        })
         .collect();
     let mut found: HashMap<TraceId, (&str, f64)> = HashMap::new();
     for (instance, slow) in &documents {

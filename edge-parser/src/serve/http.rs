@@ -43,7 +43,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The methods served.
 const ALLOW: &str = "GET, HEAD";
 /// The paths served, named in a `404`.
-const PATHS: &str = "not found: /metrics /health /ready /api/summary /api/stream /api/snapshot\n";
+const PATHS: &str = "not found: /metrics /health /ready /api/summary /api/stream /api/reconcile /api/slow /api/snapshot\n";
 
 /// What an HTTP request asks of the ingest loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +58,8 @@ pub(crate) enum Query {
     Snapshot,
     /// The edge against the services per route, as JSON.
     Reconcile,
+    /// The slowest requests per route, joined with the services' by trace id, as JSON.
+    Slow,
 }
 
 /// The ingest loop's answer to a [`Query`].
@@ -205,6 +207,7 @@ impl Server {
             "/ready" => self.ask(Query::Ready).await,
             "/api/summary" => self.ask(Query::Summary).await,
             "/api/reconcile" => self.ask(Query::Reconcile).await,
+            "/api/slow" => self.ask(Query::Slow).await,
             "/api/snapshot" => {
                 if let Err(refusal) = self.side.guard.check(request.headers(), peer, "snapshot") {
                     let mut response = text(refusal.status, refusal.message);

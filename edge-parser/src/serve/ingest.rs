@@ -33,6 +33,8 @@ use crate::read::{Line, for_each_line};
 use crate::reconcile::scrape::{self, Scrapes};
 use crate::reconcile::service::MAX_ROUTES;
 use crate::reconcile::since_start::{Reconciler, Reconciliation, RouteCounts};
+use crate::reconcile::slowest::{EdgeRequest, EdgeSlowest};
+use crate::reconcile::trace_join;
 use crate::state::{self, EdgeState, Health};
 use crate::tail::{
     Checkpoint, CheckpointError, FilePosition, Flush, Positions, StatusHandle, TailEvent,
@@ -116,6 +118,10 @@ pub(crate) struct Ingest<'c> {
     watch: Watch,
     /// Which value of a group key the watch follows: the `router` label's.
     watch_index: Option<usize>,
+    /// The slowest requests with a trace id, per route (or router when not grouped by route).
+    slowest: EdgeSlowest,
+    /// Which value of a group key names their route.
+    slowest_index: Option<usize>,
     positions: Positions,
     restored: bool,
     tail_status: StatusHandle,
@@ -182,6 +188,8 @@ impl<'c> Ingest<'c> {
             fingerprint: state::fingerprint(config.aggregate, config.patterns),
             aggregator: Aggregator::resume(config.aggregate, state.aggregate).with_exact_cap(),
             watch_index: router_index(&config.aggregate.group_by),
+            slowest: EdgeSlowest::default(),
+            slowest_index: route_index(&config.aggregate.group_by),
             config,
             health: state.health,
             sequence: state.sequence,
@@ -246,6 +254,7 @@ impl<'c> Ingest<'c> {
         let (windows, watch, last_seen) = (&mut self.windows, &mut self.watch, &mut self.last_seen);
         let clock = &mut self.clock;
         let watch_index = self.watch_index;
+        let (slowest, slowest_index) = (&mut self.slowest, self.slowest_index);
         let mut parsed = false;
         self.aggregator
             .add_line_with(position, line, |record, key| {
@@ -266,6 +275,17 @@ impl<'c> Ingest<'c> {
                 let router = watch_index.and_then(|index| encoded_value(key, index));
                 if let Some(router) = router.filter(|_| recent) {
                     watch.record(router, at, class == StatusClass::ServerError);
+                }
+                if let (Some(trace_id), Some(duration_ns)) = (record.trace_id, record.duration_ns) {
+                    let route = slowest_index.and_then(|index| encoded_value(key, index));
+                    let request = EdgeRequest {
+                        trace_id,
+                        at,
+                        status: record.status.map(|status| status.code()),
+                        duration_ns,
+                        upstream_ns: record.upstream_duration_ns,
+                    };
+                    slowest.offer(route.unwrap_or("(all)"), request);
                 }
                 match last_seen.get_mut(key) {
                     Some(seen) => *seen = Instant::now(),
@@ -619,6 +639,7 @@ impl<'c> Ingest<'c> {
             }
             Query::Snapshot => self.snapshot(),
             Query::Reconcile => self.reconcile(),
+            Query::Slow => self.slow(),
         };
         // The requester may have gone away.
         let _ = asked.reply.send(reply);
@@ -684,6 +705,28 @@ impl<'c> Ingest<'c> {
             },
             Clone::clone,
         );
+        json_text_reply(
+            StatusCode::OK,
+            serde_json::to_vec(&report).unwrap_or_default(),
+        )
+    }
+
+    /// `/api/slow`: the edge's slowest requests per route, joined with every service
+    /// instance's by trace id.
+    fn slow(&self) -> Reply {
+        let scrapes = self
+            .config
+            .scrapes
+            .as_ref()
+            .map(|scrapes| Arc::clone(&scrapes.borrow()));
+        let services: Vec<_> = scrapes
+            .iter()
+            .flat_map(|scrapes| scrapes.iter())
+            .filter_map(|((_, address), instance)| {
+                Some((address.as_ref()?.to_string(), instance.slow.clone()?))
+            })
+            .collect();
+        let report = trace_join::join(&self.slowest.snapshot(unix_now() as i64), &services);
         json_text_reply(
             StatusCode::OK,
             serde_json::to_vec(&report).unwrap_or_default(),
@@ -800,7 +843,7 @@ pub(crate) fn answer_waiting(asked: Asked, waiting: &str) {
             StatusCode::OK,
             &json!({"now": unix_now(), "format": null, "waiting": waiting, "windows": []}),
         ),
-        Query::Snapshot | Query::Reconcile => json_reply(
+        Query::Snapshot | Query::Reconcile | Query::Slow => json_reply(
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({"error": format!("no state yet: {waiting}")}),
         ),
@@ -820,6 +863,14 @@ fn json_text_reply(status: StatusCode, mut body: Vec<u8>) -> Reply {
         head: Bytes::new(),
         body: Bytes::from(body),
     }
+}
+
+/// Which value of a group key names a request's route for its slowest requests: the route's,
+/// else the router's.
+fn route_index(group_by: &[crate::aggregate::Dimension]) -> Option<usize> {
+    use crate::aggregate::Dimension;
+    let position = |wanted| group_by.iter().position(|d| *d == wanted);
+    position(Dimension::Route).or_else(|| position(Dimension::Router))
 }
 
 /// Seconds since the epoch, on the wall clock.

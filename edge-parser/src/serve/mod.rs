@@ -41,7 +41,7 @@ use self::http::Asked;
 use crate::aggregate::{AggregateConfig, DEFAULT_MAX_GROUPS, Dimension};
 use crate::format::{DetectError, Format};
 use crate::read::{DEFAULT_MAX_LINE_BYTES, InputError, InputSpec, Sample, Source};
-use crate::reconcile::scrape::{self, DEFAULT_SCRAPE_INTERVAL, Scrapes, Target};
+use crate::reconcile::scrape::{self, Scrapes, Target};
 use crate::route::RouteRules;
 use crate::state;
 use crate::tail::{CheckpointError, TailConfig, TailError, Tailer};
@@ -99,8 +99,8 @@ pub struct ServeConfig {
     /// The services' `/metrics` to scrape (their `http_route` values become route templates,
     /// and records are grouped by route too); none by default.
     pub services: Vec<Target>,
-    /// How often each service is scraped.
-    pub service_scrape_interval: Duration,
+    /// How often each service is scraped, and where its slowest requests are read.
+    pub service_scrape: scrape::Settings,
 }
 
 impl ServeConfig {
@@ -121,7 +121,7 @@ impl ServeConfig {
             auth: None,
             limits: Limits::default(),
             services: Vec::new(),
-            service_scrape_interval: DEFAULT_SCRAPE_INTERVAL,
+            service_scrape: scrape::Settings::default(),
         }
     }
 
@@ -216,7 +216,7 @@ pub fn run_until(
     let local = listener.local_addr().map_err(ServeError::Start)?;
     listening(local);
     tracing::info!(
-        "serving on http://{local}: /metrics /health /ready /api/summary /api/stream /api/reconcile /api/snapshot"
+        "serving on http://{local}: /metrics /health /ready /api/summary /api/stream /api/reconcile /api/slow /api/snapshot"
     );
 
     let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
@@ -224,7 +224,7 @@ pub fn run_until(
     if !config.services.is_empty() {
         runtime.spawn(scrape::run(
             config.services.clone(),
-            config.service_scrape_interval,
+            config.service_scrape.clone(),
             scrapes_published,
             http_stopped.clone(),
         ));

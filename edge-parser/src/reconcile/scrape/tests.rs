@@ -165,11 +165,14 @@ async fn a_round_keeps_the_last_good_scrape_of_an_instance_that_fails_and_counts
         target(address),
         Target::parse("http://unresolvable.invalid/metrics").unwrap(),
     ];
-    let interval = Duration::from_millis(10);
+    let settings = Settings {
+        interval: Duration::from_millis(10),
+        slow_path: None,
+    };
     let mut scrapes = Scrapes::new();
-    scrape_round(&targets, interval, &mut scrapes).await;
+    scrape_round(&targets, &settings, &mut scrapes).await;
     flip.send_replace(true);
-    scrape_round(&targets, interval, &mut scrapes).await;
+    scrape_round(&targets, &settings, &mut scrapes).await;
     let instance = &scrapes[&(targets[0].url(), Some(address))];
     assert_eq!(instance.health.successes, 1);
     assert_eq!(instance.health.failures, 1);
@@ -187,4 +190,60 @@ async fn a_round_keeps_the_last_good_scrape_of_an_instance_that_fails_and_counts
         "{:?}",
         unresolved.health.last_error
     );
+}
+
+/// The slowest requests come from the page a real `SlowRequests` serves, on the instance's
+/// address; a service without the page is named, and its scrape still succeeds.
+#[tokio::test]
+async fn the_slowest_requests_are_read_beside_the_metrics() {
+    use vantage_tower::slow::SlowRequests;
+    use vantage_tower::{HttpMetricsLayer, TraceContextLayer};
+    let slow = SlowRequests::new();
+    let recorder = vantage_instrument::PrometheusExporter::new().build_recorder();
+    let handle = recorder.handle();
+    let app = Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .layer(
+            HttpMetricsLayer::new()
+                .recorder(recorder)
+                .slow_requests(slow.clone()),
+        )
+        .layer(TraceContextLayer::new())
+        .route_service("/debug/slow", slow.service())
+        .route("/metrics", get(move || std::future::ready(handle.render())));
+    let with = serve(app).await;
+    let without = serve(Router::new().route("/metrics", get(|| async { PAGE }))).await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let request = http::Request::get("/users/7")
+        .header(header::HOST, with.to_string())
+        .header("traceparent", traceparent)
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let stream = TcpStream::connect(with).await.expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await.expect("response");
+    assert_eq!(response.status(), 200);
+    drop(response);
+
+    let targets = [target(with), target(without)];
+    let mut scrapes = Scrapes::new();
+    scrape_round(&targets, &Settings::default(), &mut scrapes).await;
+    let read = scrapes[&(targets[0].url(), Some(with))]
+        .slow
+        .clone()
+        .expect("read")
+        .expect("a document");
+    assert_eq!(read.top, 5);
+    assert_eq!(read.routes.len(), 1);
+    assert_eq!(read.routes[0].route, "/users/{id}");
+    assert_eq!(
+        read.routes[0].slowest[0].trace_id.to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    let missing = &scrapes[&(targets[1].url(), Some(without))];
+    assert_eq!(missing.health.successes, 1);
+    assert_eq!(missing.slow, Some(Err("answered 404".to_owned())));
 }

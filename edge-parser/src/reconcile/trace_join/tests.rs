@@ -46,7 +46,7 @@ fn a_request_listed_by_a_service_is_split_into_its_parts() {
     let service = document(5, &[("/slow", &[(A, 0.012), (B, 0.010)])]);
     let report = join(
         &[("/slow".to_owned(), vec![edge(A, 320, Some(315))])],
-        &[("127.0.0.1:9".to_owned(), Ok(service))],
+        &[("127.0.0.1:9".to_owned(), Ok(Arc::new(service)))],
     );
     assert_eq!(
         serde_json::to_value(&report).unwrap(),
@@ -87,8 +87,8 @@ fn a_request_missing_from_full_lists_is_bounded_and_from_a_short_list_unknown() 
         )],
     );
     let services = [
-        ("a".to_owned(), Ok(full_a)),
-        ("b".to_owned(), Ok(full_b)),
+        ("a".to_owned(), Ok(Arc::new(full_a))),
+        ("b".to_owned(), Ok(Arc::new(full_b))),
         ("c".to_owned(), Err("answered 404".to_owned())),
     ];
     let report = join(
@@ -113,7 +113,7 @@ fn a_request_missing_from_full_lists_is_bounded_and_from_a_short_list_unknown() 
     let short = document(5, &[("/r", &[(B, 0.050)])]);
     let report = join(
         &[("/r".to_owned(), vec![edge(A, 2_000, Some(1_990))])],
-        &[("a".to_owned(), Ok(short))],
+        &[("a".to_owned(), Ok(Arc::new(short)))],
     );
     let request = &report.routes[0].slowest[0];
     assert_eq!(
@@ -129,7 +129,7 @@ fn a_request_missing_from_full_lists_is_bounded_and_from_a_short_list_unknown() 
 fn shares_never_go_below_zero_and_need_the_upstream_time() {
     // The service measured more than the proxy's upstream time (two clocks).
     let service = document(5, &[("/r", &[(A, 0.105)])]);
-    let services = [("a".to_owned(), Ok(service))];
+    let services = [("a".to_owned(), Ok(Arc::new(service)))];
     let report = join(
         &[("/r".to_owned(), vec![edge(A, 100, Some(101))])],
         &services,
@@ -198,7 +198,7 @@ proptest::proptest! {
         let at = at % text.len();
         text[at] = byte;
         if let Ok(slow) = ServiceSlow::read(&text) {
-            let report = join(&[("/a".to_owned(), vec![edge(A, 600, Some(590))])], &[("a".to_owned(), Ok(slow))]);
+            let report = join(&[("/a".to_owned(), vec![edge(A, 600, Some(590))])], &[("a".to_owned(), Ok(Arc::new(slow)))]);
             proptest::prop_assert_eq!(report.routes.len(), 1);
         }
     }
