@@ -84,6 +84,7 @@ pub(crate) fn parse(line: &[u8]) -> Result<Record<'_>, ParseError> {
         duration_ns,
         upstream_duration_ns,
         upstream_status: None,
+        upstream_attempts: None,
         router: None,
         service: None,
         host: host.map(Cow::Borrowed),

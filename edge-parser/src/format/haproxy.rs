@@ -254,6 +254,7 @@ fn parse_body(line: &[u8], start: usize) -> Result<Parsed<'_>, ParseError> {
         duration_ns: total,
         upstream_duration_ns: upstream,
         upstream_status: None,
+        upstream_attempts: None,
         router: Some(Cow::Borrowed(backend)),
         service: None,
         host: None,

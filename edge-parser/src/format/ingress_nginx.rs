@@ -43,6 +43,8 @@ mod tests {
         assert_eq!(r.duration_ns, Some(1_000_000));
         assert_eq!(r.upstream_duration_ns, Some(100_000_000));
         assert_eq!(r.upstream_status, Some(Status::new(200)));
+        // `200, -`: two attempts, the second never answered.
+        assert_eq!(r.upstream_attempts, Some(2));
     }
 
     #[test]
@@ -60,9 +62,15 @@ mod tests {
         let r = format.parse(line).unwrap();
         assert_eq!(r.upstream_duration_ns, Some(527_000_000));
         assert_eq!(r.upstream_status, Some(Status::new(404)));
+        assert_eq!(r.upstream_attempts, Some(2));
         let line = br#"10.0.0.1 - - [09/Mar/2025:12:00:00 +0000] "GET /x HTTP/2.0" 503 190 "-" "-" 300 0.000 [shop-web-80] [] - - - - 00000000000000000000000000000001"#;
         let r = format.parse(line).unwrap();
         assert_eq!((r.upstream_duration_ns, r.upstream_status), (None, None));
+        // nginx answered itself (`limit_req`, `return`): no upstream was tried.
+        assert_eq!(r.upstream_attempts, Some(0));
         assert_eq!(r.duration_ns, Some(0));
+        // A lone `-` status with an upstream time: one attempt that got no response.
+        let line = br#"10.0.0.1 - - [09/Mar/2025:12:00:00 +0000] "GET /x HTTP/2.0" 499 0 "-" "-" 300 2.000 [shop-web-80] [] 172.17.0.124:80 0 1.999 - 00000000000000000000000000000001"#;
+        assert_eq!(format.parse(line).unwrap().upstream_attempts, Some(1));
     }
 }

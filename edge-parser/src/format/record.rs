@@ -45,6 +45,12 @@ pub struct Record<'a> {
     /// Status the upstream answered with: Traefik JSON `OriginStatus`, nginx `$upstream_status`
     /// (the last numeric element of the list).
     pub upstream_status: Option<Status>,
+    /// How many times the proxy sent the request upstream, where its log says: `0` when it
+    /// answered itself (Traefik JSON `OriginStatus` and `OriginDuration` both 0: a middleware's
+    /// answer, a redirect; nginx `$upstream_status` `-`), else one per attempt (Traefik JSON
+    /// 1 + `RetryAttempts`; nginx one per element of `$upstream_status`, retries and internal
+    /// redirects alike).
+    pub upstream_attempts: Option<u16>,
     /// The proxy's routing unit: Traefik `RouterName`, ingress-nginx `$proxy_upstream_name`,
     /// HAProxy backend.
     pub router: Option<Cow<'a, [u8]>>,
@@ -90,6 +96,7 @@ impl Record<'_> {
             duration_ns: self.duration_ns,
             upstream_duration_ns: self.upstream_duration_ns,
             upstream_status: self.upstream_status,
+            upstream_attempts: self.upstream_attempts,
             router: own(self.router),
             service: own(self.service),
             host: own(self.host),

@@ -22,10 +22,10 @@
 //! One logrus JSON object per line, every key optional (`fields.defaultMode: drop` is common).
 //! Read: `StartUTC` (else `StartLocal`), `RequestMethod`, `RequestPath`, `RequestProtocol`,
 //! `RequestHost`, `DownstreamStatus`, `DownstreamContentSize`, `Duration` (ns),
-//! `OriginDuration` (ns), `OriginStatus`, `RouterName`, `ServiceName`, and the trace id from
-//! `TraceId` (Traefik's tracing on) or else `request_Traceparent` (the client's header, kept with
-//! `accessLog.fields.headers.names.traceparent=keep`). A request Traefik answered
-//! itself logs `OriginStatus: 0` and `OriginDuration: 0`: both are then missing, and an
+//! `OriginDuration` (ns), `OriginStatus`, `RetryAttempts`, `RouterName`, `ServiceName`, and the
+//! trace id from `TraceId` (Traefik's tracing on) or else `request_Traceparent` (the client's
+//! header, kept with `accessLog.fields.headers.names.traceparent=keep`). A request Traefik
+//! answered itself logs `OriginStatus: 0` and `OriginDuration: 0`: both are then missing, and an
 //! `OriginStatus` of `0` alone means no upstream status. Any other key, header fields and v2's
 //! object-valued `ServiceURL` included, is skipped. An object with none of these keys (Traefik's
 //! own log lines when both logs share stdout) is [`ErrorKind::Foreign`].
@@ -61,6 +61,7 @@ pub(crate) fn parse_common(line: &[u8]) -> Result<Record<'_>, ParseError> {
         duration_ns: Some(right.duration_ns),
         upstream_duration_ns: None,
         upstream_status: None,
+        upstream_attempts: None,
         router: right.router.map(unescape_quote),
         service: None,
         host: None,
@@ -268,6 +269,7 @@ pub(crate) fn parse_json(line: &[u8]) -> Result<Record<'_>, ParseError> {
     let mut origin_duration = None;
     let mut origin_status = None;
     let mut traceparent = None;
+    let mut retries = None;
     let mut known = false;
     let mut json = Json::new(line);
     json.object(|json, key| {
@@ -287,6 +289,7 @@ pub(crate) fn parse_json(line: &[u8]) -> Result<Record<'_>, ParseError> {
             Key::StartUtc => record.timestamp = timestamp(json.string()?, at)?,
             // Parsed only if `StartUTC` is missing (it usually follows).
             Key::StartLocal => start_local = json.string()?.map(|text| (text, at)),
+            Key::RetryAttempts => retries = json.unsigned()?,
             Key::TraceId => {
                 record.trace_id = json.string()?.and_then(|id| trace_id_of_hex(&id));
             }
@@ -317,6 +320,14 @@ pub(crate) fn parse_json(line: &[u8]) -> Result<Record<'_>, ParseError> {
         record.upstream_duration_ns = origin_duration;
     }
     record.upstream_status = origin_status.filter(|s| s.code() != 0);
+    record.upstream_attempts = origin_status.map(|_| {
+        if answered_itself {
+            0
+        } else {
+            let retries = u16::try_from(retries.unwrap_or(0)).unwrap_or(u16::MAX);
+            retries.saturating_add(1)
+        }
+    });
     Ok(record)
 }
 
@@ -336,6 +347,7 @@ enum Key {
     ServiceName,
     StartUtc,
     StartLocal,
+    RetryAttempts,
     TraceId,
     Traceparent,
     Other,
@@ -355,6 +367,7 @@ fn json_key(key: &[u8]) -> Key {
         (11, b"ServiceName") => Key::ServiceName,
         (12, b"OriginStatus") => Key::OriginStatus,
         (13, b"RequestMethod") => Key::RequestMethod,
+        (13, b"RetryAttempts") => Key::RetryAttempts,
         (14, b"OriginDuration") => Key::OriginDuration,
         (15, b"RequestProtocol") => Key::RequestProtocol,
         (16, b"DownstreamStatus") => Key::DownstreamStatus,
@@ -499,6 +512,24 @@ mod tests {
         assert_eq!(text(&r.router), Some("https-ns@docker"));
         assert_eq!(text(&r.service), Some("ns-ns@docker"));
         assert_eq!(text(&r.host), Some("ns.example.com"));
+        assert_eq!(r.upstream_attempts, Some(1));
+    }
+
+    #[test]
+    fn json_upstream_attempts_count_retries_and_none_when_traefik_answered_itself() {
+        let attempts = |line: &[u8]| parse_json(line).unwrap().upstream_attempts;
+        let retried = br#"{"DownstreamStatus":200,"Duration":9000,"OriginDuration":8000,"OriginStatus":200,"RetryAttempts":2}"#;
+        assert_eq!(attempts(retried), Some(3));
+        // A middleware's answer (rate limit, auth, redirect): Traefik tried no upstream.
+        let itself = br#"{"DownstreamStatus":429,"Duration":52000,"OriginDuration":0,"OriginStatus":0,"RetryAttempts":0}"#;
+        assert_eq!(attempts(itself), Some(0));
+        // The client left while the upstream was working: one attempt.
+        let cancelled = br#"{"DownstreamStatus":499,"Duration":52000,"OriginDuration":41000,"OriginStatus":0}"#;
+        assert_eq!(attempts(cancelled), Some(1));
+        // `fields.defaultMode: drop` without OriginStatus: the log does not say.
+        assert_eq!(attempts(br#"{"DownstreamStatus":200,"Duration":9000}"#), None);
+        let huge = br#"{"DownstreamStatus":200,"OriginDuration":1,"OriginStatus":200,"RetryAttempts":99999999999}"#;
+        assert_eq!(attempts(huge), Some(u16::MAX));
     }
 
     #[test]

@@ -49,6 +49,7 @@ impl Request {
                 upstream_duration_ns: (!self.attempts.is_empty())
                     .then(|| self.attempts.iter().map(|a| a.duration_ns).sum()),
                 upstream_status: self.attempts.last().and_then(|a| a.status).map(Status::new),
+                upstream_attempts: Some(u16::try_from(self.attempts.len()).unwrap_or(u16::MAX)),
                 router: self.router.as_deref().and_then(text),
                 service: self
                     .service
@@ -126,6 +127,17 @@ impl Request {
             upstream_duration_ns: by(RecordField::UpstreamDuration)
                 .filter(|_| !self.attempts.is_empty())
                 .map(|_| upstream_ns),
+            upstream_attempts: by(RecordField::UpstreamStatus).map(|_| {
+                let attempts = u16::try_from(self.attempts.len()).unwrap_or(u16::MAX);
+                // A lone attempt without a response is written `-`, as no attempt is: only an
+                // upstream time tells them apart.
+                let unanswered = self.attempts.len() == 1 && self.attempts[0].status.is_none();
+                if unanswered && by(RecordField::UpstreamDuration).is_none() {
+                    0
+                } else {
+                    attempts
+                }
+            }),
             upstream_status: by(RecordField::UpstreamStatus)
                 .and_then(|_| self.attempts.iter().rev().find_map(|a| a.status))
                 .map(Status::new),

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use memchr::{memchr, memchr2};
 
 use super::compile::{Compiled, Extent, Field, Role};
-use super::upstream::{last_status, list_extent, sum_seconds};
+use super::upstream::{attempts, last_status, list_extent, sum_seconds};
 use super::{Escape, LogFormat};
 use crate::format::lex::{
     Decimal, parse_duration, parse_status, parse_u64, split_request_lenient, unescape_json,
@@ -34,6 +34,10 @@ impl LogFormat {
         }
         if pos < line.len() {
             return Err(ParseError::new(ErrorKind::TrailingData, pos));
+        }
+        // A lone `-` status with an upstream time is one attempt that got no response.
+        if record.upstream_attempts == Some(0) && record.upstream_duration_ns.is_some() {
+            record.upstream_attempts = Some(1);
         }
         Ok(record)
     }
@@ -197,6 +201,10 @@ impl Compiled {
         at: usize,
     ) -> Result<(), ParseError> {
         if role == Role::Ignore || value.is_empty() || value == b"-" {
+            if role == Role::UpstreamStatus {
+                // No upstream was tried (unless an upstream time says one was: see `parse`).
+                record.upstream_attempts = Some(0);
+            }
             return Ok(());
         }
         let fail = |kind| ParseError::new(kind, at);
@@ -273,6 +281,7 @@ impl Compiled {
             }
             Role::UpstreamStatus => {
                 record.upstream_status = last_status(value).ok_or(fail(ErrorKind::Status))?;
+                record.upstream_attempts = attempts(value);
             }
         }
         Ok(())

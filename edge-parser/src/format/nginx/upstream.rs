@@ -74,6 +74,20 @@ pub(crate) fn last_status(list: &[u8]) -> Option<Option<Status>> {
     Some(last)
 }
 
+/// How many attempts a status list names, one per element; `None` when an element is neither
+/// a status nor `-`.
+pub(crate) fn attempts(list: &[u8]) -> Option<u16> {
+    let mut count: u16 = 0;
+    for element in elements(list) {
+        let element = element?;
+        if element != b"-" {
+            parse_status(element)?;
+        }
+        count = count.saturating_add(1);
+    }
+    Some(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
