@@ -48,6 +48,7 @@ pub use key::{ABSENT, Dimension, GroupKey, UnknownDimension};
 pub(crate) use stats::method_label;
 pub use stats::{
     CodeCount, GroupStats, LineCounts, MAX_TIMELINE_POINTS, StatusClasses, StatusCounts, Timeline,
+    UpstreamCounts,
 };
 
 use crate::format::Format;

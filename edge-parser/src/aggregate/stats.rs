@@ -135,6 +135,46 @@ pub struct GroupStats {
     /// Requests by method and status code, sorted, when
     /// [`AggregateConfig::count_codes`](super::AggregateConfig::count_codes) is set.
     pub codes: Vec<CodeCount>,
+    /// What the log says of the requests' upstream attempts.
+    pub upstream: UpstreamCounts,
+}
+
+/// What a group's lines say of their upstream attempts (where the format logs them: see
+/// [`Record::upstream_attempts`]): the reasons a request reached the proxy and no service, or
+/// reached a service more than once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamCounts {
+    /// Requests the proxy answered without trying an upstream, other than 499 (the client
+    /// left) and 502–504, which the reconciliation already reads by status.
+    pub unforwarded: u64,
+    /// Attempts beyond each request's first (retries, internal redirects).
+    pub retries: u64,
+}
+
+impl UpstreamCounts {
+    #[inline]
+    fn add(&mut self, record: &Record<'_>) {
+        let Some(attempts) = record.upstream_attempts else {
+            return;
+        };
+        let code = record.status.map_or(0, |status| status.code());
+        if attempts == 0 && !matches!(code, 499 | 502..=504) {
+            self.unforwarded = self.unforwarded.saturating_add(1);
+        }
+        self.retries = self
+            .retries
+            .saturating_add(u64::from(attempts.saturating_sub(1)));
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.unforwarded = self.unforwarded.saturating_add(other.unforwarded);
+        self.retries = self.retries.saturating_add(other.retries);
+    }
+
+    /// Nothing counted (a format that does not log its upstream attempts).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl GroupStats {
@@ -158,6 +198,7 @@ impl GroupStats {
         self.bytes_sent = self
             .bytes_sent
             .saturating_add(record.bytes_sent.unwrap_or(0));
+        self.upstream.add(record);
     }
 
     fn add_code(&mut self, method: &'static str, code: i16, count: u64) {
@@ -194,6 +235,7 @@ impl GroupStats {
         for theirs in &other.codes {
             self.add_code(theirs.method, theirs.code, theirs.count);
         }
+        self.upstream.merge(&other.upstream);
     }
 }
 

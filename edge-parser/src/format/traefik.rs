@@ -524,10 +524,14 @@ mod tests {
         let itself = br#"{"DownstreamStatus":429,"Duration":52000,"OriginDuration":0,"OriginStatus":0,"RetryAttempts":0}"#;
         assert_eq!(attempts(itself), Some(0));
         // The client left while the upstream was working: one attempt.
-        let cancelled = br#"{"DownstreamStatus":499,"Duration":52000,"OriginDuration":41000,"OriginStatus":0}"#;
+        let cancelled =
+            br#"{"DownstreamStatus":499,"Duration":52000,"OriginDuration":41000,"OriginStatus":0}"#;
         assert_eq!(attempts(cancelled), Some(1));
         // `fields.defaultMode: drop` without OriginStatus: the log does not say.
-        assert_eq!(attempts(br#"{"DownstreamStatus":200,"Duration":9000}"#), None);
+        assert_eq!(
+            attempts(br#"{"DownstreamStatus":200,"Duration":9000}"#),
+            None
+        );
         let huge = br#"{"DownstreamStatus":200,"OriginDuration":1,"OriginStatus":200,"RetryAttempts":99999999999}"#;
         assert_eq!(attempts(huge), Some(u16::MAX));
     }

@@ -6,7 +6,8 @@
 //! edge's groups summed by route, each service instance's `_count` samples (a counter that goes
 //! down is a restarted service: what it had counted is carried over). Requests that reached the
 //! proxy but no service (`lost`) are put down, in this order, to the proxy answering itself
-//! (the edge's 502/503/504 beyond the services' own), to clients that hung up before the
+//! (what its log says it answered without trying an upstream, and the edge's 502/503/504
+//! beyond the services' own), to clients that hung up before the
 //! upstream answered (the edge's 499 beyond the services' own), and the rest `unexplained`. The
 //! services counting more than the edge (retries) is `extra_at_service`. A row is `partial` (and
 //! says why) when a service instance is failing now or joined after the start (or when the
@@ -51,6 +52,11 @@ pub struct RouteCounts {
     pub proxy_errors: u64,
     /// Of them, answered 499 (the client hung up first).
     pub cancelled: u64,
+    /// Of them, answered by the proxy without trying an upstream, as its log says (other
+    /// than 499 and 502–504; see [`UpstreamCounts`](crate::aggregate::UpstreamCounts)).
+    pub unforwarded: u64,
+    /// Upstream attempts beyond each request's first, as the proxy's log says.
+    pub retries: u64,
     /// Their durations, at the default bucket bounds.
     #[serde(skip)]
     pub latency: Buckets,
@@ -71,6 +77,10 @@ impl RouteCounts {
             let stats = group.stats();
             let counts = routes.entry(route.to_owned()).or_default();
             counts.requests = counts.requests.saturating_add(stats.requests);
+            counts.unforwarded = counts
+                .unforwarded
+                .saturating_add(stats.upstream.unforwarded);
+            counts.retries = counts.retries.saturating_add(stats.upstream.retries);
             let at_bounds = |histogram: &crate::histogram::LatencyHistogram| {
                 let mut counts: Vec<u64> = histogram
                     .counts_at_or_below(Buckets::bounds_micros())
@@ -98,6 +108,8 @@ impl RouteCounts {
             requests: self.requests.saturating_sub(start.requests),
             proxy_errors: self.proxy_errors.saturating_sub(start.proxy_errors),
             cancelled: self.cancelled.saturating_sub(start.cancelled),
+            unforwarded: self.unforwarded.saturating_sub(start.unforwarded),
+            retries: self.retries.saturating_sub(start.retries),
             latency: self.latency.since(&start.latency),
             upstream: self.upstream.since(&start.upstream),
         }
@@ -108,6 +120,8 @@ impl RouteCounts {
             requests: self.requests.saturating_add(more.requests),
             proxy_errors: self.proxy_errors.saturating_add(more.proxy_errors),
             cancelled: self.cancelled.saturating_add(more.cancelled),
+            unforwarded: self.unforwarded.saturating_add(more.unforwarded),
+            retries: self.retries.saturating_add(more.retries),
             latency: self.latency.plus(&more.latency),
             upstream: self.upstream.plus(&more.upstream),
         }
@@ -130,7 +144,7 @@ fn service_counts(scrape: &ServiceScrape) -> BTreeMap<String, RouteCounts> {
                 proxy_errors: status(&[502, 503, 504]),
                 cancelled: status(&[499]),
                 latency: Buckets::from_service(&side.buckets).unwrap_or_default(),
-                upstream: Buckets::default(),
+                ..RouteCounts::default()
             };
             (route.to_owned(), counts)
         })
@@ -188,7 +202,8 @@ pub struct Reconciler {
 /// Why the lost requests were lost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct LostReasons {
-    /// Answered 502/503/504 by the proxy itself (beyond the services' own).
+    /// Answered by the proxy itself: without trying an upstream, as its log says (a
+    /// middleware's 401/403/429, a redirect), or 502/503/504 beyond the services' own.
     pub proxy_answered: u64,
     /// The client hung up before the upstream answered (499 beyond the services' own).
     pub client_cancelled: u64,
@@ -211,6 +226,10 @@ pub struct RouteReconciliation {
     pub reasons: LostReasons,
     /// Requests the services counted beyond the edge's (retries behind the proxy).
     pub extra_at_service: u64,
+    /// Upstream attempts beyond each request's first that the proxy logged (retries). Those
+    /// that reached a service are counted there too, so `lost` (a net difference) may hide up
+    /// to this many more, and `extra_at_service` is explained up to this many.
+    pub retries: u64,
     /// Where the time goes, at p50, p90 and p99; `None` without upstream time in the log or
     /// without requests on a side.
     pub latency: Option<LatencySplit>,
@@ -362,6 +381,7 @@ pub(crate) fn row(
     let proxy_answered = edge
         .proxy_errors
         .saturating_sub(service.proxy_errors)
+        .saturating_add(edge.unforwarded)
         .min(lost);
     let client_cancelled = edge
         .cancelled
@@ -378,6 +398,7 @@ pub(crate) fn row(
             unexplained: lost - proxy_answered - client_cancelled,
         },
         extra_at_service: service.requests.saturating_sub(edge.requests),
+        retries: edge.retries,
         latency: LatencySplit::of(&edge.latency, &edge.upstream, &service.latency),
         partial,
     }

@@ -125,6 +125,7 @@ fn a_checkpoint_of_the_first_release_is_shown_but_not_resumed() {
                     count: 1
                 },
             ],
+            upstream: crate::aggregate::UpstreamCounts::default(),
         }
     );
     // Written again, its state is the same document, in a checkpoint that is resumed.
@@ -165,6 +166,33 @@ fn an_aggregate_round_trips_through_the_persisted_state() {
         aggregator.add_line(LinePosition::new(0, n as u64 + 1), line.as_bytes());
     }
     let aggregate = aggregator.into_aggregate();
+    assert_eq!(round_trip(&aggregate), aggregate);
+}
+
+#[test]
+fn upstream_counts_round_trip_through_the_persisted_state() {
+    let mut config = AggregateConfig::new(Format::TraefikJson);
+    config.count_codes = true;
+    let mut aggregator = Aggregator::new(&config);
+    for (n, line) in [
+        // A rate limit's answer (no upstream), then a request retried twice.
+        r#"{"DownstreamStatus":429,"Duration":52000,"OriginDuration":0,"OriginStatus":0,"RouterName":"api@file"}"#,
+        r#"{"DownstreamStatus":200,"Duration":9000,"OriginDuration":8000,"OriginStatus":200,"RetryAttempts":2,"RouterName":"api@file"}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        aggregator.add_line(LinePosition::new(0, n as u64 + 1), line.as_bytes());
+    }
+    let aggregate = aggregator.into_aggregate();
+    let total = aggregate.total();
+    assert_eq!(
+        total.upstream,
+        crate::aggregate::UpstreamCounts {
+            unforwarded: 1,
+            retries: 2
+        }
+    );
     assert_eq!(round_trip(&aggregate), aggregate);
 }
 
@@ -292,6 +320,11 @@ fn each_rule_of_the_state_is_refused_naming_it() {
             r#""upstream_latency":{"count":0,"sum":0,"min":0,"max":0,"counters":[]}"#,
             r#""upstream_latency":{"count":3,"sum":9,"min":3,"max":3,"counters":[[3,3]]}"#,
             format!("{group}: 2 requests but 3 upstream latencies"),
+        ),
+        (
+            r#""bytes_sent":10,"#,
+            r#""bytes_sent":10,"upstream":{"unforwarded":3,"retries":0},"#,
+            format!("{group}: 2 requests but 3 answered without an upstream"),
         ),
         (
             r#""latency":{"count":2,"sum":7000,"min":3000,"max":4000,"counters":[[2524,1],[3024,1]]}"#,

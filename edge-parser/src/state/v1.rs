@@ -12,7 +12,7 @@ use vantage_instrument::names::OTHER_METHOD;
 use super::{EdgeState, Health, Limits};
 use crate::aggregate::{
     Aggregate, CodeCount, Dimension, GroupKey, GroupStats, LineCounts, LinePosition,
-    MAX_SAMPLE_BYTES, MalformedSample, StatusClasses, method_label,
+    MAX_SAMPLE_BYTES, MalformedSample, StatusClasses, UpstreamCounts, method_label,
 };
 use crate::bounded;
 use crate::format::Status;
@@ -79,6 +79,9 @@ struct StatsV1<'a> {
     bytes_sent: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     codes: Vec<CodeV1<'a>>,
+    /// Absent from checkpoints written before it was counted, and when nothing was.
+    #[serde(default, skip_serializing_if = "UpstreamCounts::is_empty")]
+    upstream: UpstreamCounts,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -404,6 +407,7 @@ impl<'a> StatsV1<'a> {
                     count: code.count,
                 })
                 .collect(),
+            upstream: stats.upstream,
         }
     }
 
@@ -431,6 +435,12 @@ impl<'a> StatsV1<'a> {
                 self.upstream_latency.count()
             ));
         }
+        if self.upstream.unforwarded > self.requests {
+            return Err(format!(
+                "{} requests but {} answered without an upstream",
+                self.requests, self.upstream.unforwarded
+            ));
+        }
         let codes = self.codes()?;
         if limits.codes && codes.is_empty() {
             return Err("it has no counts by method and code".to_owned());
@@ -444,6 +454,7 @@ impl<'a> StatsV1<'a> {
             upstream_latency: self.upstream_latency.into_owned(),
             bytes_sent: self.bytes_sent,
             codes,
+            upstream: self.upstream,
         })
     }
 

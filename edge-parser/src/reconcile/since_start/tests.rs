@@ -89,6 +89,7 @@ fn lost_requests_are_put_down_to_the_proxy_the_client_and_the_rest() {
                 unexplained: 3,
             },
             extra_at_service: 0,
+            retries: 0,
             latency: None,
             partial: false,
         }
@@ -97,6 +98,48 @@ fn lost_requests_are_put_down_to_the_proxy_the_client_and_the_rest() {
     let orders = row(&report, "/orders");
     assert_eq!((orders.edge_requests, orders.service_requests), (0, 7));
     assert_eq!((orders.lost, orders.extra_at_service), (0, 7));
+}
+
+#[test]
+fn what_the_log_says_of_upstream_attempts_explains_losses_and_extra_requests() {
+    let counts = |requests, proxy_errors, unforwarded, retries| {
+        BTreeMap::from([(
+            USERS.to_owned(),
+            RouteCounts {
+                requests,
+                proxy_errors,
+                unforwarded,
+                retries,
+                ..RouteCounts::default()
+            },
+        )])
+    };
+    let mut reconciler = Reconciler::default();
+    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 0)])))], 0.0, || {
+        counts(0, 0, 0, 0)
+    });
+    // The edge: 50 requests, 6 answered by a rate limit without an upstream (429), 2 502s of
+    // the proxy's; the service ended 42.
+    let now = counts(50, 2, 6, 0);
+    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 42)])))], 1.0, || now.clone());
+    let report = reconciler.report(&now, None);
+    let users = row(&report, USERS);
+    assert_eq!(users.lost, 8);
+    assert_eq!(
+        users.reasons,
+        LostReasons {
+            proxy_answered: 8,
+            client_cancelled: 0,
+            unexplained: 0
+        }
+    );
+    // Then 10 more at the edge with 3 retries logged, 13 more at the service: the retries
+    // reached it, so the net loss shrinks by 3, and the row names them.
+    let later = counts(60, 2, 6, 3);
+    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 55)])))], 2.0, || later.clone());
+    let users = row(&reconciler.report(&later, None), USERS);
+    assert_eq!((users.edge_requests, users.service_requests), (60, 55));
+    assert_eq!((users.lost, users.retries), (5, 3));
 }
 
 #[test]
