@@ -121,7 +121,9 @@ fn what_the_log_says_of_upstream_attempts_explains_losses_and_extra_requests() {
     // The edge: 50 requests, 6 answered by a rate limit without an upstream (429), 2 502s of
     // the proxy's; the service ended 42.
     let now = counts(50, 2, 6, 0);
-    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 42)])))], 1.0, || now.clone());
+    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 42)])))], 1.0, || {
+        now.clone()
+    });
     let report = reconciler.report(&now, None);
     let users = row(&report, USERS);
     assert_eq!(users.lost, 8);
@@ -136,7 +138,9 @@ fn what_the_log_says_of_upstream_attempts_explains_losses_and_extra_requests() {
     // Then 10 more at the edge with 3 retries logged, 13 more at the service: the retries
     // reached it, so the net loss shrinks by 3, and the row names them.
     let later = counts(60, 2, 6, 3);
-    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 55)])))], 2.0, || later.clone());
+    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 55)])))], 2.0, || {
+        later.clone()
+    });
     let users = row(&reconciler.report(&later, None), USERS);
     assert_eq!((users.edge_requests, users.service_requests), (60, 55));
     assert_eq!((users.lost, users.retries), (5, 3));
