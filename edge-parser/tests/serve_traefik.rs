@@ -666,6 +666,14 @@ fn wait_joined(server: &Server, route: &str, count: usize) -> Vec<serde_json::Va
         .unwrap_or_else(|error| panic!("{route}: {error}\n--- server log ---\n{}", server.stderr()))
 }
 
+/// Sends `GET path` to `web` and closes the connection after `after`, before the answer.
+fn hang_up(web: SocketAddr, path: &str, after: Duration) {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(web).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {web}\r\n\r\n").expect("send");
+    std::thread::sleep(after);
+}
+
 /// `GET path` through Traefik `times` times; every answer must be `status`.
 fn send(web: SocketAddr, path: &str, times: u64, status: u16) {
     for n in 0..times {
@@ -845,6 +853,24 @@ fn reconcile_through_traefik(format: &str) {
         );
         assert_eq!(request["status"], 200);
     }
+    // Clients that hang up while their request waits in the queue: Traefik logs 499 and
+    // cancels its request upstream, the service drops it before its handler: lost, put down
+    // to the clients. Past twice the queue's delay they are still not counted by the service.
+    for n in 0..5 {
+        hang_up(ports.web, &format!("/slow/gone{n}"), QUEUED / 6);
+    }
+    let gone = |reconcile: serde_json::Value| route_row(&reconcile["routes"], "/slow/{ms}");
+    let check = |slow: serde_json::Value| {
+        assert_eq!(slow["lost"], 5, "{slow}");
+        assert_eq!(
+            slow["reasons"],
+            serde_json::json!({"proxy_answered": 0, "client_cancelled": 5, "unexplained": 0}),
+            "{slow}"
+        );
+    };
+    check(gone(server.wait_reconciled("/slow/{ms}", 10, 5)));
+    std::thread::sleep(QUEUED * 2);
+    check(gone(server.wait_reconciled("/slow/{ms}", 10, 5)));
     // Traefik's JSON log has the upstream time: the split at p50, p90, p99, adding up.
     let split = users["latency"]["at"].as_array().expect("a latency split");
     assert_eq!(split.len(), 3);
