@@ -187,7 +187,7 @@ impl Sidecar {
         // sidecar scrapes through the demo's proxy), named rather than `(other)`.
         config.routes = RouteRules::new(["/health", "/metrics"])?;
         config.services = vec![Target::parse(&format!("http://{service}/metrics"))?];
-        config.service_scrape_interval = SCRAPE_INTERVAL;
+        config.service_scrape.interval = SCRAPE_INTERVAL;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (listening, addr) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
