@@ -44,7 +44,8 @@ use std::time::Duration;
 
 use crate::proxies::{Backend, Proxy, free_port, get_status, require};
 use crate::serve_util::{
-    Exposition, POLL, Scraper, Server, get, poll_until, promtool_check, request, route_row,
+    Exposition, POLL, Prometheus, Scraper, Server, get, poll_until, promtool_check, request,
+    route_row,
 };
 use crate::util::{Dir, WAIT_LIMIT};
 
@@ -703,25 +704,26 @@ fn serve_reconciles_a_real_traefik_common_log_without_a_latency_split() {
     reconcile_through_traefik("common");
 }
 
-/// Traefik with its access log in `format` (`json` or `common`) in front of an instrumented
-/// service that goes down and comes back, the sidecar reconciling both.
-fn reconcile_through_traefik(format: &str) {
-    let Some(bin) = traefik_binary() else {
-        return;
-    };
-    let dir = Dir::new(&format!("serve-traefik-reconcile-{format}"));
+/// Traefik (its access log in `format`, `json` or `common`) in front of the backend at
+/// `backend`, routing, with `/users/{id}` and `/slow/{ms}` served once (the service exports a
+/// route once it served it); and the sidecar following its log with `--service-metrics` on the
+/// backend, scraping every 100 ms.
+fn traefik_and_sidecar(
+    bin: &Path,
+    dir: &Dir,
+    backend: SocketAddr,
+    format: &str,
+) -> (Proxy, Ports, Server) {
     let ports = Ports {
         web: free_port(),
         admin: free_port(),
     };
-    let backend_addr = free_port();
-    let mut backend = instrumented_backend(backend_addr);
     std::fs::create_dir_all(dir.join("logs")).expect("logs directory");
     let log = dir.join("logs/access.log");
-    write_config(&dir, ports, backend_addr, &log, format);
-    let mut command = Command::new(&bin);
+    write_config(dir, ports, backend, &log, format);
+    let mut command = Command::new(bin);
     command.arg("--configFile=traefik.yml");
-    let proxy = Proxy::start("traefik-reconcile", command, &dir, ports.web);
+    let proxy = Proxy::start("traefik-reconcile", command, dir, ports.web);
     let routed = poll_until(WAIT_LIMIT, || match get(ports.web, "/ok") {
         Ok(response) if response.status == 200 => Ok(()),
         Ok(response) => Err(format!("GET /ok: {}", response.status)),
@@ -730,14 +732,11 @@ fn reconcile_through_traefik(format: &str) {
     if let Err(error) = routed {
         panic!("no route: {error}\n{}", proxy.output());
     }
-
-    // The service exports a route once it served it.
     send(ports.web, "/users/warm", 1, 200);
     send(ports.web, "/slow/warm", 1, 200);
-
-    let url = format!("http://{backend_addr}/metrics");
+    let url = format!("http://{backend}/metrics");
     let server = Server::start(
-        &dir,
+        dir,
         &[
             "--log",
             log.to_str().expect("path"),
@@ -749,6 +748,19 @@ fn reconcile_through_traefik(format: &str) {
             "100ms",
         ],
     );
+    (proxy, ports, server)
+}
+
+/// Traefik with its access log in `format` (`json` or `common`) in front of an instrumented
+/// service that goes down and comes back, the sidecar reconciling both.
+fn reconcile_through_traefik(format: &str) {
+    let Some(bin) = traefik_binary() else {
+        return;
+    };
+    let dir = Dir::new(&format!("serve-traefik-reconcile-{format}"));
+    let backend_addr = free_port();
+    let mut backend = instrumented_backend(backend_addr);
+    let (_proxy, ports, server) = traefik_and_sidecar(&bin, &dir, backend_addr, format);
     let reconciled = |edge: u64, service: u64| {
         route_row(
             &server.wait_reconciled("/users/{id}", edge, service)["routes"],
@@ -901,5 +913,77 @@ fn reconcile_through_traefik(format: &str) {
         assert_eq!(seconds(at, "handler_seconds"), service, "{at}");
         assert!(service > 0.0 && edge >= service, "{at}");
     }
+    drop(backend);
+}
+
+/// A real Prometheus scraping the sidecar and the service every second, with the shipped
+/// reconciliation rules loaded, while clients send a steady mix through a real Traefik: one
+/// request in five to `/users/{id}` refused by Traefik itself (403, no upstream). The rules'
+/// share of the route lost before the app agrees with `/api/reconcile`'s exact count within
+/// what Prometheus's `rate()` allows: each side's rate extrapolates up to one scrape interval
+/// (250 ms) past its samples, over 20 s of them (±1.25 % each), so the share (1 − 4/5 of the
+/// ratio of the two) is within ±0.02. And the rules split the route's time into its three
+/// parts.
+#[test]
+fn the_prometheus_rules_agree_with_the_sidecar_on_a_real_traefik() {
+    let Some(bin) = traefik_binary() else {
+        return;
+    };
+    let dir = Dir::new("serve-traefik-prometheus-rules");
+    let backend_addr = free_port();
+    let backend = instrumented_backend(backend_addr);
+    let (_proxy, ports, server) = traefik_and_sidecar(&bin, &dir, backend_addr, "json");
+    // Every series exists before Prometheus's first scrape: a counter's first increment is
+    // never seen by `rate()`.
+    server.wait_reconciled("/users/{id}", 0, 0);
+    send(ports.web, "/users/blocked", 1, 403);
+    send(ports.web, "/users/before", 1, 200);
+    server.wait_reconciled("/users/{id}", 2, 1);
+    let rules =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/vantage-reconcile.rules.yml");
+    let Some(prometheus) =
+        Prometheus::start_with_rules(&dir, &[server.addr(), backend_addr], &[&rules], "250ms")
+    else {
+        return;
+    };
+    // A few scrapes of the quiet series, then 20 s of the mix.
+    std::thread::sleep(Duration::from_secs(3));
+    let started = std::time::Instant::now();
+    let mut rounds = 0;
+    while started.elapsed() < Duration::from_secs(20) {
+        send(ports.web, &format!("/users/r{rounds}-"), 4, 200);
+        send(ports.web, &format!("/users/blocked{rounds}-"), 1, 403);
+        rounds += 1;
+        std::thread::sleep(PACE);
+    }
+    let users = route_row(
+        &server.wait_reconciled("/users/{id}", 2 + rounds * 5, 1 + rounds * 4)["routes"],
+        "/users/{id}",
+    );
+    assert_eq!(users["reasons"]["proxy_answered"], 1 + rounds);
+    let sidecar_share = (1 + rounds) as f64 / (2 + rounds * 5) as f64;
+    // A few scrapes and rule evaluations after the last request.
+    std::thread::sleep(Duration::from_secs(2));
+    let route = r#"{http_route="/users/{id}"}"#;
+    let share = prometheus.query(&format!(
+        "http_route:requests_lost_before_app:ratio_rate5m{route}"
+    ));
+    assert_eq!(share.len(), 1, "{share:?}\n{}", prometheus.log());
+    assert!(
+        (share[0].1 - sidecar_share).abs() <= 0.02,
+        "rules {} against the sidecar's {sidecar_share}",
+        share[0].1
+    );
+    let parts: Vec<String> = prometheus
+        .query(&format!("http_route:latency_split_seconds:mean5m{route}"))
+        .into_iter()
+        .map(|(labels, seconds)| {
+            assert!(seconds >= 0.0, "{labels:?} {seconds}");
+            labels["part"].clone()
+        })
+        .collect();
+    let mut parts = parts;
+    parts.sort();
+    assert_eq!(parts, ["handler", "in_front_of_handler", "proxy"]);
     drop(backend);
 }

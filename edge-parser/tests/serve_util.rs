@@ -856,11 +856,29 @@ impl Prometheus {
     /// after saying why, when `prometheus` is not installed, except under CI (`CI` set), where
     /// that fails the test.
     pub(crate) fn start(dir: &Dir, target: SocketAddr) -> Option<Self> {
+        Self::start_with_rules(dir, &[target], &[], "1s")
+    }
+
+    /// Starts Prometheus scraping every target and evaluating the rules of `rule_files` every
+    /// `interval` (`250ms`, `1s`); see [`start`](Self::start).
+    pub(crate) fn start_with_rules(
+        dir: &Dir,
+        targets: &[SocketAddr],
+        rule_files: &[&std::path::Path],
+        interval: &str,
+    ) -> Option<Self> {
         let binary = crate::proxies::require("prometheus")?;
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let rules: Vec<String> = rule_files
+            .iter()
+            .map(|path| format!("'{}'", path.display()))
+            .collect();
         let config = dir.create(
             "prometheus.yml",
             format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: edge\n    static_configs:\n      - targets: ['{target}']\n"
+                "global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n  evaluation_interval: {interval}\nrule_files: [{}]\nscrape_configs:\n  - job_name: edge\n    static_configs:\n      - targets: [{}]\n",
+                rules.join(", "),
+                targets.join(", ")
             ),
         );
         let addr = crate::proxies::free_port();
