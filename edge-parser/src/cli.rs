@@ -153,10 +153,11 @@ struct ServeArgs {
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     service_scrape_interval: Duration,
     /// Where each --service-metrics instance serves its slowest requests with their trace ids
-    /// (vantage_tower's SlowRequests), read at the same address after each scrape and joined
-    /// with the edge's slowest by trace id in /api/slow; `none` to not read it.
-    #[arg(long, default_value = scrape::DEFAULT_SLOW_PATH, value_name = "PATH", value_parser = parse_slow_path)]
-    service_slow_path: SlowPath,
+    /// (`/debug/slow` where vantage_tower's SlowRequests is mounted), read at the same address
+    /// after each scrape and joined with the edge's slowest by trace id in /api/slow. Not read
+    /// unless given: a service counts every request for a page it does not have.
+    #[arg(long, value_name = "PATH", value_parser = parse_slow_path)]
+    service_slow_path: Option<String>,
 }
 
 /// How lines are read and grouped: shared by `report` and `serve`.
@@ -405,7 +406,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     config.services = args.service_metrics.clone();
     config.service_scrape = scrape::Settings {
         interval: args.service_scrape_interval,
-        slow_path: args.service_slow_path.0.clone(),
+        slow_path: args.service_slow_path.clone(),
     };
     match vantage_edge::serve::run(&config) {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -417,15 +418,12 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `--service-slow-path`: a path, or `none`.
-#[derive(Debug, Clone)]
-struct SlowPath(Option<String>);
-
-fn parse_slow_path(text: &str) -> Result<SlowPath, String> {
-    match text {
-        "none" => Ok(SlowPath(None)),
-        path if path.starts_with('/') => Ok(SlowPath(Some(path.to_owned()))),
-        _ => Err("a path starting with `/` (such as /debug/slow), or `none`".to_owned()),
+/// `--service-slow-path`: a path.
+fn parse_slow_path(text: &str) -> Result<String, String> {
+    if text.starts_with('/') {
+        Ok(text.to_owned())
+    } else {
+        Err("a path starting with `/`, such as /debug/slow".to_owned())
     }
 }
 

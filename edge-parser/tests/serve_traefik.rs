@@ -746,6 +746,8 @@ fn traefik_and_sidecar(
             &url,
             "--service-scrape-interval",
             "100ms",
+            "--service-slow-path",
+            "/debug/slow",
         ],
     );
     (proxy, ports, server)

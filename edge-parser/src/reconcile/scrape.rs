@@ -2,9 +2,10 @@
 //! its host resolves to as an instance of its own, with a timeout, a size limit and a backoff
 //! after failures; what each instance said last and how its scrapes went.
 //!
-//! Beside `/metrics`, each instance's slowest requests are read from the same address
-//! ([`Settings::slow_path`], `/debug/slow` by default, where `vantage_tower::slow::SlowRequests`
+//! Beside `/metrics`, each instance's slowest requests can be read from the same address
+//! ([`Settings::slow_path`], such as `/debug/slow` where `vantage_tower::slow::SlowRequests`
 //! serves them) for the trace join; a service without that page is only named, never failing.
+//! Only when asked: a request to a page a service does not have is a request it counts.
 //!
 //! A service that cannot be scraped is never read as a service with no requests: its instance
 //! keeps its last good scrape (with its time) and its failures are counted and named
@@ -41,15 +42,12 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The most instances (addresses of all URLs together) scraped.
 pub const MAX_INSTANCES: usize = 64;
 
-/// Where the services' slowest requests are read by default.
-pub const DEFAULT_SLOW_PATH: &str = "/debug/slow";
-
 /// How the services are scraped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Time between two rounds.
     pub interval: Duration,
-    /// The path of each instance's slowest requests (`None`: not read).
+    /// The path of each instance's slowest requests (`None`, the default: not read).
     pub slow_path: Option<String>,
 }
 
@@ -57,7 +55,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             interval: DEFAULT_SCRAPE_INTERVAL,
-            slow_path: Some(DEFAULT_SLOW_PATH.to_owned()),
+            slow_path: None,
         }
     }
 }

@@ -230,7 +230,11 @@ async fn the_slowest_requests_are_read_beside_the_metrics() {
 
     let targets = [target(with), target(without)];
     let mut scrapes = Scrapes::new();
-    scrape_round(&targets, &Settings::default(), &mut scrapes).await;
+    let settings = Settings {
+        slow_path: Some("/debug/slow".to_owned()),
+        ..Settings::default()
+    };
+    scrape_round(&targets, &settings, &mut scrapes).await;
     let read = scrapes[&(targets[0].url(), Some(with))]
         .slow
         .clone()
