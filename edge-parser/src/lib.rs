@@ -15,6 +15,7 @@
 //! - [`export`]: the views of the model: report table and JSON, Prometheus exposition.
 //! - [`report`]: `edge-parser report`: read logs once into an aggregate, on several threads.
 //! - [`tail`]: follow files like `tail -F`, across rotations, with exactly-once checkpoints.
+//! - [`slowest`]: the slowest requests of the last five minutes, a few per minute.
 //! - [`watch`]: the watch tower: per-router baselines, drops, spikes and error bursts.
 //! - [`state`]: what `serve` persists (checkpoint and snapshot), versioned and validated.
 //! - [`serve`] (feature `serve`): `edge-parser serve`: follow logs live, serve `/metrics`,
@@ -87,6 +88,7 @@ pub mod route;
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
 pub mod serve;
+pub mod slowest;
 pub mod state;
 pub mod synth;
 pub mod tail;
