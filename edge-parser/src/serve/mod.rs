@@ -25,6 +25,7 @@ pub(crate) mod clock;
 mod conn;
 pub(crate) mod http;
 mod ingest;
+mod page;
 mod persist;
 pub(crate) mod window;
 
