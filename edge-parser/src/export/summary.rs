@@ -13,6 +13,7 @@ use crate::aggregate::{Aggregate, Dimension, GroupKey, LineCounts, StatusClasses
 use crate::reconcile::since_start::Reconciliation;
 use crate::serve::clock::{SkewCounts, SkewSample};
 use crate::serve::window::{Percentiles, Summary};
+use crate::state::Health;
 use crate::tail::TailStatus;
 
 /// A window is marked partial when more than this share of its process's lines were not
@@ -80,6 +81,8 @@ pub(crate) struct SummaryView<'a, S> {
     pub(crate) skew_samples: Vec<SkewSample>,
     /// The edge against the services per route, with `--service-metrics`.
     pub(crate) reconcile: Option<&'a Reconciliation>,
+    /// Rotations and checkpoint writes.
+    pub(crate) health: &'a Health,
 }
 
 /// The `/api/summary` document, serialised as it is built (a thousand groups times three
@@ -88,6 +91,8 @@ pub(crate) struct SummaryView<'a, S> {
 #[derive(Serialize)]
 struct Document<'a> {
     anomalies: Vec<AnomalyDoc<'a>>,
+    checkpoint_errors: u64,
+    checkpoint_last_success: Option<i64>,
     clock_skew: ClockSkewDoc<'a>,
     files_open: usize,
     format: &'a str,
@@ -95,11 +100,23 @@ struct Document<'a> {
     lag_seconds: Option<f64>,
     last_line_timestamp: Option<f64>,
     lines: LineCounts,
+    malformed_samples: Vec<MalformedDoc<'a>>,
     now: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     reconcile: Option<&'a Reconciliation>,
+    rotations: &'a std::collections::BTreeMap<String, u64>,
     stale: bool,
+    stale_after_seconds: f64,
     windows: Vec<WindowDoc<'a>>,
+}
+
+/// A malformed line kept by the aggregate (a few, each cut short: see
+/// [`MalformedSample`](crate::aggregate::MalformedSample)).
+#[derive(Serialize)]
+struct MalformedDoc<'a> {
+    error: &'a str,
+    line_number: u64,
+    text: &'a str,
 }
 
 #[derive(Serialize)]
@@ -247,6 +264,8 @@ impl<S: BuildHasher> SummaryView<'_, S> {
                     router: &anomaly.router,
                 })
                 .collect(),
+            checkpoint_errors: self.health.checkpoint_errors,
+            checkpoint_last_success: self.health.checkpoint_last_success,
             clock_skew: ClockSkewDoc {
                 ahead: self.clock_skew.ahead,
                 behind: self.clock_skew.behind,
@@ -258,12 +277,24 @@ impl<S: BuildHasher> SummaryView<'_, S> {
             lag_seconds: lag,
             last_line_timestamp: self.last_line.map(|last| last as f64 / 1e9),
             lines: self.aggregate.lines(),
+            malformed_samples: self
+                .aggregate
+                .malformed_samples()
+                .iter()
+                .map(|sample| MalformedDoc {
+                    error: &sample.error,
+                    line_number: sample.position.line,
+                    text: &sample.text,
+                })
+                .collect(),
             now,
             reconcile: self.reconcile,
+            rotations: &self.health.rotations,
             stale: self
                 .last_seen
                 .values()
                 .all(|seen| seen.elapsed() > self.stale_after),
+            stale_after_seconds: self.stale_after.as_secs_f64(),
             windows,
         }
     }

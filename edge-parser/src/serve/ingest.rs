@@ -805,6 +805,7 @@ impl<'c> Ingest<'c> {
             clock_skew: self.clock.counts(),
             skew_samples: self.clock.samples().cloned().collect(),
             reconcile: self.reconciliation.as_ref(),
+            health: &self.health,
         };
         render(view)
     }
