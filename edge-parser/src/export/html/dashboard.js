@@ -459,8 +459,10 @@
         } else if (c.id === "errors") {
           tr.append(el("td", { "data-col": c.id }, ...mix(r)));
         } else {
-          const text = c.text(r);
-          tr.append(el("td", { class: `num live-value${text === MISSING ? " missing" : ""}`, "data-col": c.id, text }));
+          // The exact figure beside its rounded text, for people (a tooltip) and tests.
+          const value = c.value(r);
+          tr.append(el("td", { class: `num live-value${value == null ? " missing" : ""}`, "data-col": c.id,
+            "data-value": value, title: value == null ? "missing" : String(value), text: c.text(r) }));
         }
       }
       fragment.append(tr);

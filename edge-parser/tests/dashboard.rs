@@ -1,0 +1,294 @@
+//! The dashboard in a real headless Chromium: the live page of `edge-parser serve` and the
+//! page `edge-parser report --html` writes, read from the DOM as a person would read them.
+//!
+//! Its own test binary (`cargo test -p vantage-edge --test dashboard`): it needs a browser,
+//! and is the one to run when only the page changed. Without Chromium it says so and passes,
+//! except under `CI`, where a missing browser is a failure. Screenshots at 1280×800 go to
+//! `target/dashboard/`.
+
+// Shared with the integration binary, which uses the rest of them.
+#[allow(dead_code, reason = "helpers shared with the integration binary")]
+mod serve_util;
+#[allow(dead_code, reason = "helpers shared with the integration binary")]
+mod util;
+// Chromium over the DevTools protocol.
+mod browser;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use browser::Browser;
+use serve_util::{Server, append, traefik_line_at, unix_now};
+use util::{Dir, WAIT_LIMIT};
+
+/// The routers of the generated log, in turn, and their statuses in turn.
+const ROUTERS: [&str; 3] = ["api@docker", "web@docker", "auth@file"];
+const STATUSES: [u16; 4] = [200, 200, 404, 503];
+/// How soon the page must show lines appended to the log.
+const UPDATE_LIMIT: Duration = Duration::from_secs(2);
+/// `serve --stale-after`.
+const STALE_AFTER: Duration = Duration::from_secs(2);
+
+/// The rows of the groups table as (router, requests) from their text, summed by router (the
+/// live page groups by router and service).
+const ROWS_BY_ROUTER: &str = r#"(() => {
+  const rows = {};
+  for (const tr of document.querySelectorAll('#groups tbody tr')) {
+    const router = tr.querySelector('[data-col="key:router"]');
+    const requests = tr.querySelector('[data-col="requests"]');
+    if (!router || !requests) continue;
+    const n = Number(requests.textContent.replace(/,/g, ''));
+    rows[router.title] = (rows[router.title] || 0) + n;
+  }
+  return rows;
+})()"#;
+
+/// Whether a banner is shown.
+fn banner_shown(id: &str) -> String {
+    format!("!document.getElementById('{id}').hidden")
+}
+
+/// Where screenshots go: `target/dashboard/`.
+fn screenshot_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .join("dashboard")
+        .join(name)
+}
+
+/// A log of `count` requests numbered from `first`, stamped now; with the requests per router
+/// added to `expected`.
+fn lines_now(first: u64, count: u64, expected: &mut BTreeMap<String, u64>) -> String {
+    let now = unix_now();
+    (first..first + count)
+        .map(|n| {
+            let router = ROUTERS[n as usize % ROUTERS.len()];
+            *expected.entry(router.to_owned()).or_default() += 1;
+            let status = STATUSES[n as usize % STATUSES.len()];
+            traefik_line_at(n, now, router, "GET", status, (n % 50) as u32 + 1)
+        })
+        .collect()
+}
+
+fn as_counts(expected: &BTreeMap<String, u64>) -> Value {
+    json!(expected)
+}
+
+#[test]
+fn live_page_shows_exact_counts_follows_appends_and_marks_stale() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let dir = Dir::new("dashboard-live");
+    let log = dir.join("access.log");
+    let mut expected = BTreeMap::new();
+    append(&log, &lines_now(1, 40, &mut expected));
+    append(&log, "not an access log line\n");
+    let log_arg = log.display().to_string();
+    let stale_after = format!("{}s", STALE_AFTER.as_secs());
+    let server = Server::start(
+        &dir,
+        &[
+            "--log",
+            &log_arg,
+            "--format",
+            "traefik-common",
+            "--from-start",
+            "--poll-interval",
+            "50ms",
+            "--stale-after",
+            &stale_after,
+        ],
+    );
+    server.wait_taken_in(40);
+
+    // The page and its files, as a browser and an ingress see them.
+    let page = server.get("/");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let policy = page.header("content-security-policy").unwrap_or_default();
+    assert!(policy.contains("default-src 'none'") && policy.contains("connect-src 'self'"));
+    let script = server.get("/dashboard.js");
+    assert_eq!(
+        script.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+
+    let url = format!("http://{}/", server.addr());
+    browser.open(&url);
+    browser.eval("document.querySelector('#windows input[value=\"1h\"]').click()");
+    browser.wait_until(ROWS_BY_ROUTER, WAIT_LIMIT, "the log's counts", |rows| {
+        rows == &as_counts(&expected)
+    });
+    let health = browser.eval("document.getElementById('health').textContent");
+    assert!(
+        health
+            .as_str()
+            .is_some_and(|text| text.contains("41 read: 40 parsed, 1 malformed")),
+        "{health}"
+    );
+    browser.screenshot(&screenshot_path("live.png"));
+
+    // Appended lines reach the table.
+    append(&log, &lines_now(41, 12, &mut expected));
+    browser.wait_until(ROWS_BY_ROUTER, UPDATE_LIMIT, "the appended lines", |rows| {
+        rows == &as_counts(&expected)
+    });
+    assert_eq!(browser.eval(&banner_shown("banner-stale")), json!(false));
+
+    // Filters narrow the rows: text, router, status class.
+    let narrow = |browser: &mut Browser, id: &str, value: &str| {
+        browser.eval(&format!(
+            "(() => {{ const e = document.getElementById('{id}'); e.value = '{value}'; \
+             e.dispatchEvent(new Event('input')); }})()"
+        ));
+        browser.eval(ROWS_BY_ROUTER)
+    };
+    let web = narrow(&mut browser, "filter-text", "web");
+    assert_eq!(web, json!({"web@docker": expected["web@docker"]}));
+    narrow(&mut browser, "filter-text", "");
+    let auth = narrow(&mut browser, "filter-router", "auth@file");
+    assert_eq!(auth, json!({"auth@file": expected["auth@file"]}));
+    narrow(&mut browser, "filter-router", "");
+    // Every router has had 503s (statuses and routers cycle with coprime periods).
+    let errors = narrow(&mut browser, "filter-class", "5xx");
+    assert_eq!(errors, as_counts(&expected));
+    let none = narrow(&mut browser, "filter-class", "3xx");
+    assert_eq!(none, json!({}));
+    narrow(&mut browser, "filter-class", "");
+
+    // Headers sort, and say so.
+    browser.eval("document.querySelector('th[data-col=\"key:router\"] button').click()");
+    let sorted = browser.eval(
+        "[document.querySelector('th[data-col=\"key:router\"]').getAttribute('aria-sort'), \
+         [...document.querySelectorAll('#groups tbody [data-col=\"key:router\"]')].map(td => td.title)]",
+    );
+    assert_eq!(
+        sorted,
+        json!(["ascending", ["api@docker", "auth@file", "web@docker"]])
+    );
+
+    // With the writer stopped, the stale banner comes on after --stale-after; the rows stay.
+    browser.wait_until(
+        &banner_shown("banner-stale"),
+        STALE_AFTER + WAIT_LIMIT,
+        "the stale banner",
+        |shown| shown == &json!(true),
+    );
+    assert_eq!(browser.eval(ROWS_BY_ROUTER), as_counts(&expected));
+
+    // The snapshot button downloads what `report --snapshot` reads.
+    let href = browser.eval("document.getElementById('snapshot').href");
+    let path = href
+        .as_str()
+        .and_then(|href| href.strip_prefix(&url[..url.len() - 1]))
+        .unwrap_or_else(|| panic!("the snapshot link is on this server: {href}"));
+    assert_eq!(path, "/api/snapshot");
+    let snapshot = server.get(path);
+    assert_eq!(snapshot.status, 200);
+    let saved = dir.create("snapshot.json", &snapshot.body);
+    let report = dir
+        .command()
+        .args(["report", "--json", "--snapshot"])
+        .arg(&saved)
+        .json();
+    let total: u64 = expected.values().sum();
+    assert_eq!(report["total"]["requests"], total);
+    assert_eq!(report["lines"]["malformed"], 1);
+
+    let errors = browser.errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+
+    // A server gone: the page says since when, and its numbers are no longer shown as live.
+    server.kill();
+    browser.wait_for(
+        "document.body.classList.contains('offline') && \
+         document.getElementById('connection').textContent.startsWith('disconnected since ')",
+        "the disconnected state",
+    );
+    assert_eq!(
+        browser.eval(&banner_shown("banner-disconnected")),
+        json!(true)
+    );
+}
+
+#[test]
+fn report_page_shows_the_numbers_of_report_json_without_network() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let dir = Dir::new("dashboard-report");
+    let log = dir.join("access.log");
+    let generated = dir
+        .command()
+        .args(["generate", "--format", "traefik-common", "-n", "3000"])
+        .run_to_file(&log);
+    assert_eq!(generated.code, 0, "{generated}");
+    let report = dir.command().arg("report").arg(&log).arg("--json").json();
+    let page = dir.join("report.html");
+    let written = dir
+        .command()
+        .arg("report")
+        .arg(&log)
+        .arg("--html")
+        .arg(&page)
+        .run();
+    assert_eq!(written.code, 0, "{written}");
+    assert_eq!(written.stdout, "");
+    let html = std::fs::read_to_string(&page).expect("the report page");
+    assert!(html.contains(r#"<script type="application/json" id="vantage-data">"#));
+    assert!(!html.contains("src=\"") && !html.contains("href=\"dashboard"));
+
+    browser.open(&format!("file://{}", page.display()));
+    // (router, requests, p50, p99, p99.9 in seconds) per row, in the page's order.
+    type Row = (String, u64, f64, f64, f64);
+    let shown: Vec<Row> = serde_json::from_value(browser.eval(
+        r#"[...document.querySelectorAll('#groups tbody tr')].map(tr => {
+             const cell = (col) => tr.querySelector(`[data-col="${col}"]`);
+             return [cell('key:router').title, Number(cell('requests').textContent.replace(/,/g, '')),
+                     Number(cell('p50').dataset.value), Number(cell('p99').dataset.value),
+                     Number(cell('p999').dataset.value)];
+           })"#,
+    ))
+    .expect("rows of five figures");
+    let from_json: Vec<Row> = report["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|group| {
+            let latency = |at: &str| group["latency_seconds"][at].as_f64().unwrap_or(f64::NAN);
+            (
+                group["key"]["router"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                group["requests"].as_u64().unwrap_or_default(),
+                latency("p50"),
+                latency("p99"),
+                latency("p999"),
+            )
+        })
+        .collect();
+    assert_eq!(shown, from_json);
+    let health = browser.eval("document.getElementById('health').textContent");
+    assert_eq!(
+        report["lines"],
+        json!({"total": 3000, "parsed": 3000, "malformed": 0, "filtered": 0})
+    );
+    assert!(
+        health
+            .as_str()
+            .is_some_and(|text| text.contains("3,000 read: 3,000 parsed, 0 malformed")),
+        "{health}"
+    );
+    browser.screenshot(&screenshot_path("report.png"));
+    let errors = browser.errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}
