@@ -12,9 +12,11 @@ use super::prometheus::AnomalyState;
 use crate::aggregate::{Aggregate, Dimension, GroupKey, LineCounts, StatusClasses};
 use crate::reconcile::since_start::Reconciliation;
 use crate::serve::clock::{SkewCounts, SkewSample};
+use crate::serve::history::HistoryDoc;
 use crate::serve::window::{Percentiles, Summary};
 use crate::state::Health;
 use crate::tail::TailStatus;
+use crate::watch::{AnomalyKind, RouterStatus, Watch};
 
 /// A window is marked partial when more than this share of its process's lines were not
 /// requests.
@@ -83,6 +85,10 @@ pub(crate) struct SummaryView<'a, S> {
     pub(crate) reconcile: Option<&'a Reconciliation>,
     /// Rotations and checkpoint writes.
     pub(crate) health: &'a Health,
+    /// The last hour of all traffic.
+    pub(crate) history: HistoryDoc,
+    /// The watch tower: the context of each anomaly.
+    pub(crate) watch: &'a Watch,
 }
 
 /// The `/api/summary` document, serialised as it is built (a thousand groups times three
@@ -97,6 +103,7 @@ struct Document<'a> {
     files_open: usize,
     format: &'a str,
     group_by: Vec<&'static str>,
+    history: &'a HistoryDoc,
     lag_seconds: Option<f64>,
     last_line_timestamp: Option<f64>,
     lines: LineCounts,
@@ -119,10 +126,33 @@ struct MalformedDoc<'a> {
     text: &'a str,
 }
 
+/// An active anomaly with its context: since when, and the baseline against the minute in
+/// progress.
 #[derive(Serialize)]
 struct AnomalyDoc<'a> {
     kind: &'a str,
     router: &'a str,
+    /// The start of the minute it came on in, unix seconds.
+    since: Option<i64>,
+    #[serde(flatten)]
+    context: Option<AnomalyContext>,
+}
+
+#[derive(Serialize)]
+struct AnomalyContext {
+    baseline_requests_per_minute: f64,
+    baseline_error_share: f64,
+    minute_requests: u64,
+    minute_errors_5xx: u64,
+}
+
+impl AnomalyDoc<'_> {
+    fn since(status: Option<&RouterStatus>, kind: &str) -> Option<i64> {
+        let index = AnomalyKind::ALL
+            .iter()
+            .position(|known| known.as_str() == kind)?;
+        status?.active_since[index]
+    }
 }
 
 #[derive(Serialize)]
@@ -259,9 +289,19 @@ impl<S: BuildHasher> SummaryView<'_, S> {
                 .anomalies
                 .iter()
                 .filter(|anomaly| anomaly.active)
-                .map(|anomaly| AnomalyDoc {
-                    kind: anomaly.kind,
-                    router: &anomaly.router,
+                .map(|anomaly| {
+                    let status = self.watch.router(&anomaly.router);
+                    AnomalyDoc {
+                        kind: anomaly.kind,
+                        router: &anomaly.router,
+                        since: AnomalyDoc::since(status.as_ref(), anomaly.kind),
+                        context: status.map(|status| AnomalyContext {
+                            baseline_requests_per_minute: status.baseline_requests_per_minute,
+                            baseline_error_share: status.baseline_error_share,
+                            minute_requests: status.minute_requests,
+                            minute_errors_5xx: status.minute_errors,
+                        }),
+                    }
                 })
                 .collect(),
             checkpoint_errors: self.health.checkpoint_errors,
@@ -274,6 +314,7 @@ impl<S: BuildHasher> SummaryView<'_, S> {
             files_open: self.files_open,
             format: self.format,
             group_by: group_by.iter().map(|d| d.name()).collect(),
+            history: &self.history,
             lag_seconds: lag,
             last_line_timestamp: self.last_line.map(|last| last as f64 / 1e9),
             lines: self.aggregate.lines(),

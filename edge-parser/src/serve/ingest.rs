@@ -22,6 +22,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::clock::{LogClock, Verdict};
+use super::history::History;
 use super::http::{Asked, Query, Reply};
 use super::persist;
 use super::window::Windows;
@@ -115,6 +116,8 @@ pub(crate) struct Ingest<'c> {
     health: Health,
     sequence: u64,
     windows: Windows,
+    /// The last hour of all traffic, for the page's chart.
+    history: History,
     watch: Watch,
     /// Which value of a group key the watch follows: the `router` label's.
     watch_index: Option<usize>,
@@ -194,6 +197,7 @@ impl<'c> Ingest<'c> {
             health: state.health,
             sequence: state.sequence,
             windows: Windows::new(),
+            history: History::new(unix_now() as i64),
             watch,
             positions: Positions::new(files),
             restored,
@@ -253,6 +257,7 @@ impl<'c> Ingest<'c> {
         };
         let (windows, watch, last_seen) = (&mut self.windows, &mut self.watch, &mut self.last_seen);
         let clock = &mut self.clock;
+        let history = &mut self.history;
         let watch_index = self.watch_index;
         let (slowest, slowest_index) = (&mut self.slowest, self.slowest_index);
         let mut parsed = false;
@@ -268,7 +273,9 @@ impl<'c> Ingest<'c> {
                 let class = record
                     .status
                     .map_or(StatusClass::Other, |status| status.class());
-                windows.record(key, at, class, record.duration_ns.map(|ns| ns / 1000));
+                let latency_us = record.duration_ns.map(|ns| ns / 1000);
+                windows.record(key, at, class, latency_us);
+                history.record(at, class, latency_us);
                 // A backlog read late (a first start with --from-start, a long stop) says
                 // nothing about the current minute: only recent lines feed the baselines.
                 let recent = (now as i64).abs_diff(at) <= WATCH_HORIZON_SECONDS.unsigned_abs();
@@ -806,6 +813,8 @@ impl<'c> Ingest<'c> {
             skew_samples: self.clock.samples().cloned().collect(),
             reconcile: self.reconciliation.as_ref(),
             health: &self.health,
+            history: self.history.summarise(now as i64),
+            watch: &self.watch,
         };
         render(view)
     }

@@ -23,6 +23,7 @@
 mod auth;
 pub(crate) mod clock;
 mod conn;
+pub(crate) mod history;
 pub(crate) mod http;
 mod ingest;
 mod page;
