@@ -221,7 +221,7 @@
     const partial = w ? w.partial : [];
     show($("banner-partial"), partial.length > 0, `Partial (${w && w.name}): ${partial.join("; ")}`);
     const anomalies = m.anomalies.map((a) => `${a.kind} on ${a.router}`);
-    show($("banner-anomalies"), anomalies.length > 0, `Anomalies: ${anomalies.join(", ")}`);
+    show($("banner-anomalies"), anomalies.length > 0, `Anomalies: ${anomalies.join(", ")} (details under the chart)`);
   }
 
   function renderConnection() {
@@ -298,11 +298,35 @@
     const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
       "aria-label": `${series.caption}; up to ${rate(maxRate)}${maxLatency == null ? "" : `, p99 up to ${duration(maxLatency)}`}` });
     const x = (i) => left + (i / Math.max(1, n)) * plotW;
+    const label = (text, tx, ty, anchor) => {
+      const t = svg("text", { x: tx, y: ty, "text-anchor": anchor });
+      t.textContent = text;
+      root.append(t);
+    };
     const barW = Math.max(0.5, plotW / Math.max(1, n) - 0.5);
+    const end = series.start + n * series.step;
+    for (const a of series.anomalies || []) {
+      if (a.since == null || a.since >= end) continue;
+      const from = Math.max(0, (a.since - series.start) / series.step);
+      const shade = svg("rect", { class: "anomaly", x: x(from), y: top, width: Math.max(2, x(n) - x(from)), height: plotH });
+      const title = svg("title");
+      title.textContent = anomalyText(a);
+      shade.append(title);
+      root.append(shade);
+    }
     for (const [i, requests] of series.requests.entries()) {
       if (requests == null) continue;
       const h = (requests / series.step / maxRate) * plotH;
       root.append(svg("rect", { class: "rate", x: x(i), y: top + plotH - h, width: barW, height: Math.max(0, h) }));
+      const errors = series.errors ? series.errors[i] : null;
+      if (errors) {
+        const e = (errors / series.step / maxRate) * plotH;
+        root.append(svg("rect", { class: "errors", x: x(i), y: top + plotH - e, width: barW, height: e }));
+      }
+    }
+    const unknown = series.requests.findIndex((r) => r != null);
+    if (unknown > 0) {
+      label("not watched", x(unknown / 2), top + plotH / 2, "middle");
     }
     const line = (values, cls) => {
       if (!values || maxLatency == null || maxLatency <= 0) return;
@@ -310,7 +334,9 @@
       let pen = "M";
       values.forEach((v, i) => {
         if (v == null) { pen = "M"; return; }
-        d += `${pen}${(x(i) + barW / 2).toFixed(1)},${(top + plotH - (v / maxLatency) * plotH).toFixed(1)} `;
+        // A step per point: one known point alone still shows.
+        const y = (top + plotH - (v / maxLatency) * plotH).toFixed(1);
+        d += `${pen}${x(i).toFixed(1)},${y} L${(x(i) + barW).toFixed(1)},${y} `;
         pen = "L";
       });
       if (d) root.append(svg("path", { class: cls, d }));
@@ -318,11 +344,6 @@
     line(series.p50, "p50");
     line(series.p99, "p99");
     root.append(svg("line", { class: "axis", x1: left, y1: top + plotH, x2: left + plotW, y2: top + plotH }));
-    const label = (text, tx, ty, anchor) => {
-      const t = svg("text", { x: tx, y: ty, "text-anchor": anchor });
-      t.textContent = text;
-      root.append(t);
-    };
     label(rate(maxRate), left - 4, top + 10, "end");
     label("0", left - 4, top + plotH, "end");
     if (maxLatency != null) label(duration(maxLatency), left + plotW + 4, top + 10, "start");
@@ -330,6 +351,7 @@
     label(clock(series.start + n * series.step), left + plotW, height - 6, "end");
     const key = (name, text) => el("li", {}, el("span", { class: `swatch swatch-${name}` }), text);
     const legend = el("ul", { class: "legend" }, key("rate", "requests per second"),
+      series.errors ? key("errors", "5xx per second") : null,
       series.p50 ? key("p50", "p50") : null, series.p99 ? key("p99", "p99") : null);
     box.replaceChildren(root, legend);
   }
@@ -338,8 +360,9 @@
   function chartSeries(m) {
     if (m.history && m.history.requests && m.history.requests.length) {
       const h = m.history;
-      return { start: h.start_epoch_second, step: h.step_seconds, requests: h.requests, p50: h.p50_seconds,
-        p99: h.p99_seconds, caption: `All groups, the last hour in steps of ${h.step_seconds} s` };
+      return { start: h.start_epoch_second, step: h.step_seconds, requests: h.requests, errors: h.errors_5xx,
+        p50: h.p50_seconds, p99: h.p99_seconds, anomalies: m.anomalies,
+        caption: `All groups, the last hour in steps of ${h.step_seconds} s; anomalies shaded` };
     }
     if (m.timeline && m.timeline.requests && m.timeline.requests.length) {
       const t = m.timeline;
@@ -347,6 +370,23 @@
         caption: `All groups, the whole log in steps of ${t.step_seconds} s (log time)` };
     }
     return null;
+  }
+
+  // An anomaly with its context: what, where, since when, against which baseline.
+  function anomalyText(a) {
+    const since = a.since == null ? "" : ` since ${clock(a.since)}`;
+    let context = "";
+    if (a.baseline_requests_per_minute != null) {
+      context = a.kind === "errors"
+        ? `: 5xx ${count(a.minute_errors_5xx)} of ${count(a.minute_requests)} this minute, baseline share ${percent(a.baseline_error_share)}`
+        : `: ${count(a.minute_requests)} requests this minute, baseline ${count(a.baseline_requests_per_minute)} a minute`;
+    }
+    return `${a.kind} on ${a.router}${since}${context}`;
+  }
+
+  function renderAnomalies() {
+    const list = $("anomalies");
+    list.replaceChildren(...state.model.anomalies.map((a) => el("li", { class: "live-value", text: anomalyText(a) })));
   }
 
   // The table's columns: one per grouping dimension, then the figures.
@@ -522,6 +562,7 @@
     renderBanners();
     renderHealth();
     renderChart();
+    renderAnomalies();
     renderTable();
     renderReconcile();
     document.body.dataset.ready = "true";
