@@ -13,6 +13,7 @@ use crate::aggregate::{Aggregate, Dimension, GroupKey, LineCounts, StatusClasses
 use crate::reconcile::since_start::Reconciliation;
 use crate::serve::clock::{SkewCounts, SkewSample};
 use crate::serve::history::HistoryDoc;
+use crate::serve::requests::{Kept, Requests};
 use crate::serve::window::{Percentiles, Summary};
 use crate::state::Health;
 use crate::tail::TailStatus;
@@ -89,6 +90,8 @@ pub(crate) struct SummaryView<'a, S> {
     pub(crate) history: HistoryDoc,
     /// The watch tower: the context of each anomaly.
     pub(crate) watch: &'a Watch,
+    /// A sampled tail of requests, and the slowest.
+    pub(crate) requests: &'a Requests,
 }
 
 /// The `/api/summary` document, serialised as it is built (a thousand groups times three
@@ -109,21 +112,50 @@ struct Document<'a> {
     lines: LineCounts,
     malformed_samples: Vec<MalformedDoc<'a>>,
     now: f64,
+    recent_requests: Vec<RequestDoc<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reconcile: Option<&'a Reconciliation>,
     rotations: &'a std::collections::BTreeMap<String, u64>,
+    slowest_requests: Vec<RequestDoc<'a>>,
     stale: bool,
     stale_after_seconds: f64,
     windows: Vec<WindowDoc<'a>>,
 }
 
-/// A malformed line kept by the aggregate (a few, each cut short: see
-/// [`MalformedSample`](crate::aggregate::MalformedSample)).
+/// A malformed line kept by the aggregate: where and why, not its text (raw lines are in the
+/// guarded snapshot only; this document is open).
 #[derive(Serialize)]
 struct MalformedDoc<'a> {
     error: &'a str,
     line_number: u64,
-    text: &'a str,
+}
+
+/// A request of the tail or the slowest.
+#[derive(Serialize)]
+struct RequestDoc<'a> {
+    at: i64,
+    duration_seconds: Option<f64>,
+    key: KeyDoc<'a>,
+    method: Option<&'a str>,
+    status: Option<i16>,
+    upstream_seconds: Option<f64>,
+}
+
+impl<'a> RequestDoc<'a> {
+    fn new(kept: &'a Kept, group_by: &'a [Dimension]) -> Self {
+        let seconds = |us: u64| us as f64 / 1e6;
+        Self {
+            at: kept.at,
+            duration_seconds: kept.duration_us.map(seconds),
+            key: KeyDoc {
+                group_by,
+                key: kept.key.clone(),
+            },
+            method: kept.method.as_deref(),
+            status: kept.status,
+            upstream_seconds: kept.upstream_us.map(seconds),
+        }
+    }
 }
 
 /// An active anomaly with its context: since when, and the baseline against the minute in
@@ -325,12 +357,22 @@ impl<S: BuildHasher> SummaryView<'_, S> {
                 .map(|sample| MalformedDoc {
                     error: &sample.error,
                     line_number: sample.position.line,
-                    text: &sample.text,
                 })
                 .collect(),
             now,
+            recent_requests: self
+                .requests
+                .tail()
+                .map(|kept| RequestDoc::new(kept, group_by))
+                .collect(),
             reconcile: self.reconcile,
             rotations: &self.health.rotations,
+            slowest_requests: self
+                .requests
+                .slowest(now as i64)
+                .into_iter()
+                .map(|kept| RequestDoc::new(kept, group_by))
+                .collect(),
             stale: self
                 .last_seen
                 .values()

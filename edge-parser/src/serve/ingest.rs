@@ -25,6 +25,7 @@ use super::clock::{LogClock, Verdict};
 use super::history::History;
 use super::http::{Asked, Query, Reply};
 use super::persist;
+use super::requests::Requests;
 use super::window::Windows;
 use crate::aggregate::{AggregateConfig, Aggregator, GroupKey, LinePosition, encoded_value};
 use crate::export::prometheus::{AnomalyState, Exposition, router_index};
@@ -118,6 +119,8 @@ pub(crate) struct Ingest<'c> {
     windows: Windows,
     /// The last hour of all traffic, for the page's chart.
     history: History,
+    /// A sampled tail of requests and the slowest, for the page.
+    requests: Requests,
     watch: Watch,
     /// Which value of a group key the watch follows: the `router` label's.
     watch_index: Option<usize>,
@@ -198,6 +201,7 @@ impl<'c> Ingest<'c> {
             sequence: state.sequence,
             windows: Windows::new(),
             history: History::new(unix_now() as i64),
+            requests: Requests::default(),
             watch,
             positions: Positions::new(files),
             restored,
@@ -258,6 +262,7 @@ impl<'c> Ingest<'c> {
         let (windows, watch, last_seen) = (&mut self.windows, &mut self.watch, &mut self.last_seen);
         let clock = &mut self.clock;
         let history = &mut self.history;
+        let requests = &mut self.requests;
         let watch_index = self.watch_index;
         let (slowest, slowest_index) = (&mut self.slowest, self.slowest_index);
         let mut parsed = false;
@@ -276,6 +281,7 @@ impl<'c> Ingest<'c> {
                 let latency_us = record.duration_ns.map(|ns| ns / 1000);
                 windows.record(key, at, class, latency_us);
                 history.record(at, class, latency_us);
+                requests.record(key, at, now as i64, record);
                 // A backlog read late (a first start with --from-start, a long stop) says
                 // nothing about the current minute: only recent lines feed the baselines.
                 let recent = (now as i64).abs_diff(at) <= WATCH_HORIZON_SECONDS.unsigned_abs();
@@ -815,6 +821,7 @@ impl<'c> Ingest<'c> {
             health: &self.health,
             history: self.history.summarise(now as i64),
             watch: &self.watch,
+            requests: &self.requests,
         };
         render(view)
     }

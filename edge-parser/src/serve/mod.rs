@@ -28,6 +28,7 @@ pub(crate) mod http;
 mod ingest;
 mod page;
 mod persist;
+pub(crate) mod requests;
 pub(crate) mod window;
 
 use std::net::SocketAddr;
