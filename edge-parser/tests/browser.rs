@@ -90,11 +90,16 @@ impl Browser {
         browser.call("Runtime.enable", json!({}));
         browser.call("Log.enable", json!({}));
         browser.call("Page.enable", json!({}));
-        browser.call(
-            "Emulation.setDeviceMetricsOverride",
-            json!({"width": VIEWPORT.0, "height": VIEWPORT.1, "deviceScaleFactor": 1, "mobile": false}),
-        );
+        browser.resize(VIEWPORT.0, VIEWPORT.1);
         Some(browser)
+    }
+
+    /// Makes the viewport `width` × `height` CSS pixels (a phone's when narrow).
+    pub(crate) fn resize(&mut self, width: u32, height: u32) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600}),
+        );
     }
 
     /// Opens `url` and waits until the page says it has drawn (`body[data-ready]`).

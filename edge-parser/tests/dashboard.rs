@@ -135,6 +135,9 @@ fn live_page_shows_exact_counts_follows_appends_and_marks_stale() {
         "{health}"
     );
     browser.screenshot(&screenshot_path("live.png"));
+    browser.resize(390, 844);
+    browser.screenshot(&screenshot_path("live-narrow.png"));
+    browser.resize(browser::VIEWPORT.0, browser::VIEWPORT.1);
 
     // Appended lines reach the table.
     append(&log, &lines_now(41, 12, &mut expected));
@@ -173,6 +176,21 @@ fn live_page_shows_exact_counts_follows_appends_and_marks_stale() {
     assert_eq!(
         sorted,
         json!(["ascending", ["api@docker", "auth@file", "web@docker"]])
+    );
+
+    // The slowest request of the log leads the slowest (durations are 1 to 50 ms, the 50 ms
+    // one is request 49); the sampled tail holds a few of the latest.
+    let slowest = browser.eval(
+        "[...document.querySelector('#slowest tbody tr').cells].map(td => td.textContent).slice(1)",
+    );
+    assert_eq!(
+        slowest,
+        json!(["web@docker", "-", "GET", "200", "50.0 ms", "—"])
+    );
+    let tail = browser.eval("document.querySelectorAll('#recent tbody tr').length");
+    assert!(
+        tail.as_u64().is_some_and(|rows| (1..=50).contains(&rows)),
+        "{tail}"
     );
 
     // With the writer stopped, the stale banner comes on after --stale-after; the rows stay.

@@ -100,6 +100,8 @@
       },
       anomalies: doc.anomalies || [],
       history: doc.history || null,
+      recent: doc.recent_requests || null,
+      slowest: doc.slowest_requests || null,
       reconcile: doc.reconcile || null,
     };
   }
@@ -273,9 +275,11 @@
     const samples = h.malformedSamples || [];
     const details = $("malformed");
     details.hidden = samples.length === 0;
+    // Live, a sample is where and why (its text is in the guarded snapshot); a report file
+    // has the text too.
     $("malformed-samples").replaceChildren(...samples.map((s) => el("li", {},
-      el("span", { text: `line ${s.line_number != null ? s.line_number : (s.position && s.position.line)}: ${s.error}` }),
-      el("br"), el("code", { text: s.text }))));
+      el("span", { text: `line ${s.line_number}: ${s.error}` }),
+      s.text == null ? null : el("br"), s.text == null ? null : el("code", { text: s.text }))));
   }
 
   // The chart: requests per step as bars, p50/p99 as lines when known, anomalies shaded.
@@ -411,16 +415,54 @@
     return value == null ? "" : String(value);
   }
 
-  function filtered(groups) {
+  // The filters as one test of a key and its status classes: groups and requests alike.
+  function passes(key, hasClass) {
     const text = $("filter-text").value.trim().toLowerCase();
     const cls = $("filter-class").value;
     const router = $("filter-router").value;
-    return groups.filter((r) => {
-      if (text && !state.model.groupBy.some((d) => keyValue(r, d).toLowerCase().includes(text))) return false;
-      if (cls && !(r.classes[cls] > 0)) return false;
-      if (router && keyValue(r, "router") !== router) return false;
-      return true;
-    });
+    const value = (d) => (key[d] == null ? "" : String(key[d]));
+    if (text && !state.model.groupBy.some((d) => value(d).toLowerCase().includes(text))) return false;
+    if (cls && !hasClass(cls)) return false;
+    if (router && value("router") !== router) return false;
+    return true;
+  }
+
+  function filtered(groups) {
+    return groups.filter((r) => passes(r.key, (cls) => r.classes[cls] > 0));
+  }
+
+  function statusClass(status) {
+    return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : "other";
+  }
+
+  // One table of requests (the tail or the slowest).
+  function renderRequests(id, requests) {
+    const table = $(id);
+    const dims = state.model.groupBy;
+    table.tHead.replaceChildren(el("tr", {},
+      el("th", { scope: "col", text: "time" }), ...dims.map((d) => el("th", { scope: "col", text: d })),
+      el("th", { scope: "col", text: "method" }), el("th", { scope: "col", class: "num", text: "status" }),
+      el("th", { scope: "col", class: "num", text: "duration" }), el("th", { scope: "col", class: "num", text: "upstream" })));
+    const rows = requests.filter((r) => passes(r.key, (cls) => statusClass(r.status) === cls));
+    table.tBodies[0].replaceChildren(...rows.map((r) => el("tr", {},
+      el("td", { class: "live-value", text: clock(r.at) }),
+      ...dims.map((d) => el("td", { class: "key", title: r.key[d], text: r.key[d] == null ? MISSING : r.key[d] })),
+      el("td", { text: r.method == null ? MISSING : r.method }),
+      el("td", { class: `num c-text-${statusClass(r.status)}`, text: r.status == null ? MISSING : String(r.status) }),
+      el("td", { class: "num live-value", text: duration(r.duration_seconds) }),
+      el("td", { class: "num live-value", text: duration(r.upstream_seconds) }))));
+    if (rows.length === 0) {
+      table.tBodies[0].append(el("tr", {}, el("td", { colspan: dims.length + 5, class: "missing",
+        text: requests.length ? "No request matches the filters." : "None yet." })));
+    }
+  }
+
+  function renderRequestPanel() {
+    const m = state.model;
+    $("requests-panel").hidden = m.recent == null;
+    if (m.recent == null) return;
+    renderRequests("slowest", m.slowest || []);
+    renderRequests("recent", [...m.recent].reverse());
   }
 
   function sorted(groups, cols) {
@@ -564,6 +606,7 @@
     renderChart();
     renderAnomalies();
     renderTable();
+    renderRequestPanel();
     renderReconcile();
     document.body.dataset.ready = "true";
   }
@@ -613,7 +656,10 @@
 
   function start() {
     for (const id of ["filter-text", "filter-class", "filter-router"]) {
-      $(id).addEventListener("input", renderTable);
+      $(id).addEventListener("input", () => {
+        renderTable();
+        renderRequestPanel();
+      });
     }
     $("filters").addEventListener("submit", (event) => event.preventDefault());
     const embedded = $("vantage-data");
