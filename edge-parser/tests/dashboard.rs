@@ -396,3 +396,42 @@ fn reconcile_panel_shows_the_edge_against_the_service() {
     let errors = browser.errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
+
+#[test]
+fn report_page_shows_every_group_up_to_the_cap() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let dir = Dir::new("dashboard-groups");
+    let lines: String = (0..1500)
+        .map(|n| serve_util::traefik_line(n, &format!("r{n}@file"), "GET", 200, 5))
+        .collect();
+    let log = dir.create("access.log", lines);
+    let report = dir.command().arg("report").arg(&log).arg("--json").json();
+    let groups = report["groups"].as_array().map_or(0, Vec::len);
+    // The default cap of 1 000 routers of their own, and the rest folded into one group.
+    assert_eq!(groups, 1001);
+    let page = dir.join("report.html");
+    let written = dir
+        .command()
+        .arg("report")
+        .arg(&log)
+        .arg("--html")
+        .arg(&page)
+        .run();
+    assert_eq!(written.code, 0, "{written}");
+    browser.open(&format!("file://{}", page.display()));
+    browser.wait_until(
+        "document.querySelectorAll('#groups tbody tr').length",
+        WAIT_LIMIT,
+        "every group drawn",
+        |rows| rows == &json!(groups),
+    );
+    let overflow = browser.eval(
+        "[...document.querySelectorAll('#groups [data-col=\"key:router\"]')]
+           .filter(td => td.title === '(overflow)').length",
+    );
+    assert_eq!(overflow, json!(1));
+    let errors = browser.errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}

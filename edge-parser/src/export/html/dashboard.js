@@ -12,6 +12,9 @@
   // A stream the browser gave up on is opened again after this long, doubled up to the max.
   const RETRY_MIN_MS = 1000;
   const RETRY_MAX_MS = 10000;
+  // Rows drawn at once; more are appended a task at a time, so a thousand groups never
+  // hold the page for long.
+  const CHUNK_ROWS = 300;
 
   const $ = (id) => document.getElementById(id);
 
@@ -140,6 +143,8 @@
     model: null,
     window: null,
     sort: { column: "requests", descending: true },
+    // Which drawing of the table the chunks being appended belong to.
+    tableDrawing: 0,
     connected: false,
     downSince: null,
     lastEvent: 0,
@@ -218,8 +223,10 @@
     const w = currentWindow();
     show($("banner-waiting"), Boolean(m.waiting), `Waiting: ${m.waiting}`);
     const after = m.staleAfter == null ? "" : ` for over ${age(m.staleAfter)}`;
-    show($("banner-stale"), m.stale,
-      `Stale: no log line${after}. The proxy may be idle, or its log no longer reaches this sidecar; the figures below are the last known.`);
+    const none = m.health.lines && m.health.lines.total === 0;
+    show($("banner-stale"), m.stale, none
+      ? "Stale: no log line read yet. The proxy may be idle, or its log does not reach this sidecar."
+      : `Stale: no log line${after}. The proxy may be idle, or its log no longer reaches this sidecar; the figures below are the last known.`);
     const partial = w ? w.partial : [];
     show($("banner-partial"), partial.length > 0, `Partial (${w && w.name}): ${partial.join("; ")}`);
     const anomalies = m.anomalies.map((a) => `${a.kind} on ${a.router}`);
@@ -532,31 +539,44 @@
       : "No data yet";
     $("row-count").textContent = `${count(rows.length)} of ${count(all.length)} groups`;
     const tbody = $("groups").tBodies[0];
-    const fragment = document.createDocumentFragment();
-    for (const r of rows) {
-      const tr = el("tr", { class: r.stale ? "stale" : null });
-      for (const c of cols) {
-        if (c.key) {
-          const value = keyValue(r, c.key);
-          const td = el("td", { class: "key", "data-col": c.id, title: value, text: value || MISSING });
-          if (c === cols[0] && r.stale) td.append(el("span", { class: "tag", text: "stale" }));
-          tr.append(td);
-        } else if (c.id === "errors") {
-          tr.append(el("td", { "data-col": c.id }, ...mix(r)));
-        } else {
-          // The exact figure beside its rounded text, for people (a tooltip) and tests.
-          const value = c.value(r);
-          tr.append(el("td", { class: `num live-value${value == null ? " missing" : ""}`, "data-col": c.id,
-            "data-value": value, title: value == null ? "missing" : String(value), text: c.text(r) }));
-        }
-      }
-      fragment.append(tr);
-    }
+    const drawing = ++state.tableDrawing;
+    const chunk = (from) => {
+      const fragment = document.createDocumentFragment();
+      for (const r of rows.slice(from, from + CHUNK_ROWS)) fragment.append(groupRow(r, cols));
+      return fragment;
+    };
     if (rows.length === 0) {
       const why = all.length === 0 ? (state.model.stale ? "No request in this window: stale, see above." : "No request in this window.") : "No group matches the filters.";
-      fragment.append(el("tr", {}, el("td", { colspan: cols.length, class: "missing", text: why })));
+      tbody.replaceChildren(el("tr", {}, el("td", { colspan: cols.length, class: "missing", text: why })));
+      return;
     }
-    tbody.replaceChildren(fragment);
+    tbody.replaceChildren(chunk(0));
+    const more = (from) => {
+      if (from >= rows.length || drawing !== state.tableDrawing) return;
+      tbody.append(chunk(from));
+      setTimeout(() => more(from + CHUNK_ROWS), 0);
+    };
+    setTimeout(() => more(CHUNK_ROWS), 0);
+  }
+
+  function groupRow(r, cols) {
+    const tr = el("tr", { class: r.stale ? "stale" : null });
+    for (const c of cols) {
+      if (c.key) {
+        const value = keyValue(r, c.key);
+        const td = el("td", { class: "key", "data-col": c.id, title: value, text: value || MISSING });
+        if (c === cols[0] && r.stale) td.append(el("span", { class: "tag", text: "stale" }));
+        tr.append(td);
+      } else if (c.id === "errors") {
+        tr.append(el("td", { "data-col": c.id }, ...mix(r)));
+      } else {
+        // The exact figure beside its rounded text, for people (a tooltip) and tests.
+        const value = c.value(r);
+        tr.append(el("td", { class: `num live-value${value == null ? " missing" : ""}`, "data-col": c.id,
+          "data-value": value, title: value == null ? "missing" : String(value), text: c.text(r) }));
+      }
+    }
+    return tr;
   }
 
   function renderRouterFilter(groups) {
