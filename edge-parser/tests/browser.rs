@@ -156,6 +156,17 @@ impl Browser {
         self.wait_until(&truthy, WAIT_LIMIT, what, |value| value == &json!(true))
     }
 
+    /// Presses and releases Enter on the focused element, as a keyboard does.
+    pub(crate) fn press_enter(&mut self) {
+        for kind in ["keyDown", "keyUp"] {
+            self.call(
+                "Input.dispatchKeyEvent",
+                json!({"type": kind, "key": "Enter", "code": "Enter", "text": "\r",
+                       "windowsVirtualKeyCode": 13}),
+            );
+        }
+    }
+
     /// Writes a PNG of the viewport to `path` (its directory created).
     pub(crate) fn screenshot(&mut self, path: &Path) {
         let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));

@@ -180,6 +180,14 @@ fn live_page_shows_exact_counts_follows_appends_and_marks_stale() {
         sorted,
         json!(["ascending", ["api@docker", "auth@file", "web@docker"]])
     );
+    // And from the keyboard: Enter on a focused header sorts by it, largest first.
+    browser.eval("document.querySelector('th[data-col=\"requests\"] button').focus()");
+    browser.press_enter();
+    let sorted = browser.eval(
+        "[document.querySelector('th[data-col=\"requests\"]').getAttribute('aria-sort'), \
+         document.querySelector('th[data-col=\"key:router\"]').hasAttribute('aria-sort')]",
+    );
+    assert_eq!(sorted, json!(["descending", false]));
 
     // The slowest request of the log leads the slowest (durations are 1 to 50 ms, the 50 ms
     // one is request 49); the sampled tail holds a few of the latest.
