@@ -15,6 +15,8 @@
   // Rows drawn at once; more are appended a task at a time, so a thousand groups never
   // hold the page for long.
   const CHUNK_ROWS = 300;
+  // Bars in the chart at most (about one per two pixels of its width).
+  const MAX_BARS = 360;
 
   const $ = (id) => document.getElementById(id);
 
@@ -47,11 +49,25 @@
     return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
   }
 
+  function day(unixSeconds) {
+    const date = new Date(unixSeconds * 1000);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+  }
+
   function age(seconds) {
     if (seconds == null) return MISSING;
     if (seconds < 90) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
     if (seconds < 5400) return `${(seconds / 60).toFixed(0)} min`;
     return `${(seconds / 3600).toFixed(1)} h`;
+  }
+
+  // A whole number of seconds, as a step's length.
+  function span(seconds) {
+    if (seconds < 90) return `${seconds} s`;
+    if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+    if (seconds < 172800) return `${Math.round(seconds / 3600)} h`;
+    return `${Math.round(seconds / 86400)} d`;
   }
 
   function percent(share) {
@@ -61,7 +77,7 @@
   // --- The model. ---
 
   // A group row: {key: {dimension: value}, requests, rps, classes: {"2xx": n, ...},
-  // latency: {p50, p90, p99, p999} (seconds) or null, stale, partial}.
+  // latency: {p50, p90, p99, p999} (seconds) or null, stale}.
   function row(group, latency) {
     return {
       key: group.key,
@@ -145,7 +161,6 @@
     sort: { column: "requests", descending: true },
     // Which drawing of the table the chunks being appended belong to.
     tableDrawing: 0,
-    connected: false,
     downSince: null,
     lastEvent: 0,
   };
@@ -256,7 +271,7 @@
       dl.append(el("dt", { text: label }), el("dd", { class: `live-value${bad ? " bad" : ""}`, text: value }));
     };
     if ("lag" in h) item("Lag behind the clock", age(h.lag), h.lag == null || h.lag > 60);
-    item("Last line", h.lastLine == null ? MISSING : `${clock(h.lastLine)} (${new Date(h.lastLine * 1000).toISOString().slice(0, 10)})`);
+    item("Last line", h.lastLine == null ? MISSING : `${clock(h.lastLine)} (${day(h.lastLine)})`);
     const lines = h.lines;
     if (lines) {
       item("Lines", `${count(lines.total)} read: ${count(lines.parsed)} parsed, ${count(lines.malformed)} malformed, ${count(lines.filtered)} filtered`);
@@ -293,21 +308,22 @@
   function renderChart() {
     const m = state.model;
     const box = $("chart");
-    const series = chartSeries(m);
+    const series = fewer(chartSeries(m), MAX_BARS);
     if (!series) {
       box.replaceChildren(el("p", { class: "missing", text: "No history yet." }));
       $("chart-caption").textContent = "";
       return;
     }
-    $("chart-caption").textContent = series.caption;
+    const caption = series.caption(series.step);
+    $("chart-caption").textContent = caption;
     const width = 720, height = 200, left = 48, right = 48, top = 8, bottom = 22;
     const plotW = width - left - right, plotH = height - top - bottom;
     const n = series.requests.length;
-    const maxRate = Math.max(1e-9, ...series.requests.map((r) => r || 0)) / series.step;
-    const latencies = [...(series.p50 || []), ...(series.p99 || [])].filter((v) => v != null);
-    const maxLatency = latencies.length ? Math.max(...latencies) : null;
+    const largest = (values) => (values || []).reduce((a, v) => (v != null && (a == null || v > a) ? v : a), null);
+    const maxRate = Math.max(1e-9, largest(series.requests) || 0) / series.step;
+    const maxLatency = largest([largest(series.p50), largest(series.p99)]);
     const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
-      "aria-label": `${series.caption}; up to ${rate(maxRate)}${maxLatency == null ? "" : `, p99 up to ${duration(maxLatency)}`}` });
+      "aria-label": `${caption}; up to ${rate(maxRate)}${maxLatency == null ? "" : `, p99 up to ${duration(maxLatency)}`}` });
     const x = (i) => left + (i / Math.max(1, n)) * plotW;
     const label = (text, tx, ty, anchor) => {
       const t = svg("text", { x: tx, y: ty, "text-anchor": anchor });
@@ -367,18 +383,36 @@
     box.replaceChildren(root, legend);
   }
 
+  // At most `max` points, each the sum of a run of steps (the largest for latencies, so a
+  // spike stays visible): a report's day of one-second steps is 86 400 of them.
+  function fewer(series, max) {
+    if (!series || series.requests.length <= max) return series;
+    const per = Math.ceil(series.requests.length / max);
+    const fold = (values, combine) => {
+      if (!values) return values;
+      const folded = [];
+      for (let i = 0; i < values.length; i += per) {
+        folded.push(values.slice(i, i + per).reduce((a, v) => (v == null ? a : a == null ? v : combine(a, v)), null));
+      }
+      return folded;
+    };
+    const sum = (a, b) => a + b;
+    return { ...series, step: series.step * per, requests: fold(series.requests, sum),
+      errors: fold(series.errors, sum), p50: fold(series.p50, Math.max), p99: fold(series.p99, Math.max) };
+  }
+
   // What the chart shows: the server's recent history live, the log's timeline in a report.
   function chartSeries(m) {
     if (m.history && m.history.requests && m.history.requests.length) {
       const h = m.history;
       return { start: h.start_epoch_second, step: h.step_seconds, requests: h.requests, errors: h.errors_5xx,
         p50: h.p50_seconds, p99: h.p99_seconds, anomalies: m.anomalies,
-        caption: `All groups, the last hour in steps of ${h.step_seconds} s; anomalies shaded` };
+        caption: (step) => `All groups, the last hour in steps of ${span(step)}; anomalies shaded` };
     }
     if (m.timeline && m.timeline.requests && m.timeline.requests.length) {
       const t = m.timeline;
       return { start: t.start_epoch_second, step: t.step_seconds, requests: t.requests,
-        caption: `All groups, the whole log in steps of ${t.step_seconds} s (log time)` };
+        caption: (step) => `All groups, the whole log in steps of ${span(step)} (log time)` };
     }
     return null;
   }
