@@ -120,6 +120,20 @@ fn live_page_shows_exact_counts_follows_appends_and_marks_stale() {
         script.header("content-type"),
         Some("text/javascript; charset=utf-8")
     );
+    let etag = page.header("etag").expect("an ETag");
+    let again = serve_util::request(server.addr(), "GET", "/", &[("If-None-Match", etag)])
+        .expect("GET / again");
+    assert_eq!((again.status, again.body.len()), (304, 0));
+    let zipped = serve_util::request(server.addr(), "GET", "/", &[("Accept-Encoding", "gzip")])
+        .expect("GET / gzipped");
+    assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&zipped.body[..]),
+        &mut unzipped,
+    )
+    .expect("gzip");
+    assert_eq!(unzipped, page.body);
 
     let url = format!("http://{}/", server.addr());
     browser.open(&url);
