@@ -156,6 +156,15 @@ impl Browser {
         self.wait_until(&truthy, WAIT_LIMIT, what, |value| value == &json!(true))
     }
 
+    /// Makes the page see a system that prefers dark colours (or light).
+    pub(crate) fn prefer_dark(&mut self, dark: bool) {
+        let scheme = if dark { "dark" } else { "light" };
+        self.call(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]}),
+        );
+    }
+
     /// Presses and releases Enter on the focused element, as a keyboard does.
     pub(crate) fn press_enter(&mut self) {
         for kind in ["keyDown", "keyUp"] {

@@ -325,7 +325,10 @@ fn report_page_shows_the_numbers_of_report_json_without_network() {
             .is_some_and(|text| text.contains("3,000 read: 3,000 parsed, 0 malformed")),
         "{health}"
     );
+    browser.prefer_dark(false);
     browser.screenshot(&screenshot_path("report.png"));
+    browser.prefer_dark(true);
+    browser.screenshot(&screenshot_path("report-dark.png"));
     let errors = browser.errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
