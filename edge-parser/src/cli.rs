@@ -264,8 +264,8 @@ struct ReportArgs {
     /// Print one JSON document (documented in README.md) instead of the table.
     #[arg(long)]
     json: bool,
-    /// Write the report as one self-contained HTML page to FILE instead: the dashboard's
-    /// views, with the data embedded (it opens with no network).
+    /// Write the report as one self-contained HTML page to FILE (`-`: standard output)
+    /// instead: the dashboard's views, with the data embedded (it opens with no network).
     #[arg(long, value_name = "FILE", conflicts_with = "json")]
     html: Option<PathBuf>,
     /// Parser threads (default: one per core).
@@ -351,8 +351,12 @@ fn print_report(
     };
     let output = if let Some(path) = &args.html {
         let page = html::report_page(&json::to_json(aggregate, meta, options));
-        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
-        String::new()
+        if path.as_os_str() == "-" {
+            page
+        } else {
+            std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+            String::new()
+        }
     } else if args.json {
         json::to_json_text(aggregate, meta, options)?
     } else {

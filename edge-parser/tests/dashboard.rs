@@ -280,6 +280,13 @@ fn report_page_shows_the_numbers_of_report_json_without_network() {
     assert_eq!(written.code, 0, "{written}");
     assert_eq!(written.stdout, "");
     let html = std::fs::read_to_string(&page).expect("the report page");
+    let to_stdout = dir
+        .command()
+        .arg("report")
+        .arg(&log)
+        .args(["--html", "-"])
+        .stdout();
+    assert_eq!(to_stdout, html, "--html - writes the same page to stdout");
     assert!(html.contains(r#"<script type="application/json" id="vantage-data">"#));
     assert!(!html.contains("src=\"") && !html.contains("href=\"dashboard"));
 
