@@ -15,8 +15,10 @@
   // Rows drawn at once; more are appended a task at a time, so a thousand groups never
   // hold the page for long.
   const CHUNK_ROWS = 300;
-  // Bars in the chart at most (about one per two pixels of its width).
+  // Bars in the chart at most (about one per two pixels of its width), and at least (five
+  // minutes of the live history's 10 s steps).
   const MAX_BARS = 360;
+  const MIN_CHART_STEPS = 30;
 
   const $ = (id) => document.getElementById(id);
 
@@ -405,9 +407,17 @@
   function chartSeries(m) {
     if (m.history && m.history.requests && m.history.requests.length) {
       const h = m.history;
-      return { start: h.start_epoch_second, step: h.step_seconds, requests: h.requests, errors: h.errors_5xx,
-        p50: h.p50_seconds, p99: h.p99_seconds, anomalies: m.anomalies,
-        caption: (step) => `All groups, the last hour in steps of ${span(step)}; anomalies shaded` };
+      // The hour before this process watched is unknown: shown as such, but no more of it
+      // than makes the chart at least MIN_CHART_STEPS long.
+      const n = h.requests.length;
+      const known = h.requests.findIndex((r) => r != null);
+      const from = known < 0 ? 0 : Math.min(known, Math.max(0, n - MIN_CHART_STEPS));
+      const cut = (values) => (values ? values.slice(from) : values);
+      const start = h.start_epoch_second + from * h.step_seconds;
+      const what = from > 0 ? `All groups since ${clock(start)}` : "All groups, the last hour";
+      return { start, step: h.step_seconds, requests: cut(h.requests), errors: cut(h.errors_5xx),
+        p50: cut(h.p50_seconds), p99: cut(h.p99_seconds), anomalies: m.anomalies,
+        caption: (step) => `${what}, in steps of ${span(step)}; anomalies shaded` };
     }
     if (m.timeline && m.timeline.requests && m.timeline.requests.length) {
       const t = m.timeline;
