@@ -257,6 +257,46 @@ fn live_page_shows_exact_counts_follows_appends_and_marks_stale() {
 }
 
 #[test]
+fn live_page_waits_for_the_format_without_calling_itself_disconnected() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let dir = Dir::new("dashboard-waiting");
+    let log = dir.create("access.log", "");
+    let server = Server::start(
+        &dir,
+        &[
+            "--log",
+            log.to_str().expect("a path"),
+            "--poll-interval",
+            "50ms",
+        ],
+    );
+    browser.open(&format!("http://{}/", server.addr()));
+    browser.wait_for(&shown("banner-waiting"), "the waiting banner");
+    // Longer than the page waits for a summary before it calls itself disconnected (5 s):
+    // while the format is unknown the stream is silent, and the page asks the summary.
+    std::thread::sleep(Duration::from_secs(6));
+    let state = browser.eval(
+        "[document.getElementById('connection').textContent, \
+          !document.getElementById('banner-disconnected').hidden]",
+    );
+    assert_eq!(state, json!(["live", false]));
+
+    let mut expected = BTreeMap::new();
+    append(&log, &lines_now(1, 80, &mut expected));
+    browser.wait_until(
+        ROWS_BY_ROUTER,
+        WAIT_LIMIT,
+        "the detected log's counts",
+        |rows| rows == &as_counts(&expected),
+    );
+    assert_eq!(browser.eval(&shown("banner-waiting")), json!(false));
+    let errors = browser.errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}
+
+#[test]
 fn report_page_shows_the_numbers_of_report_json_without_network() {
     let Some(mut browser) = Browser::launch() else {
         return;

@@ -713,15 +713,25 @@
     });
   }
 
-  function live() {
+  // `api/summary` once; `first` only paints if the stream has not painted yet.
+  function fetchSummary(first) {
     fetch("api/summary", { cache: "no-store" })
       .then((response) => (response.ok ? response.json() : Promise.reject(new Error(response.status))))
-      .then((doc) => { if (state.model == null) receive(doc); })
+      .then((doc) => { if (!first || state.model == null) receive(doc); })
       .catch(() => disconnected());
+  }
+
+  function live() {
+    fetchSummary(true);
     follow(RETRY_MIN_MS);
-    // A stream can stay open and yet bring nothing (a stuck proxy in between).
     setInterval(() => {
-      if (state.lastEvent && Date.now() - state.lastEvent > SILENCE_MS) disconnected();
+      // Until the format is known the stream sends nothing: the summary says what is awaited.
+      if (state.model && state.model.waiting) {
+        fetchSummary(false);
+      } else if (state.lastEvent && Date.now() - state.lastEvent > SILENCE_MS) {
+        // A stream can stay open and yet bring nothing (a stuck proxy in between).
+        disconnected();
+      }
     }, 1000);
   }
 
