@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use vantage_edge::aggregate::{Aggregate, DEFAULT_MAX_GROUPS, Dimension};
-use vantage_edge::export::{ReportMeta, ReportOptions, SortKey, json, table, terminal_safe};
+use vantage_edge::export::{ReportMeta, ReportOptions, SortKey, html, json, table, terminal_safe};
 use vantage_edge::format::{Format, LogFormat};
 use vantage_edge::reconcile::scrape::{self, Target};
 use vantage_edge::report::{Progress, Report, ReportConfig, ReportError};
@@ -228,6 +228,7 @@ Examples:
   edge-parser report 'access.log*' --by router,method --top 10
   zcat access.log.1.gz | edge-parser report - --format nginx-combined-rt --json
   edge-parser report access.log --route '/api/users/{id}' --route '/static/{*file}'
+  edge-parser report access.log --html report.html   # one page, opens with no network
   edge-parser report access.log --nginx-conf /etc/nginx/nginx.conf --nginx-log-format-name timed
 
 Every line is counted as parsed, malformed (the first few are shown with their line numbers)
@@ -263,6 +264,10 @@ struct ReportArgs {
     /// Print one JSON document (documented in README.md) instead of the table.
     #[arg(long)]
     json: bool,
+    /// Write the report as one self-contained HTML page to FILE (`-`: standard output)
+    /// instead: the dashboard's views, with the data embedded (it opens with no network).
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    html: Option<PathBuf>,
     /// Parser threads (default: one per core).
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
@@ -344,7 +349,15 @@ fn print_report(
         sort: args.sort,
         top: args.top,
     };
-    let output = if args.json {
+    let output = if let Some(path) = &args.html {
+        let page = html::report_page(&json::to_json(aggregate, meta, options));
+        if path.as_os_str() == "-" {
+            page
+        } else {
+            std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+            String::new()
+        }
+    } else if args.json {
         json::to_json_text(aggregate, meta, options)?
     } else {
         table::to_table(aggregate, meta, options)

@@ -8,7 +8,7 @@
 //! so and passes, except under CI (`CI` set), where a missing proxy is a failure.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::net::{SocketAddr, TcpStream as StdStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::util::{self, Dir, WAIT_LIMIT};
+use crate::util::{self, Dir, WAIT_LIMIT, free_port, require};
 
 /// A backend request that sleeps this long (ms) or more is one a client gives up on.
 const ABORT_MS: u64 = 3000;
@@ -249,31 +249,6 @@ pub(crate) async fn get_status(addr: SocketAddr, path: &str) -> u16 {
         .and_then(|rest| rest.get(..3))
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("GET {path}: not an HTTP response: {head:?}"))
-}
-
-/// The program `name` from `PATH` or the sbin directories (where Debian installs nginx and
-/// HAProxy, often not on a user's `PATH`). `None`, after saying why, when it is missing
-/// outside CI; a failure under CI.
-pub(crate) fn require(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is not installed: CI must install it (see .ci/run)"
-        );
-        eprintln!("skipping: {name} is not installed (on PATH or in /usr/sbin)");
-    }
-    found
-}
-
-/// A loopback port that was free a moment ago.
-pub(crate) fn free_port() -> SocketAddr {
-    let listener = StdListener::bind("127.0.0.1:0").expect("binding a loopback port");
-    listener.local_addr().expect("a local address")
 }
 
 /// A running proxy, killed when dropped.

@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::proxies::{Proxy, free_port, require, run_nginx};
+use crate::proxies::{Proxy, run_nginx};
 use crate::serve_util::{Server, get, poll_until, promtool_check};
-use crate::util::Dir;
+use crate::util::{Dir, free_port, require};
 
 /// How long `/metrics` may take to show what was sent.
 const CONVERGE_LIMIT: Duration = Duration::from_secs(10);

@@ -475,7 +475,7 @@ impl Run {
         ]
         .map(str::to_owned)
         .to_vec();
-        let listen = crate::proxies::free_port();
+        let listen = crate::util::free_port();
         let prometheus = Prometheus::start(&dir, listen);
         let scraper = Scraper::start();
         scraper.point_at(Some(listen));

@@ -42,12 +42,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::proxies::{Backend, Proxy, free_port, get_status, require};
+use crate::proxies::{Backend, Proxy, get_status};
 use crate::serve_util::{
     Exposition, POLL, Prometheus, Scraper, Server, get, poll_until, promtool_check, request,
     route_row,
 };
-use crate::util::{Dir, WAIT_LIMIT};
+use crate::util::{Dir, WAIT_LIMIT, free_port, require};
 
 /// Concurrent clients.
 const CLIENTS: u64 = 4;

@@ -674,11 +674,24 @@ pub(crate) fn traefik_line(
     status: u16,
     duration_ms: u32,
 ) -> String {
+    let at = FIRST_LINE_TIME + n as i64;
+    traefik_line_at(n, at, router, method, status, duration_ms)
+}
+
+/// [`traefik_line`] logged at `unix_time` (a line of now lands in the live windows).
+pub(crate) fn traefik_line_at(
+    n: u64,
+    unix_time: i64,
+    router: &str,
+    method: &str,
+    status: u16,
+    duration_ms: u32,
+) -> String {
     format!(
         "10.0.{}.{} - - [{}] \"{method} /r/{n} HTTP/1.1\" {status} {} \"-\" \"vantage-tests/1.0\" {n} \"{router}\" \"http://10.1.0.{}:8080\" {duration_ms}ms\n",
         n / 250 % 250,
         n % 250 + 1,
-        clf_time(FIRST_LINE_TIME + n as i64),
+        clf_time(unix_time),
         n * 7 % 50_000,
         n % 8 + 1,
     )
@@ -867,7 +880,7 @@ impl Prometheus {
         rule_files: &[&std::path::Path],
         interval: &str,
     ) -> Option<Self> {
-        let binary = crate::proxies::require("prometheus")?;
+        let binary = crate::util::require("prometheus")?;
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let rules: Vec<String> = rule_files
             .iter()
@@ -881,7 +894,7 @@ impl Prometheus {
                 targets.join(", ")
             ),
         );
-        let addr = crate::proxies::free_port();
+        let addr = crate::util::free_port();
         let log = dir.join("prometheus.log");
         let stderr = std::fs::File::create(&log).expect("creating prometheus.log");
         let child = Command::new(binary)

@@ -76,6 +76,31 @@ impl Drop for Dir {
     }
 }
 
+/// The program `name` from `PATH` or the sbin directories (where Debian installs nginx and
+/// HAProxy, often not on a user's `PATH`). `None`, after saying why, when it is missing
+/// outside CI; a failure under CI.
+pub(crate) fn require(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is not installed: CI must install it (see .ci/run)"
+        );
+        eprintln!("skipping: {name} is not installed (on PATH or in /usr/sbin)");
+    }
+    found
+}
+
+/// A loopback port that was free a moment ago.
+pub(crate) fn free_port() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+    listener.local_addr().expect("a local address")
+}
+
 /// `data` compressed as one gzip member.
 pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

@@ -2,6 +2,7 @@
 //!
 //! - [`table`]: the report table for people (`edge-parser report`).
 //! - [`json`]: the report JSON document for programs (`edge-parser report --json`).
+//! - [`html`]: the dashboard page, live from `serve` or as a report file (`report --html`).
 //! - [`prometheus`]: the `/metrics` exposition of `serve`, labels named by dimension.
 //! - `summary` (crate-private): the `/ready`, `/api/summary` and snapshot documents of `serve`.
 //!
@@ -10,6 +11,7 @@
 //! [`LatencyHistogram`](crate::histogram::LatencyHistogram)s: within 0.1 % of exact, maximum
 //! exact), and the line accounting: every line parsed, malformed or filtered.
 
+pub mod html;
 pub mod json;
 pub mod prometheus;
 #[cfg(feature = "serve")]

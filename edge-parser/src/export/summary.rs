@@ -12,8 +12,12 @@ use super::prometheus::AnomalyState;
 use crate::aggregate::{Aggregate, Dimension, GroupKey, LineCounts, StatusClasses};
 use crate::reconcile::since_start::Reconciliation;
 use crate::serve::clock::{SkewCounts, SkewSample};
+use crate::serve::history::HistoryDoc;
+use crate::serve::requests::{Kept, Requests};
 use crate::serve::window::{Percentiles, Summary};
+use crate::state::Health;
 use crate::tail::TailStatus;
+use crate::watch::{AnomalyKind, RouterStatus, Watch};
 
 /// A window is marked partial when more than this share of its process's lines were not
 /// requests.
@@ -80,6 +84,14 @@ pub(crate) struct SummaryView<'a, S> {
     pub(crate) skew_samples: Vec<SkewSample>,
     /// The edge against the services per route, with `--service-metrics`.
     pub(crate) reconcile: Option<&'a Reconciliation>,
+    /// Rotations and checkpoint writes.
+    pub(crate) health: &'a Health,
+    /// The last hour of all traffic.
+    pub(crate) history: HistoryDoc,
+    /// The watch tower: the context of each anomaly.
+    pub(crate) watch: &'a Watch,
+    /// A sampled tail of requests, and the slowest.
+    pub(crate) requests: &'a Requests,
 }
 
 /// The `/api/summary` document, serialised as it is built (a thousand groups times three
@@ -88,24 +100,91 @@ pub(crate) struct SummaryView<'a, S> {
 #[derive(Serialize)]
 struct Document<'a> {
     anomalies: Vec<AnomalyDoc<'a>>,
+    checkpoint_errors: u64,
+    checkpoint_last_success: Option<i64>,
     clock_skew: ClockSkewDoc<'a>,
     files_open: usize,
     format: &'a str,
     group_by: Vec<&'static str>,
+    history: &'a HistoryDoc,
     lag_seconds: Option<f64>,
     last_line_timestamp: Option<f64>,
     lines: LineCounts,
+    malformed_samples: Vec<MalformedDoc<'a>>,
     now: f64,
+    recent_requests: Vec<RequestDoc<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reconcile: Option<&'a Reconciliation>,
+    rotations: &'a std::collections::BTreeMap<String, u64>,
+    slowest_requests: Vec<RequestDoc<'a>>,
     stale: bool,
+    stale_after_seconds: f64,
     windows: Vec<WindowDoc<'a>>,
 }
 
+/// A malformed line kept by the aggregate: where and why, not its text (raw lines are in the
+/// guarded snapshot only; this document is open).
+#[derive(Serialize)]
+struct MalformedDoc<'a> {
+    error: &'a str,
+    line_number: u64,
+}
+
+/// A request of the tail or the slowest.
+#[derive(Serialize)]
+struct RequestDoc<'a> {
+    at: i64,
+    duration_seconds: Option<f64>,
+    key: KeyDoc<'a>,
+    method: Option<&'a str>,
+    status: Option<i16>,
+    upstream_seconds: Option<f64>,
+}
+
+impl<'a> RequestDoc<'a> {
+    fn new(kept: &'a Kept, group_by: &'a [Dimension]) -> Self {
+        let seconds = |us: u64| us as f64 / 1e6;
+        Self {
+            at: kept.at,
+            duration_seconds: kept.duration_us.map(seconds),
+            key: KeyDoc {
+                group_by,
+                key: kept.key.clone(),
+            },
+            method: kept.method.as_deref(),
+            status: kept.status,
+            upstream_seconds: kept.upstream_us.map(seconds),
+        }
+    }
+}
+
+/// An active anomaly with its context: since when, and the baseline against the minute in
+/// progress.
 #[derive(Serialize)]
 struct AnomalyDoc<'a> {
     kind: &'a str,
     router: &'a str,
+    /// The start of the minute it came on in, unix seconds.
+    since: Option<i64>,
+    #[serde(flatten)]
+    context: Option<AnomalyContext>,
+}
+
+#[derive(Serialize)]
+struct AnomalyContext {
+    baseline_requests_per_minute: f64,
+    baseline_error_share: f64,
+    minute_requests: u64,
+    minute_errors_5xx: u64,
+}
+
+impl AnomalyDoc<'_> {
+    fn since(status: Option<&RouterStatus>, kind: &str) -> Option<i64> {
+        let index = AnomalyKind::ALL
+            .iter()
+            .position(|known| known.as_str() == kind)?;
+        status?.active_since[index]
+    }
 }
 
 #[derive(Serialize)]
@@ -242,11 +321,23 @@ impl<S: BuildHasher> SummaryView<'_, S> {
                 .anomalies
                 .iter()
                 .filter(|anomaly| anomaly.active)
-                .map(|anomaly| AnomalyDoc {
-                    kind: anomaly.kind,
-                    router: &anomaly.router,
+                .map(|anomaly| {
+                    let status = self.watch.router(&anomaly.router);
+                    AnomalyDoc {
+                        kind: anomaly.kind,
+                        router: &anomaly.router,
+                        since: AnomalyDoc::since(status.as_ref(), anomaly.kind),
+                        context: status.map(|status| AnomalyContext {
+                            baseline_requests_per_minute: status.baseline_requests_per_minute,
+                            baseline_error_share: status.baseline_error_share,
+                            minute_requests: status.minute_requests,
+                            minute_errors_5xx: status.minute_errors,
+                        }),
+                    }
                 })
                 .collect(),
+            checkpoint_errors: self.health.checkpoint_errors,
+            checkpoint_last_success: self.health.checkpoint_last_success,
             clock_skew: ClockSkewDoc {
                 ahead: self.clock_skew.ahead,
                 behind: self.clock_skew.behind,
@@ -255,15 +346,38 @@ impl<S: BuildHasher> SummaryView<'_, S> {
             files_open: self.files_open,
             format: self.format,
             group_by: group_by.iter().map(|d| d.name()).collect(),
+            history: &self.history,
             lag_seconds: lag,
             last_line_timestamp: self.last_line.map(|last| last as f64 / 1e9),
             lines: self.aggregate.lines(),
+            malformed_samples: self
+                .aggregate
+                .malformed_samples()
+                .iter()
+                .map(|sample| MalformedDoc {
+                    error: &sample.error,
+                    line_number: sample.position.line,
+                })
+                .collect(),
             now,
+            recent_requests: self
+                .requests
+                .tail()
+                .map(|kept| RequestDoc::new(kept, group_by))
+                .collect(),
             reconcile: self.reconcile,
+            rotations: &self.health.rotations,
+            slowest_requests: self
+                .requests
+                .slowest(now as i64)
+                .into_iter()
+                .map(|kept| RequestDoc::new(kept, group_by))
+                .collect(),
             stale: self
                 .last_seen
                 .values()
                 .all(|seen| seen.elapsed() > self.stale_after),
+            stale_after_seconds: self.stale_after.as_secs_f64(),
             windows,
         }
     }

@@ -8,6 +8,7 @@
 //! | `GET /api/summary` | JSON per group over 1 m, 5 m and 1 h windows |
 //! | `GET /api/stream` | server-sent events: one summary per second |
 //! | `GET /api/snapshot` | the aggregate state (the checkpoint's content) as a file; `edge-parser report --snapshot FILE` reads it back |
+//! | `GET /` | the dashboard page, and its `/dashboard.css` and `/dashboard.js` ([`page`](super::page)) |
 //!
 //! The state lives with the ingest loop, not here: each request sends a [`Query`] and awaits
 //! its [`Reply`], so answers are always current and no lock is shared with the hot path.
@@ -184,6 +185,9 @@ impl Server {
                 .insert(header::ALLOW, HeaderValue::from_static(ALLOW));
             return response;
         }
+        if let Some(response) = super::page::answer(request.uri().path(), request.headers()) {
+            return response;
+        }
         match request.uri().path() {
             "/health" => text(StatusCode::OK, "ok\n"),
             "/metrics" => {
@@ -333,7 +337,7 @@ fn respond(reply: Option<Reply>) -> Response<Body> {
     response
 }
 
-fn full(body: Bytes) -> Body {
+pub(crate) fn full(body: Bytes) -> Body {
     BodyExt::boxed(Full::new(body))
 }
 

@@ -22,8 +22,10 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::clock::{LogClock, Verdict};
+use super::history::History;
 use super::http::{Asked, Query, Reply};
 use super::persist;
+use super::requests::Requests;
 use super::window::Windows;
 use crate::aggregate::{AggregateConfig, Aggregator, GroupKey, LinePosition, encoded_value};
 use crate::export::prometheus::{AnomalyState, Exposition, router_index};
@@ -115,6 +117,10 @@ pub(crate) struct Ingest<'c> {
     health: Health,
     sequence: u64,
     windows: Windows,
+    /// The last hour of all traffic, for the page's chart.
+    history: History,
+    /// A sampled tail of requests and the slowest, for the page.
+    requests: Requests,
     watch: Watch,
     /// Which value of a group key the watch follows: the `router` label's.
     watch_index: Option<usize>,
@@ -194,6 +200,8 @@ impl<'c> Ingest<'c> {
             health: state.health,
             sequence: state.sequence,
             windows: Windows::new(),
+            history: History::new(unix_now() as i64),
+            requests: Requests::default(),
             watch,
             positions: Positions::new(files),
             restored,
@@ -253,6 +261,8 @@ impl<'c> Ingest<'c> {
         };
         let (windows, watch, last_seen) = (&mut self.windows, &mut self.watch, &mut self.last_seen);
         let clock = &mut self.clock;
+        let history = &mut self.history;
+        let requests = &mut self.requests;
         let watch_index = self.watch_index;
         let (slowest, slowest_index) = (&mut self.slowest, self.slowest_index);
         let mut parsed = false;
@@ -268,7 +278,10 @@ impl<'c> Ingest<'c> {
                 let class = record
                     .status
                     .map_or(StatusClass::Other, |status| status.class());
-                windows.record(key, at, class, record.duration_ns.map(|ns| ns / 1000));
+                let latency_us = record.duration_ns.map(|ns| ns / 1000);
+                windows.record(key, at, class, latency_us);
+                history.record(at, class, latency_us);
+                requests.record(key, at, now as i64, record);
                 // A backlog read late (a first start with --from-start, a long stop) says
                 // nothing about the current minute: only recent lines feed the baselines.
                 let recent = (now as i64).abs_diff(at) <= WATCH_HORIZON_SECONDS.unsigned_abs();
@@ -805,6 +818,10 @@ impl<'c> Ingest<'c> {
             clock_skew: self.clock.counts(),
             skew_samples: self.clock.samples().cloned().collect(),
             reconcile: self.reconciliation.as_ref(),
+            health: &self.health,
+            history: self.history.summarise(now as i64),
+            watch: &self.watch,
+            requests: &self.requests,
         };
         render(view)
     }

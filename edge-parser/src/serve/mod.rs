@@ -23,9 +23,12 @@
 mod auth;
 pub(crate) mod clock;
 mod conn;
+pub(crate) mod history;
 pub(crate) mod http;
 mod ingest;
+mod page;
 mod persist;
+pub(crate) mod requests;
 pub(crate) mod window;
 
 use std::net::SocketAddr;

@@ -203,6 +203,9 @@ pub struct RouterStatus {
     pub minute_requests: u64,
     /// 5xx responses counted in the minute in progress so far.
     pub minute_errors: u64,
+    /// In the order of [`AnomalyKind::ALL`]: while that anomaly is on, the start of the minute it came
+    /// on in (Unix seconds).
+    pub active_since: [Option<i64>; 3],
 }
 
 /// Counters of what the watch did with its input, as returned by [`Watch::stats`].
@@ -345,6 +348,7 @@ impl Watch {
             baseline_error_minutes: state.share.samples,
             minute_requests: state.current.requests,
             minute_errors: state.current.errors,
+            active_since: state.active_since,
         })
     }
 
@@ -428,6 +432,7 @@ fn set_state(
 ) {
     router.active[kind.index()] = active;
     let minute = minute.saturating_mul(SECONDS_PER_MINUTE);
+    router.active_since[kind.index()] = active.then_some(minute);
     // One event, two levels: `tracing` wants the level of a call site as a constant.
     macro_rules! log_change {
         ($level:expr, $message:literal) => {
@@ -550,6 +555,8 @@ struct RouterState {
     share: Ewma,
     /// Per [`AnomalyKind::index`].
     active: [bool; 3],
+    /// Per [`AnomalyKind::index`]: the minute an active anomaly came on in, Unix seconds.
+    active_since: [Option<i64>; 3],
 }
 
 impl RouterState {
@@ -562,6 +569,7 @@ impl RouterState {
             rate: Ewma::default(),
             share: Ewma::default(),
             active: [false; 3],
+            active_since: [None; 3],
         }
     }
 }

@@ -67,6 +67,8 @@ fn drop_to_zero_is_flagged_49_seconds_into_the_silent_minute_and_clears_when_tra
     assert!(sim.changes.is_empty());
     sim.run(30..40, silence);
     assert_eq!(active(&sim.watch), [("api", AnomalyKind::Drop)]);
+    let status = sim.watch.router("api").expect("watched");
+    assert_eq!(status.active_since, [Some(at(30, 0)), None, None]);
     // The baseline learnt slowly from the 10 anomalous minutes: 6000 × 0.5^(10/60) = 5345
     // a minute, so 20 % of it (1069) is reached after 11 seconds at 100 requests/s.
     sim.run(40..45, steady("api", 100, 1));
@@ -78,6 +80,8 @@ fn drop_to_zero_is_flagged_49_seconds_into_the_silent_minute_and_clears_when_tra
         ]
     );
     assert!(active(&sim.watch).is_empty());
+    let status = sim.watch.router("api").expect("watched");
+    assert_eq!(status.active_since, [None; 3]);
 }
 
 #[test]

@@ -141,7 +141,8 @@ async fn main() -> anyhow::Result<()> {
         "(`(other)`: paths of no route, and a route's lines before the service first exported it.)"
     );
     println!(
-        "\nThe sidecar's own endpoints: curl http://{0}/metrics (edge_requests_total, \
+        "\nThe sidecar's dashboard: open http://{0}/ in a browser (live over /api/stream).\n\
+         Its own endpoints: curl http://{0}/metrics (edge_requests_total, \
          edge_reconcile_lost_requests, ...), http://{0}/api/summary, http://{0}/api/reconcile, \
          http://{0}/api/stream",
         sidecar.addr
@@ -156,7 +157,8 @@ async fn main() -> anyhow::Result<()> {
 
     if args.serve {
         println!(
-            "\nServing until Ctrl-C: the service on http://{addr}, the sidecar on http://{}.",
+            "\nServing until Ctrl-C: the service on http://{addr}, the sidecar's dashboard on \
+             http://{}/.",
             sidecar.addr
         );
         tokio::select! {
