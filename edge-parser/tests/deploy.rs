@@ -218,3 +218,146 @@ fn the_reconcile_rules_give_the_exact_split() {
     promtool(&["check", "rules", "vantage-reconcile.rules.yml"]);
     promtool(&["test", "rules", "vantage-reconcile.test.yml"]);
 }
+
+/// Every YAML document of a file under `deploy/`.
+fn deploy_yaml(relative: &str) -> Value {
+    let path = deploy_dir().join(relative);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("{} unreadable: {error}", path.display()));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|error| panic!("{relative}: {error}"))
+}
+
+/// The rules of a rules file, every group together.
+fn rules(relative: &str) -> Vec<Value> {
+    deploy_yaml(relative)["groups"]
+        .as_sequence()
+        .expect("groups")
+        .iter()
+        .flat_map(|group| group["rules"].as_sequence().expect("rules").clone())
+        .collect()
+}
+
+/// The shipped rules files, each with its unit tests.
+const RULES: [(&str, &str); 3] = [
+    ("vantage-edge.rules.yml", "vantage-edge.test.yml"),
+    ("vantage-service.rules.yml", "vantage-service.test.yml"),
+    ("vantage-reconcile.rules.yml", "vantage-reconcile.test.yml"),
+];
+
+/// The edge's recording rules give exact rates, shares and percentiles per router (none from
+/// native histograms over classic data), and each edge alert (burn rates, 5xx share, traffic
+/// anomalies, the sidecars' health) fires with its exact labels and annotations where it
+/// should and not where it should not (`deploy/prometheus/vantage-edge.test.yml`).
+#[test]
+fn the_edge_rules_fire_exactly_when_they_should() {
+    promtool(&[
+        "check",
+        "rules",
+        "vantage-settings.rules.yml",
+        "vantage-edge.rules.yml",
+    ]);
+    promtool(&["test", "rules", "vantage-edge.test.yml"]);
+}
+
+/// The same for the services' rules: rates, 5xx shares and errors by `error_type` per route,
+/// percentiles, in-flight requests; the 5xx share alert per route and the targets that cannot
+/// be scraped (by Prometheus or by a sidecar) (`deploy/prometheus/vantage-service.test.yml`).
+#[test]
+fn the_service_rules_fire_exactly_when_they_should() {
+    promtool(&["check", "rules", "vantage-service.rules.yml"]);
+    promtool(&["test", "rules", "vantage-service.test.yml"]);
+}
+
+/// Every alert carries its context (a summary, a description, a dashboard link, a runbook,
+/// a severity), and every alert is tested both firing (exact labels and annotations) and not
+/// firing, so a new alert cannot ship without its tests.
+#[test]
+fn every_alert_has_context_and_is_tested_firing_and_silent() {
+    let mut alerts = 0;
+    for (rules_file, test_file) in RULES {
+        let tests = deploy_yaml(&format!("prometheus/{test_file}"));
+        let cases: Vec<&Value> = tests["tests"]
+            .as_sequence()
+            .expect("tests")
+            .iter()
+            .flat_map(|test| test["alert_rule_test"].as_sequence().into_iter().flatten())
+            .collect();
+        for rule in rules(&format!("prometheus/{rules_file}")) {
+            let Some(name) = rule["alert"].as_str() else {
+                continue;
+            };
+            alerts += 1;
+            for annotation in ["summary", "description", "dashboard", "runbook"] {
+                assert!(
+                    !text(&rule, &["annotations", annotation]).is_empty(),
+                    "{name}: {annotation}"
+                );
+            }
+            assert!(!text(&rule, &["labels", "severity"]).is_empty(), "{name}");
+            let of_alert = || cases.iter().filter(|case| case["alertname"] == name);
+            let firing = of_alert().find(|case| {
+                case["exp_alerts"].as_sequence().is_some_and(|alerts| {
+                    !alerts.is_empty()
+                        && alerts.iter().all(|alert| {
+                            ["summary", "description", "dashboard", "runbook"]
+                                .iter()
+                                .all(|a| alert["exp_annotations"][*a].is_string())
+                        })
+                })
+            });
+            assert!(
+                firing.is_some(),
+                "{name} is never tested firing with its annotations in {test_file}"
+            );
+            let silent = of_alert().find(|case| {
+                case["exp_alerts"]
+                    .as_sequence()
+                    .is_some_and(|alerts| alerts.is_empty())
+            });
+            assert!(
+                silent.is_some(),
+                "{name} is never tested silent in {test_file}"
+            );
+        }
+    }
+    assert_eq!(alerts, 17);
+}
+
+/// Every `vantage:` setting the rules read (thresholds, objectives, the Grafana address) is
+/// recorded once in vantage-settings.rules.yml, and every setting is read somewhere.
+#[test]
+fn the_settings_the_rules_read_are_defined_once_and_used() {
+    let settings: Vec<String> = rules("prometheus/vantage-settings.rules.yml")
+        .iter()
+        .map(|rule| text(rule, &["record"]).to_owned())
+        .collect();
+    assert_eq!(
+        settings,
+        [
+            "vantage:slo_availability:objective",
+            "vantage:slo_latency:objective",
+            "vantage:error_share:threshold",
+            "vantage:error_share:min_rps",
+            "vantage:edge_lag_seconds:threshold",
+            "vantage:edge_malformed_share:threshold",
+            "vantage:grafana:info",
+        ]
+    );
+    let mut read = std::collections::BTreeSet::new();
+    for (rules_file, _) in RULES {
+        let source = std::fs::read_to_string(deploy_dir().join("prometheus").join(rules_file))
+            .expect("rules readable");
+        for (start, _) in source.match_indices("vantage:") {
+            let name: String = source[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            assert!(
+                settings.contains(&name),
+                "{rules_file} reads {name}, which no setting records"
+            );
+            read.insert(name);
+        }
+    }
+    assert_eq!(read.len(), settings.len(), "settings never read: {read:?}");
+}
