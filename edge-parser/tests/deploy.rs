@@ -361,3 +361,301 @@ fn the_settings_the_rules_read_are_defined_once_and_used() {
     }
     assert_eq!(read.len(), settings.len(), "settings never read: {read:?}");
 }
+
+/// The shipped Grafana dashboards, by file name.
+const DASHBOARDS: [&str; 3] = [
+    "vantage-service.json",
+    "vantage-edge.json",
+    "vantage-edge-vs-service.json",
+];
+
+/// The data source reference every panel, target and query variable uses: the `datasource`
+/// variable, never a data source's own uid.
+const DATASOURCE_REF: &str = "${datasource}";
+
+fn dashboard(name: &str) -> serde_json::Value {
+    let path = deploy_dir().join("grafana").join(name);
+    let text = std::fs::read_to_string(&path).expect("dashboard readable");
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{name}: {error}"))
+}
+
+/// One PromQL expression of a shipped dashboard, where it is.
+#[derive(Debug)]
+pub(crate) struct DashboardExpr {
+    /// The dashboard's file name.
+    pub(crate) dashboard: &'static str,
+    /// The panel's title.
+    pub(crate) panel: String,
+    /// The target's `refId`.
+    pub(crate) ref_id: String,
+    /// The expression as the dashboard has it, Grafana variables included.
+    pub(crate) expr: String,
+}
+
+/// Every PromQL expression of every shipped dashboard (panel targets and annotation queries),
+/// for tests that check them or evaluate them against a real Prometheus (after
+/// [`concrete_expr`]). Expressions from native histograms (`rate(<name>_seconds{...})` of a
+/// histogram without a suffix) return data only where Prometheus ingests native histograms.
+pub(crate) fn dashboard_exprs() -> Vec<DashboardExpr> {
+    let mut exprs = Vec::new();
+    for name in DASHBOARDS {
+        let board = dashboard(name);
+        for panel in board["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                exprs.push(DashboardExpr {
+                    dashboard: name,
+                    panel: panel["title"].as_str().expect("title").to_owned(),
+                    ref_id: target["refId"].as_str().expect("refId").to_owned(),
+                    expr: target["expr"].as_str().expect("expr").to_owned(),
+                });
+            }
+        }
+        for annotation in board["annotations"]["list"]
+            .as_array()
+            .expect("annotations")
+        {
+            if let Some(expr) = annotation["expr"].as_str() {
+                exprs.push(DashboardExpr {
+                    dashboard: name,
+                    panel: annotation["name"].as_str().expect("name").to_owned(),
+                    ref_id: "annotation".to_owned(),
+                    expr: expr.to_owned(),
+                });
+            }
+        }
+    }
+    exprs
+}
+
+/// Grafana's variables of the dashboards as a query would run them: intervals of 5 minutes,
+/// every value of a multi-value variable.
+const VARIABLES: [(&str, &str); 7] = [
+    ("$__rate_interval", "5m"),
+    ("$__interval", "1m"),
+    ("$__range", "1h"),
+    ("$route", ".*"),
+    ("$router", ".*"),
+    ("$job", ".*"),
+    ("$instance", ".*"),
+];
+
+/// An expression with its Grafana variables replaced as [`VARIABLES`] says: plain PromQL.
+pub(crate) fn concrete_expr(expr: &str) -> String {
+    VARIABLES
+        .iter()
+        .fold(expr.to_owned(), |expr, (name, value)| {
+            expr.replace(name, value)
+        })
+}
+
+/// Every object under `value` with a `datasource` key, with where it is.
+fn datasource_refs<'a>(
+    value: &'a serde_json::Value,
+    at: &str,
+    found: &mut Vec<(String, &'a serde_json::Value)>,
+) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(datasource) = map.get("datasource") {
+                found.push((at.to_owned(), datasource));
+            }
+            for (key, inner) in map {
+                datasource_refs(inner, &format!("{at}.{key}"), found);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (n, inner) in items.iter().enumerate() {
+                datasource_refs(inner, &format!("{at}[{n}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Each dashboard has what Grafana needs to import it: a title and a uid, a schema version,
+/// the `__inputs`/`__requires` of an export, a `datasource` variable of type prometheus that
+/// every panel, target and query variable refers to (no data source uid written in), panels
+/// with unique ids and a grid position inside the 24 columns, and targets with an expression
+/// and a unique refId per panel. Every variable an expression uses is defined.
+#[test]
+fn the_dashboards_have_what_grafana_requires() {
+    let mut uids = Vec::new();
+    for name in DASHBOARDS {
+        let board = dashboard(name);
+        let title = board["title"].as_str().expect("title");
+        assert!(title.starts_with("Vantage / "), "{name}: {title}");
+        let uid = board["uid"].as_str().expect("uid");
+        assert_eq!(format!("{uid}.json"), name);
+        uids.push(uid.to_owned());
+        assert!(
+            board["id"].is_null(),
+            "{name}: an id is the Grafana instance's"
+        );
+        assert_eq!(board["schemaVersion"], 39, "{name}");
+        assert_eq!(board["__inputs"][0]["pluginId"], "prometheus", "{name}");
+        assert_eq!(board["__inputs"][0]["type"], "datasource", "{name}");
+        let requires = board["__requires"].as_array().expect("__requires");
+        assert!(requires.iter().any(|r| r["id"] == "prometheus"), "{name}");
+
+        let variables = board["templating"]["list"].as_array().expect("templating");
+        let datasource = variables
+            .iter()
+            .find(|v| v["name"] == "datasource")
+            .expect("a datasource variable");
+        assert_eq!(datasource["type"], "datasource");
+        assert_eq!(datasource["query"], "prometheus");
+        let variable_names: Vec<&str> = variables
+            .iter()
+            .map(|v| v["name"].as_str().expect("variable name"))
+            .collect();
+
+        let mut refs = Vec::new();
+        datasource_refs(&board, name, &mut refs);
+        for (at, reference) in &refs {
+            if reference["type"] == "grafana" {
+                // The built-in annotations of Grafana itself.
+                assert_eq!(reference["uid"], "-- Grafana --", "{at}");
+                continue;
+            }
+            assert_eq!(reference["type"], "prometheus", "{at}");
+            assert_eq!(reference["uid"], DATASOURCE_REF, "{at}");
+        }
+
+        let panels = board["panels"].as_array().expect("panels");
+        let mut ids: Vec<u64> = panels
+            .iter()
+            .map(|p| p["id"].as_u64().expect("id"))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), panels.len(), "{name}: panel ids are not unique");
+        let mut targets = 0;
+        for panel in panels {
+            let title = panel["title"].as_str().expect("panel title");
+            assert!(!title.is_empty());
+            let grid = &panel["gridPos"];
+            let [h, w, x, y] = ["h", "w", "x", "y"].map(|k| {
+                grid[k]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{name} {title}: gridPos.{k}"))
+            });
+            assert!(h > 0 && w > 0 && x + w <= 24, "{name} {title}: {grid}");
+            let _ = y;
+            if panel["type"] == "row" {
+                assert!(panel["targets"].is_null(), "{name} {title}");
+                continue;
+            }
+            assert_eq!(panel["datasource"]["uid"], DATASOURCE_REF, "{name} {title}");
+            let panel_targets = panel["targets"].as_array().expect("targets");
+            assert!(!panel_targets.is_empty(), "{name} {title}: no target");
+            let mut ref_ids: Vec<&str> = panel_targets
+                .iter()
+                .map(|t| t["refId"].as_str().expect("refId"))
+                .collect();
+            ref_ids.sort_unstable();
+            ref_ids.dedup();
+            assert_eq!(ref_ids.len(), panel_targets.len(), "{name} {title}");
+            for target in panel_targets {
+                let expr = target["expr"].as_str().expect("expr");
+                assert!(!expr.trim().is_empty(), "{name} {title}");
+                targets += 1;
+                for (start, _) in expr.match_indices('$') {
+                    let variable: String = expr[start + 1..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    assert!(
+                        variable.starts_with("__") || variable_names.contains(&variable.as_str()),
+                        "{name} {title}: ${variable} is not a variable of the dashboard"
+                    );
+                }
+            }
+        }
+        assert!(targets >= 10, "{name}: {targets} targets");
+    }
+    assert_eq!(
+        uids,
+        ["vantage-service", "vantage-edge", "vantage-edge-vs-service"]
+    );
+}
+
+/// Every PromQL expression of every dashboard parses: written, with its Grafana variables
+/// replaced, as a recording rule into a rules file that `promtool check rules` accepts.
+#[test]
+fn every_dashboard_expression_is_valid_promql() {
+    let exprs = dashboard_exprs();
+    // Targets: 12 of the service, 22 of the edge, 11 of edge-vs-service; one alert
+    // annotation query per dashboard.
+    assert_eq!(exprs.len(), 48);
+    let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
+    for (n, expr) in exprs.iter().enumerate() {
+        let concrete = concrete_expr(&expr.expr);
+        assert!(
+            !concrete.contains('$'),
+            "{} {} {}: {concrete}",
+            expr.dashboard,
+            expr.panel,
+            expr.ref_id
+        );
+        // A YAML block scalar keeps the expression as it is, quotes and braces included.
+        rules.push_str(&format!(
+            "      - record: dashboard_expr_{n}\n        expr: |\n          {concrete}\n"
+        ));
+    }
+    let dir = crate::util::Dir::new("dashboard_exprs");
+    let path = dir.create("dashboards.rules.yml", rules);
+    promtool(&["check", "rules", path.to_str().expect("UTF-8 path")]);
+}
+
+/// Every recorded series a dashboard reads (`level:metric:operations`) is recorded by a shipped
+/// rules file: a misspelt name would parse and show an empty panel.
+#[test]
+fn the_recorded_series_the_dashboards_read_are_recorded() {
+    let recorded: Vec<String> = [
+        "vantage-settings.rules.yml",
+        "vantage-edge.rules.yml",
+        "vantage-service.rules.yml",
+        "vantage-reconcile.rules.yml",
+    ]
+    .iter()
+    .flat_map(|file| rules(&format!("prometheus/{file}")))
+    .filter_map(|rule| rule["record"].as_str().map(str::to_owned))
+    .collect();
+    let mut read = std::collections::BTreeSet::new();
+    for expr in dashboard_exprs() {
+        let names = expr
+            .expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .filter(|token| token.contains(':'));
+        for name in names {
+            assert!(
+                recorded.iter().any(|r| r == name),
+                "{} {}: {name} is recorded by no rule",
+                expr.dashboard,
+                expr.panel
+            );
+            read.insert(name.to_owned());
+        }
+    }
+    assert_eq!(read.len(), 16, "{read:?}");
+}
+
+/// The shape of the check above can fail: an expression that does not parse is refused.
+#[test]
+fn promtool_refuses_an_expression_that_does_not_parse() {
+    let dir = crate::util::Dir::new("dashboard_exprs_refused");
+    let path = dir.create(
+        "bad.rules.yml",
+        "groups:\n  - name: bad\n    rules:\n      - record: bad\n        expr: |\n          sum by (router (rate(edge_requests_total[5m]))\n",
+    );
+    let refused = std::panic::catch_unwind(|| {
+        promtool(&["check", "rules", path.to_str().expect("UTF-8 path")]);
+    });
+    if std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        assert!(refused.is_err(), "promtool accepted a broken expression");
+    }
+}
