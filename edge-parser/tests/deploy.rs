@@ -659,3 +659,256 @@ fn promtool_refuses_an_expression_that_does_not_parse() {
         assert!(refused.is_err(), "promtool accepted a broken expression");
     }
 }
+
+/// The `vantage_role` a scrape configuration gives its targets through relabelling.
+fn roles_set_by(relabelings: &Value) -> Vec<&str> {
+    relabelings
+        .as_sequence()
+        .expect("relabelings")
+        .iter()
+        .filter(|r| r["targetLabel"] == "vantage_role" || r["target_label"] == "vantage_role")
+        .filter_map(|r| r["replacement"].as_str())
+        .collect()
+}
+
+/// The `vantage_role` values the shipped rules select targets by.
+fn roles_read_by_rules() -> std::collections::BTreeSet<String> {
+    let mut roles = std::collections::BTreeSet::new();
+    for (rules_file, _) in RULES {
+        let source = std::fs::read_to_string(deploy_dir().join("prometheus").join(rules_file))
+            .expect("rules readable");
+        for (start, matched) in source.match_indices("vantage_role=\"") {
+            let rest = &source[start + matched.len()..];
+            roles.insert(rest[..rest.find('"').expect("closing quote")].to_owned());
+        }
+    }
+    roles
+}
+
+/// With the Prometheus Operator: the PodMonitor selects the Traefik pods of both manifests
+/// and scrapes, on ports those pods name, the sidecar (`vantage_role="edge"`) and Traefik's
+/// own metrics (`proxy`, for the stale alert); the ServiceMonitor selects the instrumented
+/// Services (`service`) on a port they name. The roles are those the rules read.
+#[test]
+fn the_prometheus_operator_scrapes_every_sidecar_proxy_and_service() {
+    let monitors = documents("prometheus-operator.yaml");
+    let kinds: Vec<&str> = monitors.iter().map(|d| text(d, &["kind"])).collect();
+    assert_eq!(kinds, ["PodMonitor", "ServiceMonitor", "Service"]);
+    let (pod_monitor, service_monitor, service) = (&monitors[0], &monitors[1], &monitors[2]);
+    for monitor in [pod_monitor, service_monitor] {
+        assert_eq!(text(monitor, &["apiVersion"]), "monitoring.coreos.com/v1");
+        assert_eq!(
+            text(monitor, &["metadata", "labels", "release"]),
+            "prometheus"
+        );
+    }
+
+    let plain = documents("traefik-with-edge-parser.yaml");
+    let deployment = &plain[1];
+    let pod = get(deployment, &["spec", "template"]);
+    let selector = get(pod_monitor, &["spec", "selector", "matchLabels"])
+        .as_mapping()
+        .expect("matchLabels");
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(&pod["metadata"]["labels"][key], value, "{key:?}");
+    }
+    let namespaces = get(pod_monitor, &["spec", "namespaceSelector", "matchNames"]);
+    for namespace in [text(deployment, &["metadata", "namespace"]), "kube-system"] {
+        assert!(
+            namespaces
+                .as_sequence()
+                .expect("matchNames")
+                .iter()
+                .any(|n| n == namespace),
+            "{namespace}"
+        );
+    }
+    let container_ports = |container: &str| -> Vec<String> {
+        get(pod, &["spec", "containers"])
+            .as_sequence()
+            .expect("containers")
+            .iter()
+            .find(|c| c["name"] == container)
+            .expect("container")["ports"]
+            .as_sequence()
+            .expect("ports")
+            .iter()
+            .map(|p| text(p, &["name"]).to_owned())
+            .collect()
+    };
+    let endpoints = get(pod_monitor, &["spec", "podMetricsEndpoints"])
+        .as_sequence()
+        .expect("podMetricsEndpoints");
+    let scraped: Vec<(&str, Vec<&str>)> = endpoints
+        .iter()
+        .map(|e| (text(e, &["port"]), roles_set_by(&e["relabelings"])))
+        .collect();
+    assert_eq!(
+        scraped,
+        [("edge-metrics", vec!["edge"]), ("metrics", vec!["proxy"])]
+    );
+    assert!(container_ports("edge-parser").contains(&"edge-metrics".to_owned()));
+    assert!(container_ports("traefik").contains(&"metrics".to_owned()));
+    // The k3s chart names Traefik's metrics port `metrics` too; the sidecar's is ours.
+    let k3s = &documents("k3s-traefik-helmchartconfig.yaml")[0];
+    let values: Value =
+        serde_yaml_ng::from_str(text(k3s, &["spec", "valuesContent"])).expect("values YAML");
+    let sidecar = &get(&values, &["deployment", "additionalContainers"])[0];
+    assert_eq!(text(&sidecar["ports"][0], &["name"]), "edge-metrics");
+
+    let selector = get(service_monitor, &["spec", "selector", "matchLabels"])
+        .as_mapping()
+        .expect("matchLabels");
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(&service["metadata"]["labels"][key], value, "{key:?}");
+    }
+    assert_eq!(
+        get(service_monitor, &["spec", "namespaceSelector", "any"]).as_bool(),
+        Some(true)
+    );
+    let endpoint = &get(service_monitor, &["spec", "endpoints"])[0];
+    assert_eq!(text(endpoint, &["path"]), "/metrics");
+    assert_eq!(roles_set_by(&endpoint["relabelings"]), ["service"]);
+    let port = text(endpoint, &["port"]);
+    assert!(
+        service["spec"]["ports"]
+            .as_sequence()
+            .expect("ports")
+            .iter()
+            .any(|p| p["name"] == port),
+        "{port}"
+    );
+
+    let roles: std::collections::BTreeSet<String> =
+        ["edge", "service"].map(str::to_owned).into_iter().collect();
+    assert_eq!(roles_read_by_rules(), roles);
+}
+
+/// The PrometheusRule and the rules ConfigMap carry exactly the shipped rules files (run
+/// `deploy/kubernetes/generate-rules.sh` after editing them).
+#[test]
+fn the_kubernetes_rules_are_the_shipped_rules() {
+    const FILES: [&str; 4] = [
+        "vantage-settings.rules.yml",
+        "vantage-edge.rules.yml",
+        "vantage-service.rules.yml",
+        "vantage-reconcile.rules.yml",
+    ];
+    let rule = documents("vantage-prometheusrule.yaml");
+    assert_eq!(rule.len(), 1);
+    assert_eq!(text(&rule[0], &["kind"]), "PrometheusRule");
+    assert_eq!(
+        text(&rule[0], &["metadata", "labels", "release"]),
+        "prometheus"
+    );
+    let shipped: Vec<Value> = FILES
+        .iter()
+        .flat_map(|file| {
+            deploy_yaml(&format!("prometheus/{file}"))["groups"]
+                .as_sequence()
+                .expect("groups")
+                .clone()
+        })
+        .collect();
+    assert_eq!(
+        get(&rule[0], &["spec", "groups"])
+            .as_sequence()
+            .expect("groups"),
+        &shipped,
+        "run deploy/kubernetes/generate-rules.sh"
+    );
+
+    let config_map = documents("vantage-rules-configmap.yaml");
+    assert_eq!(config_map.len(), 1);
+    assert_eq!(text(&config_map[0], &["kind"]), "ConfigMap");
+    let data = config_map[0]["data"].as_mapping().expect("data");
+    assert_eq!(data.len(), FILES.len());
+    for file in FILES {
+        let shipped = std::fs::read_to_string(deploy_dir().join("prometheus").join(file))
+            .expect("rules readable");
+        assert_eq!(
+            text(&config_map[0], &["data", file]),
+            shipped,
+            "{file}: run deploy/kubernetes/generate-rules.sh"
+        );
+    }
+}
+
+/// Without the operator: the scrape configuration keeps annotated pods whose role the rules
+/// read, labels them with their role, namespace and pod, scrapes Traefik's `metrics` port as
+/// `proxy`, and loads the rules from where the ConfigMap is mounted; the sidecar's pods carry
+/// the annotations. `promtool check config` accepts it (with the pods' discovery replaced by a
+/// loopback target: Debian's Prometheus is built without Kubernetes discovery).
+#[test]
+fn the_plain_prometheus_config_scrapes_by_annotation_and_loads_the_rules() {
+    let config_map = &documents("prometheus-annotations.yaml")[0];
+    let source = text(config_map, &["data", "prometheus.yml"]);
+    let config: Value = serde_yaml_ng::from_str(source).expect("prometheus.yml");
+    assert_eq!(config["rule_files"][0], "/etc/prometheus/rules/*.rules.yml");
+    let jobs = config["scrape_configs"]
+        .as_sequence()
+        .expect("scrape_configs");
+    let names: Vec<&str> = jobs.iter().map(|j| text(j, &["job_name"])).collect();
+    assert_eq!(names, ["vantage", "vantage-proxy"]);
+    let targets_of = |job: &Value| -> Vec<String> {
+        job["relabel_configs"]
+            .as_sequence()
+            .expect("relabel_configs")
+            .iter()
+            .filter_map(|r| r["target_label"].as_str().map(str::to_owned))
+            .collect()
+    };
+    for job in jobs {
+        let labels = targets_of(job);
+        for label in ["vantage_role", "namespace", "pod"] {
+            assert!(labels.iter().any(|l| l == label), "{label} in {labels:?}");
+        }
+    }
+    let keep_roles = jobs[0]["relabel_configs"]
+        .as_sequence()
+        .expect("relabel_configs")
+        .iter()
+        .find(|r| r["source_labels"][0] == "__meta_kubernetes_pod_annotation_vantage_dev_role")
+        .expect("a keep on the role");
+    assert_eq!(text(keep_roles, &["action"]), "keep");
+    let roles: Vec<String> = text(keep_roles, &["regex"])
+        .split('|')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(roles, roles_read_by_rules().into_iter().collect::<Vec<_>>());
+    assert_eq!(roles_set_by(&jobs[1]["relabel_configs"]), ["proxy"]);
+
+    let plain = documents("traefik-with-edge-parser.yaml");
+    let pod = get(&plain[1], &["spec", "template"]);
+    assert_eq!(
+        text(pod, &["metadata", "annotations", "vantage.dev/role"]),
+        "edge"
+    );
+    let k3s = &documents("k3s-traefik-helmchartconfig.yaml")[0];
+    let values: Value =
+        serde_yaml_ng::from_str(text(k3s, &["spec", "valuesContent"])).expect("values YAML");
+    assert_eq!(
+        text(
+            &values,
+            &["deployment", "podAnnotations", "vantage.dev/role"]
+        ),
+        "edge"
+    );
+
+    let rules = deploy_dir().join("prometheus");
+    let checkable = source
+        .replace(
+            "kubernetes_sd_configs:\n      - role: pod",
+            "static_configs:\n      - targets: ['127.0.0.1:9898']",
+        )
+        .replace(
+            "/etc/prometheus/rules/",
+            &format!("{}/", rules.to_str().expect("UTF-8 path")),
+        );
+    assert_eq!(checkable.matches("127.0.0.1:9898").count(), 2);
+    let dir = crate::util::Dir::new("plain_prometheus_config");
+    let path = dir.create("prometheus.yml", checkable);
+    promtool(&["check", "config", path.to_str().expect("UTF-8 path")]);
+}
