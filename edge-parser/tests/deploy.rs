@@ -430,22 +430,52 @@ pub(crate) fn dashboard_exprs() -> Vec<DashboardExpr> {
 /// Grafana's variables of the dashboards as a query would run them: intervals of 5 minutes,
 /// every value of a multi-value variable.
 const VARIABLES: [(&str, &str); 7] = [
-    ("$__rate_interval", "5m"),
-    ("$__interval", "1m"),
-    ("$__range", "1h"),
-    ("$route", ".*"),
-    ("$router", ".*"),
-    ("$job", ".*"),
-    ("$instance", ".*"),
+    ("__rate_interval", "5m"),
+    ("__interval", "1m"),
+    ("__range", "1h"),
+    ("route", ".*"),
+    ("router", ".*"),
+    ("job", ".*"),
+    ("instance", ".*"),
 ];
 
-/// An expression with its Grafana variables replaced as [`VARIABLES`] says: plain PromQL.
+/// An expression with its Grafana variables (`$name` or `${name}`, whole names only: `$router`
+/// is not `$route` followed by `r`) replaced as [`VARIABLES`] says: plain PromQL. An unknown
+/// variable is left as it is.
 pub(crate) fn concrete_expr(expr: &str) -> String {
-    VARIABLES
-        .iter()
-        .fold(expr.to_owned(), |expr, (name, value)| {
-            expr.replace(name, value)
-        })
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(expr.len());
+    let mut rest = expr;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, len) = match after.strip_prefix('{') {
+            Some(braced) => match braced.find('}') {
+                Some(end) => (&braced[..end], end + 2),
+                None => ("", 0),
+            },
+            None => {
+                let end = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        match VARIABLES.iter().find(|(variable, _)| *variable == name) {
+            Some((_, value)) => out.push_str(value),
+            None => out.push_str(&rest[at..at + 1 + len]),
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn concrete_expressions_replace_whole_variable_names() {
+    assert_eq!(
+        concrete_expr(r#"rate(x{router=~"$router", http_route=~"${route}"}[$__rate_interval])"#),
+        r#"rate(x{router=~".*", http_route=~".*"}[5m])"#
+    );
+    assert_eq!(concrete_expr("$unknown + $"), "$unknown + $");
 }
 
 /// Every object under `value` with a `datasource` key, with where it is.
