@@ -1,7 +1,10 @@
 //! The deployment files parse and wire the sidecar as the README says: a shared access-log
 //! volume, a liveness probe on /health and no readiness probe (the sidecar never takes the
 //! proxy out of its Service), resources, the snapshot token from an optional Secret,
-//! Prometheus scrape annotations.
+//! Prometheus scrape annotations. The Prometheus rules give exact answers and every alert
+//! fires exactly when it should (`promtool test rules`); the Grafana dashboards have what
+//! Grafana requires and valid PromQL ([`dashboard_exprs`] lists it for end-to-end tests); the
+//! Kubernetes monitoring objects scrape every sidecar, proxy and service and load the rules.
 
 use std::path::{Path, PathBuf};
 
