@@ -138,6 +138,8 @@ struct RequestDoc<'a> {
     key: KeyDoc<'a>,
     method: Option<&'a str>,
     status: Option<i16>,
+    /// 32 hex digits, where the log carries the request's trace id.
+    trace_id: Option<String>,
     upstream_seconds: Option<f64>,
 }
 
@@ -153,6 +155,7 @@ impl<'a> RequestDoc<'a> {
             },
             method: kept.method.as_deref(),
             status: kept.status,
+            trace_id: kept.trace_id.map(|id| id.to_string()),
             upstream_seconds: kept.upstream_us.map(seconds),
         }
     }
@@ -370,7 +373,6 @@ impl<S: BuildHasher> SummaryView<'_, S> {
             slowest_requests: self
                 .requests
                 .slowest(now as i64)
-                .into_iter()
                 .map(|kept| RequestDoc::new(kept, group_by))
                 .collect(),
             stale: self

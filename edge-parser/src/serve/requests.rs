@@ -1,28 +1,30 @@
 //! A few requests themselves beside the aggregates, for the page: a sampled tail of the
-//! latest, and the slowest of the last five minutes.
+//! latest, and the slowest of the last five minutes (a [`SlowestWindow`]).
 //!
 //! Bounded, and cheap for the lines that are not kept: a request enters the tail only while
 //! fewer than [`SAMPLES_PER_SECOND`] did this second (of this process's clock, so a backlog
 //! read at once is sampled as thinly as live traffic), and the slowest only when it is slower
 //! than the last of its minute's list; the others cost a comparison each.
 //!
-//! A request is kept as its group key, method, status, time and durations, never its target:
+//! A request is kept as its group key, method, status, time, durations and trace id (where the
+//! log has one: the way to the same request on the services), never its target:
 //! a raw path or query may carry identifiers or tokens, and `/api/summary` is open (the group
 //! key's values are bounded and already public in `/metrics`).
 
 use std::collections::VecDeque;
 
+use vantage_instrument::trace_context::TraceId;
+
 use crate::aggregate::GroupKey;
 use crate::format::Record;
+use crate::slowest::{Slow, SlowestWindow};
 
 /// Requests in the tail.
 pub(crate) const TAIL: usize = 50;
 /// Requests that may enter the tail per second.
 pub(crate) const SAMPLES_PER_SECOND: u32 = 5;
-/// Requests in the slowest list.
+/// Requests in the slowest list (and kept per minute).
 pub(crate) const SLOWEST: usize = 10;
-/// The slowest are kept per minute, for this many minutes.
-const SLOWEST_MINUTES: i64 = 5;
 /// A method longer than this is cut (methods are a client's bytes).
 const MAX_METHOD_BYTES: usize = 16;
 
@@ -37,16 +39,36 @@ pub(crate) struct Kept {
     pub(crate) status: Option<i16>,
     pub(crate) duration_us: Option<u64>,
     pub(crate) upstream_us: Option<u64>,
+    pub(crate) trace_id: Option<TraceId>,
+}
+
+impl Slow for Kept {
+    fn at(&self) -> i64 {
+        self.at
+    }
+
+    fn duration(&self) -> u64 {
+        self.duration_us.unwrap_or(0)
+    }
 }
 
 /// The tail and the slowest; see the [module docs](self).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Requests {
     tail: VecDeque<Kept>,
     /// The second of the tail's sampling, and how many entered during it.
     sampling: (i64, u32),
-    /// Per minute (unix seconds of its start), the slowest first.
-    slowest: VecDeque<(i64, Vec<Kept>)>,
+    slowest: SlowestWindow<Kept>,
+}
+
+impl Default for Requests {
+    fn default() -> Self {
+        Self {
+            tail: VecDeque::new(),
+            sampling: (0, 0),
+            slowest: SlowestWindow::new(SLOWEST),
+        }
+    }
 }
 
 impl Requests {
@@ -60,7 +82,7 @@ impl Requests {
             self.sampling = (now, 0);
             true
         };
-        let slow_enough = duration.is_some_and(|us| self.is_slowest(at, us));
+        let slow_enough = duration.is_some_and(|us| self.slowest.would_keep(at, us));
         if !sampled && !slow_enough {
             return;
         }
@@ -74,9 +96,10 @@ impl Requests {
             status: record.status.map(|status| status.code()),
             duration_us: duration,
             upstream_us: record.upstream_duration_ns.map(|ns| ns / 1000),
+            trace_id: record.trace_id,
         };
         if slow_enough {
-            self.keep_slow(kept.clone());
+            self.slowest.offer(kept.clone());
         }
         if sampled {
             self.sampling.1 += 1;
@@ -87,75 +110,15 @@ impl Requests {
         }
     }
 
-    /// Whether a request of `duration_us` at `at` enters its minute's slowest.
-    fn is_slowest(&self, at: i64, duration_us: u64) -> bool {
-        let minute = minute_of(at);
-        match self.slowest.iter().find(|(start, _)| *start == minute) {
-            Some((_, list)) => {
-                list.len() < SLOWEST
-                    || list
-                        .last()
-                        .is_some_and(|last| last.duration_us < Some(duration_us))
-            }
-            // A minute not kept yet: only one newer than the oldest kept may open.
-            None => self
-                .slowest
-                .front()
-                .is_none_or(|(oldest, _)| minute > *oldest),
-        }
-    }
-
-    fn keep_slow(&mut self, kept: Kept) {
-        let minute = minute_of(kept.at);
-        let index = match self.slowest.iter().position(|(start, _)| *start == minute) {
-            Some(index) => index,
-            None => {
-                let index = self.slowest.partition_point(|(start, _)| *start < minute);
-                self.slowest
-                    .insert(index, (minute, Vec::with_capacity(SLOWEST)));
-                // Only the newest minutes are kept.
-                let newest = self.slowest.back().map_or(minute, |(start, _)| *start);
-                while self
-                    .slowest
-                    .front()
-                    .is_some_and(|(start, _)| *start <= newest - SLOWEST_MINUTES * 60)
-                {
-                    self.slowest.pop_front();
-                }
-                match self.slowest.iter().position(|(start, _)| *start == minute) {
-                    Some(index) => index,
-                    None => return,
-                }
-            }
-        };
-        let list = &mut self.slowest[index].1;
-        let at = list.partition_point(|other| other.duration_us >= kept.duration_us);
-        list.insert(at, kept);
-        list.truncate(SLOWEST);
-    }
-
     /// The tail, the latest last.
     pub(crate) fn tail(&self) -> impl Iterator<Item = &Kept> {
         self.tail.iter()
     }
 
     /// The slowest requests of the five minutes up to `now`, the slowest first.
-    pub(crate) fn slowest(&self, now: i64) -> Vec<&Kept> {
-        let from = minute_of(now) - (SLOWEST_MINUTES - 1) * 60;
-        let mut slowest: Vec<&Kept> = self
-            .slowest
-            .iter()
-            .filter(|(start, _)| *start >= from)
-            .flat_map(|(_, list)| list)
-            .collect();
-        slowest.sort_by(|a, b| b.duration_us.cmp(&a.duration_us).then(b.at.cmp(&a.at)));
-        slowest.truncate(SLOWEST);
-        slowest
+    pub(crate) fn slowest(&self, now: i64) -> impl Iterator<Item = &Kept> {
+        self.slowest.slowest(now, SLOWEST)
     }
-}
-
-fn minute_of(at: i64) -> i64 {
-    at.div_euclid(60) * 60
 }
 
 #[cfg(test)]
@@ -214,12 +177,25 @@ mod tests {
             }
         }
         let now = T0 + 5 * 60 + 59;
-        let slowest = requests.slowest(now);
+        let slowest: Vec<&Kept> = requests.slowest(now).collect();
         assert_eq!(
             durations(&slowest),
             [150, 145, 140, 135, 130, 125, 120, 120, 116, 115]
         );
-        assert!(requests.slowest.len() <= SLOWEST_MINUTES as usize);
+    }
+
+    #[test]
+    fn a_request_is_kept_with_its_trace_id() {
+        let mut requests = Requests::default();
+        let trace_id = TraceId::from_u128(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736);
+        let traced = Record {
+            trace_id,
+            ..request(700, 200)
+        };
+        requests.record(b"k", T0, T0, &traced);
+        requests.record(b"k", T0, T0, &request(5, 200));
+        let slowest: Vec<Option<TraceId>> = requests.slowest(T0).map(|k| k.trace_id).collect();
+        assert_eq!(slowest, [trace_id, None]);
     }
 
     #[test]

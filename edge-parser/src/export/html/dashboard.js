@@ -490,13 +490,15 @@
   function renderRequests(id, requests) {
     const table = $(id);
     const dims = state.model.groupBy;
-    // A format that logs no upstream time gets no column of dashes.
+    // A format that logs no upstream time (or trace id) gets no column of dashes.
     const upstream = requests.some((r) => r.upstream_seconds != null);
+    const traced = requests.some((r) => r.trace_id != null);
     table.tHead.replaceChildren(el("tr", {},
       el("th", { scope: "col", text: "time" }), ...dims.map((d) => el("th", { scope: "col", text: d })),
       el("th", { scope: "col", text: "method" }), el("th", { scope: "col", class: "num", text: "status" }),
       el("th", { scope: "col", class: "num", text: "duration" }),
-      upstream ? el("th", { scope: "col", class: "num", text: "upstream" }) : null));
+      upstream ? el("th", { scope: "col", class: "num", text: "upstream" }) : null,
+      traced ? el("th", { scope: "col", text: "trace id" }) : null));
     const rows = requests.filter((r) => passes(r.key, (cls) => statusClass(r.status) === cls));
     table.tBodies[0].replaceChildren(...rows.map((r) => el("tr", {},
       el("td", { class: "live-value", text: clock(r.at) }),
@@ -504,9 +506,11 @@
       el("td", { text: r.method == null ? MISSING : r.method }),
       el("td", { class: `num c-text-${statusClass(r.status)}`, text: r.status == null ? MISSING : String(r.status) }),
       el("td", { class: "num live-value", text: duration(r.duration_seconds) }),
-      upstream ? el("td", { class: "num live-value", text: duration(r.upstream_seconds) }) : null)));
+      upstream ? el("td", { class: "num live-value", text: duration(r.upstream_seconds) }) : null,
+      traced ? el("td", { class: "key", text: r.trace_id == null ? MISSING : r.trace_id }) : null)));
     if (rows.length === 0) {
-      table.tBodies[0].append(el("tr", {}, el("td", { colspan: dims.length + (upstream ? 5 : 4), class: "missing",
+      const columns = dims.length + 4 + (upstream ? 1 : 0) + (traced ? 1 : 0);
+      table.tBodies[0].append(el("tr", {}, el("td", { colspan: columns, class: "missing",
         text: requests.length ? "No request matches the filters." : "None yet." })));
     }
   }
