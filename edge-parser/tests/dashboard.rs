@@ -203,6 +203,43 @@ fn live_page_shows_exact_counts_follows_appends_and_marks_stale() {
     );
     assert_eq!(sorted, json!(["descending", false]));
 
+    // A row selected charts that group's own hour: its requests, and nothing of the others.
+    browser.eval(
+        "[...document.querySelectorAll('#groups tbody tr')].find(tr => \
+         tr.querySelector('[data-col=\"key:router\"]').title === 'api@docker').click()",
+    );
+    let chart = browser.wait_until(
+        "[document.getElementById('chart-caption').textContent, \
+          Number((document.querySelector('#chart svg') || { dataset: {} }).dataset.requests), \
+          document.getElementById('chart-all').hidden]",
+        WAIT_LIMIT,
+        "the chart of one group",
+        |chart| {
+            chart[0]
+                .as_str()
+                .is_some_and(|c| c.starts_with("router=api@docker"))
+        },
+    );
+    assert_eq!(chart[1], json!(expected["api@docker"]), "{chart}");
+    assert_eq!(chart[2], json!(false));
+    // The button brings every group back.
+    browser.eval("document.getElementById('chart-all').click()");
+    let caption = browser.eval("document.getElementById('chart-caption').textContent");
+    assert!(
+        caption
+            .as_str()
+            .is_some_and(|c| c.starts_with("All groups")),
+        "{caption}"
+    );
+    // The endpoint behind it names what a group is when asked wrongly.
+    let wrong = server.get("/api/group?key=api@docker");
+    assert_eq!(wrong.status, 400);
+    assert_eq!(
+        wrong.json()["error"],
+        "a group is 2 key values (router, service), in that order: ?key=VALUE&key=VALUE"
+    );
+    assert_eq!(server.get("/api/group?key=nobody&key=-").status, 404);
+
     // The slowest request of the log leads the slowest (durations are 1 to 50 ms, the 50 ms
     // one is request 49); the sampled tail holds a few of the latest.
     let slowest = browser.eval(

@@ -93,34 +93,59 @@ impl History {
     /// The hour that ends with the step holding `now`.
     pub(crate) fn summarise(&self, now: i64) -> HistoryDoc {
         let first = (now.div_euclid(STEP_SECONDS) + 1 - STEPS as i64) * STEP_SECONDS;
-        let mut doc = HistoryDoc {
-            start_epoch_second: first,
-            step_seconds: STEP_SECONDS,
-            requests: Vec::with_capacity(STEPS),
-            errors_5xx: Vec::with_capacity(STEPS),
-            p50_seconds: Vec::with_capacity(STEPS),
-            p99_seconds: Vec::with_capacity(STEPS),
-        };
+        let mut doc = HistoryDoc::new(first, STEP_SECONDS, STEPS);
         let mut merge = WindowMerge::default();
         for start in (0..STEPS as i64).map(|i| first + i * STEP_SECONDS) {
             let step = &self.steps[position(start)];
-            let (requests, errors, latency) = if step.start == start {
-                merge.clear();
-                step.latency.add_into(&mut merge);
-                let [p50, p99] = merge.quantiles([0.5, 0.99]).map(|us| us as f64 / 1e6);
-                let latency = (merge.count() > 0).then_some((p50, p99));
-                (Some(step.requests), Some(step.errors), latency)
-            } else if start + STEP_SECONDS > self.watched_from {
-                (Some(0), Some(0), None)
+            if step.start == start {
+                doc.push_counted(step.requests, step.errors, &step.latency, &mut merge);
             } else {
-                (None, None, None)
-            };
-            doc.requests.push(requests);
-            doc.errors_5xx.push(errors);
-            doc.p50_seconds.push(latency.map(|(p50, _)| p50));
-            doc.p99_seconds.push(latency.map(|(_, p99)| p99));
+                doc.push_empty(start + STEP_SECONDS > self.watched_from);
+            }
         }
         doc
+    }
+}
+
+impl HistoryDoc {
+    /// A history of `steps` steps of `step_seconds` from `start_epoch_second`, to be pushed.
+    pub(crate) fn new(start_epoch_second: i64, step_seconds: i64, steps: usize) -> Self {
+        Self {
+            start_epoch_second,
+            step_seconds,
+            requests: Vec::with_capacity(steps),
+            errors_5xx: Vec::with_capacity(steps),
+            p50_seconds: Vec::with_capacity(steps),
+            p99_seconds: Vec::with_capacity(steps),
+        }
+    }
+
+    /// The next step: what was counted in it (`merge` is a buffer, reused from step to step).
+    pub(crate) fn push_counted(
+        &mut self,
+        requests: u32,
+        errors: u32,
+        latency: &WindowHistogram,
+        merge: &mut WindowMerge,
+    ) {
+        merge.clear();
+        latency.add_into(merge);
+        let [p50, p99] = merge.quantiles([0.5, 0.99]).map(|us| us as f64 / 1e6);
+        let known = merge.count() > 0;
+        self.requests.push(Some(requests));
+        self.errors_5xx.push(Some(errors));
+        self.p50_seconds.push(known.then_some(p50));
+        self.p99_seconds.push(known.then_some(p99));
+    }
+
+    /// The next step, with nothing counted in it: no traffic if it was `watched`, otherwise
+    /// unknown (`null`).
+    pub(crate) fn push_empty(&mut self, watched: bool) {
+        let zero = watched.then_some(0);
+        self.requests.push(zero);
+        self.errors_5xx.push(zero);
+        self.p50_seconds.push(None);
+        self.p99_seconds.push(None);
     }
 }
 

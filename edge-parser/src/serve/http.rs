@@ -44,10 +44,10 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The methods served.
 const ALLOW: &str = "GET, HEAD";
 /// The paths served, named in a `404`.
-const PATHS: &str = "not found: /metrics /health /ready /api/summary /api/stream /api/reconcile /api/slow /api/snapshot\n";
+const PATHS: &str = "not found: /metrics /health /ready /api/summary /api/stream /api/reconcile /api/slow /api/group /api/snapshot\n";
 
 /// What an HTTP request asks of the ingest loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Query {
     /// The Prometheus exposition.
     Metrics,
@@ -61,6 +61,8 @@ pub(crate) enum Query {
     Reconcile,
     /// The slowest requests per route, joined with the services' by trace id, as JSON.
     Slow,
+    /// The last hour of one group (its key's values, in the grouping's order), as JSON.
+    Group(Vec<String>),
 }
 
 /// The ingest loop's answer to a [`Query`].
@@ -212,6 +214,15 @@ impl Server {
             "/api/summary" => self.ask(Query::Summary).await,
             "/api/reconcile" => self.ask(Query::Reconcile).await,
             "/api/slow" => self.ask(Query::Slow).await,
+            "/api/group" => {
+                // `?key=VALUE&key=VALUE`: the group's values in the grouping's order.
+                let values = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+                    .filter(|(name, _)| name == "key")
+                    .map(|(_, value)| value.into_owned())
+                    .take(crate::aggregate::Dimension::ALL.len() + 1)
+                    .collect();
+                self.ask(Query::Group(values)).await
+            }
             "/api/snapshot" => {
                 if let Err(refusal) = self.side.guard.check(request.headers(), peer, "snapshot") {
                     let mut response = text(refusal.status, refusal.message);

@@ -653,6 +653,7 @@ impl<'c> Ingest<'c> {
             Query::Snapshot => self.snapshot(),
             Query::Reconcile => self.reconcile(),
             Query::Slow => self.slow(),
+            Query::Group(values) => self.group(&values),
         };
         // The requester may have gone away.
         let _ = asked.reply.send(reply);
@@ -744,6 +745,36 @@ impl<'c> Ingest<'c> {
             StatusCode::OK,
             serde_json::to_vec(&report).unwrap_or_default(),
         )
+    }
+
+    /// `/api/group`: the last hour of one group in steps of 5 minutes, for the page's chart of
+    /// one row.
+    fn group(&self, values: &[String]) -> Reply {
+        let group_by = self.aggregator.aggregate().group_by();
+        if values.len() != group_by.len() {
+            let names: Vec<&str> = group_by.iter().map(|d| d.name()).collect();
+            return json_reply(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": format!(
+                    "a group is {} key values ({}), in that order: ?key=VALUE&key=VALUE",
+                    group_by.len(),
+                    names.join(", ")
+                )}),
+            );
+        }
+        let key = GroupKey::new(values);
+        let now = unix_now() as i64;
+        let watched_from = now - self.started.elapsed().as_secs() as i64;
+        match self.windows.hour(&key, now, watched_from) {
+            Some(hour) => json_text_reply(
+                StatusCode::OK,
+                serde_json::to_vec(&hour).unwrap_or_default(),
+            ),
+            None => json_reply(
+                StatusCode::NOT_FOUND,
+                &json!({"error": format!("no request of group {key} in the last hour")}),
+            ),
+        }
     }
 
     fn metrics(&self) -> Reply {
@@ -860,7 +891,7 @@ pub(crate) fn answer_waiting(asked: Asked, waiting: &str) {
             StatusCode::OK,
             &json!({"now": unix_now(), "format": null, "waiting": waiting, "windows": []}),
         ),
-        Query::Snapshot | Query::Reconcile | Query::Slow => json_reply(
+        Query::Snapshot | Query::Reconcile | Query::Slow | Query::Group(_) => json_reply(
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({"error": format!("no state yet: {waiting}")}),
         ),

@@ -21,6 +21,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::history::HistoryDoc;
 use crate::aggregate::{GroupKey, StatusClasses};
 use crate::format::StatusClass;
 use crate::histogram::{WindowHistogram, WindowMerge};
@@ -242,6 +243,35 @@ impl Windows {
         }
     }
 
+    /// The last hour of group `key` in its hour window's steps of 5 minutes, the last one in
+    /// progress, as the page charts it: steps before `watched_from` (when this process started
+    /// watching) with nothing counted are unknown. `None` when the group had no request in the
+    /// hour (or is not known).
+    pub(crate) fn hour(&self, key: &GroupKey, now: i64, watched_from: i64) -> Option<HistoryDoc> {
+        const HOUR: usize = 2;
+        let spec = WINDOWS[HOUR];
+        let ring = self.groups.get(key)?.ring(HOUR);
+        let first = spec.first_start(now);
+        let mut doc = HistoryDoc::new(first, spec.slot_seconds, spec.slots);
+        let mut merge = WindowMerge::default();
+        let mut any = false;
+        for start in (0..spec.slots as i64).map(|i| first + i * spec.slot_seconds) {
+            let slot = &ring[spec.position(start)];
+            if slot.start == start {
+                any = true;
+                let requests = slot
+                    .classes
+                    .iter()
+                    .fold(0_u32, |sum, n| sum.saturating_add(*n));
+                let errors = slot.classes[StatusClasses::index(StatusClass::ServerError)];
+                doc.push_counted(requests, errors, &slot.latency, &mut merge);
+            } else {
+                doc.push_empty(start + spec.slot_seconds > watched_from);
+            }
+        }
+        any.then_some(doc)
+    }
+
     /// Packs the slots that closed by `now` (unix seconds) and forgets the groups whose every
     /// slot left its window, so that a router that stops sending lines stops holding memory.
     pub(crate) fn expire(&mut self, now: i64) {
@@ -400,6 +430,39 @@ mod tests {
                 p999: 0.004576,
             })
         );
+    }
+
+    #[test]
+    fn a_groups_hour_is_its_five_minute_steps_unknown_before_it_was_watched() {
+        let mut windows = Windows::new();
+        let t0 = 1_741_521_600; // a multiple of 300
+        // Watched from t0 - 600: two steps of nothing, then a step of three requests (one a
+        // 5xx), a step of none, and the step in progress with one.
+        for (at, class) in [
+            (t0, StatusClass::Success),
+            (t0 + 10, StatusClass::ServerError),
+            (t0 + 299, StatusClass::Success),
+            (t0 + 610, StatusClass::Success),
+        ] {
+            windows.record(&key("a"), at, class, Some(250_000));
+        }
+        let now = t0 + 650;
+        let hour = windows.hour(&group("a"), now, t0 - 600).expect("an hour");
+        let doc = serde_json::to_value(&hour).expect("JSON");
+        // Twelve steps ending with the one that holds `now`: t0 - 2700 .. t0 + 600.
+        assert_eq!(doc["start_epoch_second"], t0 - 2700);
+        assert_eq!(doc["step_seconds"], 300);
+        let unknown = serde_json::Value::Null;
+        let mut requests = vec![unknown.clone(); 7];
+        requests.extend([0, 0, 3, 0, 1].map(serde_json::Value::from));
+        assert_eq!(doc["requests"], serde_json::Value::Array(requests));
+        assert_eq!(doc["errors_5xx"][9], 1);
+        // 250 ms at two significant digits: the lower bound of its counter.
+        assert_eq!(doc["p50_seconds"][9], 0.249856);
+        assert_eq!(doc["p99_seconds"][10], unknown);
+        // A group without a request in the hour has no hour.
+        assert_eq!(windows.hour(&group("b"), now, t0), None);
+        assert_eq!(windows.hour(&group("a"), t0 + 7200, t0), None);
     }
 
     #[test]

@@ -19,6 +19,8 @@
   // minutes of the live history's 10 s steps).
   const MAX_BARS = 360;
   const MIN_CHART_STEPS = 30;
+  // A selected row's hour is asked again this often.
+  const GROUP_REFRESH_MS = 10000;
 
   const $ = (id) => document.getElementById(id);
 
@@ -165,6 +167,9 @@
     tableDrawing: 0,
     downSince: null,
     lastEvent: 0,
+    // The row whose hour the chart shows (live only): its key, and its hour once fetched.
+    selected: null,
+    selectedHour: null,
   };
 
   // --- DOM helpers. ---
@@ -311,8 +316,10 @@
     const m = state.model;
     const box = $("chart");
     const series = fewer(chartSeries(m), MAX_BARS);
+    $("chart-all").hidden = state.selected == null;
     if (!series) {
-      box.replaceChildren(el("p", { class: "missing", text: "No history yet." }));
+      const none = state.selected ? `${keyText(state.selected)}: no request in the last hour.` : "No history yet.";
+      box.replaceChildren(el("p", { class: "missing", text: none }));
       $("chart-caption").textContent = "";
       return;
     }
@@ -324,7 +331,8 @@
     const largest = (values) => (values || []).reduce((a, v) => (v != null && (a == null || v > a) ? v : a), null);
     const maxRate = Math.max(1e-9, largest(series.requests) || 0) / series.step;
     const maxLatency = largest([largest(series.p50), largest(series.p99)]);
-    const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
+    const total = series.requests.reduce((sum, v) => sum + (v || 0), 0);
+    const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "data-requests": total,
       "aria-label": `${caption}; up to ${rate(maxRate)}${maxLatency == null ? "" : `, p99 up to ${duration(maxLatency)}`}` });
     const x = (i) => left + (i / Math.max(1, n)) * plotW;
     const label = (text, tx, ty, anchor) => {
@@ -405,6 +413,14 @@
 
   // What the chart shows: the server's recent history live, the log's timeline in a report.
   function chartSeries(m) {
+    if (state.selected) {
+      const h = state.selectedHour;
+      if (!h) return null;
+      const what = keyText(state.selected);
+      return { start: h.start_epoch_second, step: h.step_seconds, requests: h.requests,
+        errors: h.errors_5xx, p50: h.p50_seconds, p99: h.p99_seconds,
+        caption: (step) => `${what}, the last hour in steps of ${span(step)}` };
+    }
     if (m.history && m.history.requests && m.history.requests.length) {
       const h = m.history;
       // The hour before this process watched is unknown: shown as such, but no more of it
@@ -608,7 +624,21 @@
   }
 
   function groupRow(r, cols) {
-    const tr = el("tr", { class: r.stale ? "stale" : null });
+    const selected = state.selected != null && sameKey(state.selected, r.key);
+    const classes = [r.stale ? "stale" : null, selected ? "selected" : null].filter(Boolean).join(" ");
+    const tr = el("tr", { class: classes || null });
+    if (state.model.live) {
+      // Live, a row is a button for its own chart.
+      tr.tabIndex = 0;
+      tr.setAttribute("aria-selected", String(selected));
+      tr.addEventListener("click", () => select(r.key));
+      tr.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          select(r.key);
+        }
+      });
+    }
     for (const c of cols) {
       if (c.key) {
         const value = keyValue(r, c.key);
@@ -625,6 +655,39 @@
       }
     }
     return tr;
+  }
+
+  function keyText(key) {
+    return state.model.groupBy.map((d) => `${d}=${key[d] == null ? MISSING : key[d]}`).join(" ");
+  }
+
+  function sameKey(a, b) {
+    return state.model.groupBy.every((d) => a[d] === b[d]);
+  }
+
+  // Charts one group's last hour (`null`: every group again), asked of the server now and
+  // every GROUP_REFRESH_MS while selected.
+  function select(key) {
+    state.selected = key;
+    state.selectedHour = null;
+    clearTimeout(state.selectedTimer);
+    renderTable();
+    renderChart();
+    if (key != null) fetchGroup(key);
+  }
+
+  function fetchGroup(key) {
+    const query = state.model.groupBy
+      .map((d) => `key=${encodeURIComponent(key[d] == null ? "" : key[d])}`).join("&");
+    fetch(`api/group?${query}`, { cache: "no-store" })
+      .then((response) => (response.ok ? response.json() : null))
+      .catch(() => null)
+      .then((hour) => {
+        if (state.selected !== key) return;
+        state.selectedHour = hour;
+        renderChart();
+        state.selectedTimer = setTimeout(() => fetchGroup(key), GROUP_REFRESH_MS);
+      });
   }
 
   function renderRouterFilter(groups) {
@@ -747,6 +810,7 @@
       });
     }
     $("filters").addEventListener("submit", (event) => event.preventDefault());
+    $("chart-all").addEventListener("click", () => select(null));
     const embedded = $("vantage-data");
     if (embedded) {
       state.model = fromReport(JSON.parse(embedded.textContent));
