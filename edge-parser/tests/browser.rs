@@ -104,14 +104,19 @@ impl Browser {
 
     /// Opens `url` and waits until the page says it has drawn (`body[data-ready]`).
     pub(crate) fn open(&mut self, url: &str) {
+        self.call_navigate(url);
+        self.wait_for(
+            "document.body && document.body.dataset.ready === 'true'",
+            "the first paint",
+        );
+    }
+
+    /// Starts navigating to `url` (any page, not only the dashboard).
+    pub(crate) fn call_navigate(&mut self, url: &str) {
         let navigated = self.call("Page.navigate", json!({"url": url}));
         assert!(
             navigated.get("errorText").is_none(),
             "opening {url}: {navigated}"
-        );
-        self.wait_for(
-            "document.body && document.body.dataset.ready === 'true'",
-            "the first paint",
         );
     }
 

@@ -544,3 +544,70 @@ fn report_page_shows_every_group_up_to_the_cap() {
     let errors = browser.errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
+
+/// A measurement for BENCHMARKS.md, not a test (timing is for benches): the live page's first
+/// contentful paint and its first view with data (its `vantage-drawn` mark), from navigation,
+/// over 21 loads in one browser (the first, which compiles the script, printed apart). Run with `cargo test
+/// --release -p vantage-edge --test dashboard -- --ignored --nocapture first_view`.
+#[test]
+#[ignore = "a measurement: run by hand, quoted in BENCHMARKS.md"]
+fn first_view_timing() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let dir = Dir::new("dashboard-timing");
+    let log = dir.join("access.log");
+    let mut expected = BTreeMap::new();
+    append(&log, &lines_now(1, 400, &mut expected));
+    let log_arg = log.display().to_string();
+    let server = Server::start(
+        &dir,
+        &[
+            "--log",
+            &log_arg,
+            "--format",
+            "traefik-common",
+            "--from-start",
+        ],
+    );
+    server.wait_taken_in(400);
+    let url = format!("http://{}/", server.addr());
+    let (mut painted, mut drawn) = (Vec::new(), Vec::new());
+    for _ in 0..21 {
+        browser.open(&url);
+        browser.wait_for(
+            "performance.getEntriesByName('first-contentful-paint').length",
+            "the first paint's entry",
+        );
+        let times = browser.eval(
+            "[performance.getEntriesByName('first-contentful-paint')[0].startTime, \
+              performance.getEntriesByName('vantage-drawn')[0].startTime]",
+        );
+        painted.push(times[0].as_f64().expect("a paint time"));
+        drawn.push(times[1].as_f64().expect("a drawing time"));
+    }
+    // The same browser painting the smallest page there is: what any page costs here.
+    let mut plain = Vec::new();
+    for _ in 0..21 {
+        browser.call_navigate(&format!("http://{}/health", server.addr()));
+        browser.wait_for(
+            "performance.getEntriesByName('first-contentful-paint').length",
+            "the plain page's paint",
+        );
+        let time =
+            browser.eval("performance.getEntriesByName('first-contentful-paint')[0].startTime");
+        plain.push(time.as_f64().expect("a paint time"));
+    }
+    for (what, mut loads) in [
+        ("first contentful paint", painted),
+        ("first view with data", drawn),
+        ("a plain text page's first paint", plain),
+    ] {
+        let first = loads.remove(0);
+        loads.sort_by(f64::total_cmp);
+        eprintln!(
+            "{what}: first load {first:.1} ms; the next 20: min {:.1}, median {:.1}, max {:.1} ms",
+            loads[0], loads[10], loads[19]
+        );
+    }
+}
