@@ -1,5 +1,5 @@
-//! The last hour of all traffic in steps of 10 s, for the page's chart: requests, 5xx, p50
-//! and p99 per step.
+//! The last hour of all traffic in steps of 10 s, for the page's chart: requests, 4xx, 5xx,
+//! p50 and p99 per step.
 //!
 //! Like the [windows](super::window), a ring of steps where a request is counted by its own
 //! time, a step reused once its span has left the hour. What this process did not watch is
@@ -35,7 +35,8 @@ struct Step {
     /// The start of the span counted, unix seconds; `i64::MIN` for a step never used.
     start: i64,
     requests: u32,
-    errors: u32,
+    /// 4xx and 5xx answers.
+    errors: [u32; 2],
     /// Latencies, µs.
     latency: WindowHistogram,
 }
@@ -47,6 +48,7 @@ pub(crate) struct HistoryDoc {
     start_epoch_second: i64,
     step_seconds: i64,
     requests: Vec<Option<u32>>,
+    errors_4xx: Vec<Option<u32>>,
     errors_5xx: Vec<Option<u32>>,
     p50_seconds: Vec<Option<f64>>,
     p99_seconds: Vec<Option<f64>>,
@@ -82,8 +84,13 @@ impl History {
             return;
         }
         step.requests = step.requests.saturating_add(1);
-        if class == StatusClass::ServerError {
-            step.errors = step.errors.saturating_add(1);
+        let error = match class {
+            StatusClass::ClientError => Some(0),
+            StatusClass::ServerError => Some(1),
+            _ => None,
+        };
+        if let Some(error) = error {
+            step.errors[error] = step.errors[error].saturating_add(1);
         }
         if let Some(latency) = latency_us {
             step.latency.record(latency);
@@ -114,17 +121,19 @@ impl HistoryDoc {
             start_epoch_second,
             step_seconds,
             requests: Vec::with_capacity(steps),
+            errors_4xx: Vec::with_capacity(steps),
             errors_5xx: Vec::with_capacity(steps),
             p50_seconds: Vec::with_capacity(steps),
             p99_seconds: Vec::with_capacity(steps),
         }
     }
 
-    /// The next step: what was counted in it (`merge` is a buffer, reused from step to step).
+    /// The next step: what was counted in it, its 4xx and 5xx in `errors` (`merge` is a
+    /// buffer, reused from step to step).
     pub(crate) fn push_counted(
         &mut self,
         requests: u32,
-        errors: u32,
+        errors: [u32; 2],
         latency: &WindowHistogram,
         merge: &mut WindowMerge,
     ) {
@@ -133,7 +142,8 @@ impl HistoryDoc {
         let [p50, p99] = merge.quantiles([0.5, 0.99]).map(|us| us as f64 / 1e6);
         let known = merge.count() > 0;
         self.requests.push(Some(requests));
-        self.errors_5xx.push(Some(errors));
+        self.errors_4xx.push(Some(errors[0]));
+        self.errors_5xx.push(Some(errors[1]));
         self.p50_seconds.push(known.then_some(p50));
         self.p99_seconds.push(known.then_some(p99));
     }
@@ -143,6 +153,7 @@ impl HistoryDoc {
     pub(crate) fn push_empty(&mut self, watched: bool) {
         let zero = watched.then_some(0);
         self.requests.push(zero);
+        self.errors_4xx.push(zero);
         self.errors_5xx.push(zero);
         self.p50_seconds.push(None);
         self.p99_seconds.push(None);
@@ -177,20 +188,22 @@ mod tests {
         // A backlog read late lands in its steps, known though before the start.
         history.record(T0 + 3000, StatusClass::Success, Some(2_000));
         history.record(T0 + 3005, StatusClass::ServerError, Some(40_000));
+        history.record(T0 + 3006, StatusClass::ClientError, None);
         history.record(T0 + 3599, StatusClass::Success, None);
         // Older than the hour: nowhere.
         history.record(T0, StatusClass::Success, Some(1));
         let doc = history.summarise(T0 + 3600);
         let at = |t: i64| ((t - doc.start_epoch_second) / STEP_SECONDS) as usize;
-        assert_eq!(doc.requests[at(T0 + 3000)], Some(2));
+        assert_eq!(doc.requests[at(T0 + 3000)], Some(3));
         assert_eq!(doc.errors_5xx[at(T0 + 3000)], Some(1));
+        assert_eq!(doc.errors_4xx[at(T0 + 3000)], Some(1));
         assert_eq!(doc.p50_seconds[at(T0 + 3000)], Some(0.002));
         // The low end of the histogram's counter: within 1 % below.
         assert_eq!(doc.p99_seconds[at(T0 + 3000)], Some(0.039_936));
         assert_eq!(doc.requests[at(T0 + 3599)], Some(1));
         assert_eq!(doc.p50_seconds[at(T0 + 3599)], None);
         assert_eq!(doc.requests[at(T0 + 2990)], None);
-        assert_eq!(doc.requests.iter().flatten().sum::<u32>(), 3);
+        assert_eq!(doc.requests.iter().flatten().sum::<u32>(), 4);
     }
 
     #[test]

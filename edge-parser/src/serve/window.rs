@@ -263,7 +263,8 @@ impl Windows {
                     .classes
                     .iter()
                     .fold(0_u32, |sum, n| sum.saturating_add(*n));
-                let errors = slot.classes[StatusClasses::index(StatusClass::ServerError)];
+                let errors = [StatusClass::ClientError, StatusClass::ServerError]
+                    .map(|class| slot.classes[StatusClasses::index(class)]);
                 doc.push_counted(requests, errors, &slot.latency, &mut merge);
             } else {
                 doc.push_empty(start + spec.slot_seconds > watched_from);
@@ -457,6 +458,7 @@ mod tests {
         requests.extend([0, 0, 3, 0, 1].map(serde_json::Value::from));
         assert_eq!(doc["requests"], serde_json::Value::Array(requests));
         assert_eq!(doc["errors_5xx"][9], 1);
+        assert_eq!(doc["errors_4xx"][9], 0);
         // 250 ms at two significant digits: the lower bound of its counter.
         assert_eq!(doc["p50_seconds"][9], 0.249856);
         assert_eq!(doc["p99_seconds"][10], unknown);

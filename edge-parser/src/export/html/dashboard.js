@@ -355,10 +355,14 @@
       if (requests == null) continue;
       const h = (requests / series.step / maxRate) * plotH;
       root.append(svg("rect", { class: "rate", x: x(i), y: top + plotH - h, width: barW, height: Math.max(0, h) }));
-      const errors = series.errors ? series.errors[i] : null;
-      if (errors) {
-        const e = (errors / series.step / maxRate) * plotH;
-        root.append(svg("rect", { class: "errors", x: x(i), y: top + plotH - e, width: barW, height: e }));
+      // The status classes stacked from the bottom: 5xx, then 4xx, the rest above them.
+      let base = top + plotH;
+      for (const [values, cls] of [[series.errors, "errors"], [series.clientErrors, "client-errors"]]) {
+        const n = values ? values[i] : null;
+        if (!n) continue;
+        const e = (n / series.step / maxRate) * plotH;
+        base -= e;
+        root.append(svg("rect", { class: cls, x: x(i), y: base, width: barW, height: e }));
       }
     }
     const unknown = series.requests.findIndex((r) => r != null);
@@ -388,6 +392,7 @@
     label(clock(series.start + n * series.step), left + plotW, height - 6, "end");
     const key = (name, text) => el("li", {}, el("span", { class: `swatch swatch-${name}` }), text);
     const legend = el("ul", { class: "legend" }, key("rate", "requests per second"),
+      series.clientErrors ? key("client-errors", "4xx per second") : null,
       series.errors ? key("errors", "5xx per second") : null,
       series.p50 ? key("p50", "p50") : null, series.p99 ? key("p99", "p99") : null);
     box.replaceChildren(root, legend);
@@ -408,7 +413,8 @@
     };
     const sum = (a, b) => a + b;
     return { ...series, step: series.step * per, requests: fold(series.requests, sum),
-      errors: fold(series.errors, sum), p50: fold(series.p50, Math.max), p99: fold(series.p99, Math.max) };
+      errors: fold(series.errors, sum), clientErrors: fold(series.clientErrors, sum),
+      p50: fold(series.p50, Math.max), p99: fold(series.p99, Math.max) };
   }
 
   // What the chart shows: the server's recent history live, the log's timeline in a report.
@@ -418,7 +424,7 @@
       if (!h) return null;
       const what = keyText(state.selected);
       return { start: h.start_epoch_second, step: h.step_seconds, requests: h.requests,
-        errors: h.errors_5xx, p50: h.p50_seconds, p99: h.p99_seconds,
+        errors: h.errors_5xx, clientErrors: h.errors_4xx, p50: h.p50_seconds, p99: h.p99_seconds,
         caption: (step) => `${what}, the last hour in steps of ${span(step)}` };
     }
     if (m.history && m.history.requests && m.history.requests.length) {
@@ -432,6 +438,7 @@
       const start = h.start_epoch_second + from * h.step_seconds;
       const what = from > 0 ? `All groups since ${clock(start)}` : "All groups, the last hour";
       return { start, step: h.step_seconds, requests: cut(h.requests), errors: cut(h.errors_5xx),
+        clientErrors: cut(h.errors_4xx),
         p50: cut(h.p50_seconds), p99: cut(h.p99_seconds), anomalies: m.anomalies,
         caption: (step) => `${what}, in steps of ${span(step)}; anomalies shaded` };
     }
