@@ -240,6 +240,49 @@ fn live_page_shows_exact_counts_follows_appends_and_marks_stale() {
     );
     assert_eq!(server.get("/api/group?key=nobody&key=-").status, 404);
 
+    // Grouped by router alone (the server groups by router and service): one column of keys,
+    // the same counts, from `api/summary?by=router`.
+    browser.eval("document.querySelector('#group-by input[value=\"service\"]').click()");
+    let columns = browser.wait_until(
+        "[...document.querySelectorAll('#groups thead th')].map(th => th.dataset.col)",
+        WAIT_LIMIT,
+        "the table grouped by router",
+        |columns| !columns.to_string().contains("key:service"),
+    );
+    assert!(columns.to_string().contains("key:router"), "{columns}");
+    browser.wait_until(ROWS_BY_ROUTER, WAIT_LIMIT, "the counts by router", |rows| {
+        rows == &as_counts(&expected)
+    });
+    let by_router = server.get("/api/summary?by=router").json();
+    assert_eq!(by_router["group_by"], json!(["router"]));
+    assert_eq!(by_router["groupable_by"], json!(["router", "service"]));
+    let one_hour = &by_router["windows"][2]["groups"];
+    let counts: BTreeMap<String, u64> = one_hour
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            (
+                g["key"]["router"].as_str().expect("router").to_owned(),
+                g["requests"].as_u64().expect("requests"),
+            )
+        })
+        .collect();
+    assert_eq!(json!(counts), as_counts(&expected));
+    let wrong = server.get("/api/summary?by=host");
+    assert_eq!(wrong.status, 400);
+    assert_eq!(
+        wrong.json()["error"],
+        r#""host" is not one of this server's groupings: router, service"#
+    );
+    browser.eval("document.querySelector('#group-by input[value=\"service\"]').click()");
+    browser.wait_until(
+        "[...document.querySelectorAll('#groups thead th')].map(th => th.dataset.col)",
+        WAIT_LIMIT,
+        "the table grouped by router and service again",
+        |columns| columns.to_string().contains("key:service"),
+    );
+
     // The slowest request of the log leads the slowest (durations are 1 to 50 ms, the 50 ms
     // one is request 49); the sampled tail holds a few of the latest.
     let slowest = browser.eval(

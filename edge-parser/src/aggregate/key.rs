@@ -125,6 +125,11 @@ impl GroupKey {
         })
     }
 
+    /// The key of only the values at `indices` (in that order): a group of a coarser grouping.
+    pub(crate) fn project(&self, indices: &[usize]) -> Self {
+        Self::new(indices.iter().filter_map(|&index| self.value(index)))
+    }
+
     /// The `index`th value.
     pub(crate) fn value(&self, index: usize) -> Option<&str> {
         self.values().nth(index)

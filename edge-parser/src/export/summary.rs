@@ -92,6 +92,47 @@ pub(crate) struct SummaryView<'a, S> {
     pub(crate) watch: &'a Watch,
     /// A sampled tail of requests, and the slowest.
     pub(crate) requests: &'a Requests,
+    /// The windows' groups by only some of the grouping's dimensions, or by all of them.
+    pub(crate) by: Option<By>,
+}
+
+/// A coarser grouping than the aggregate's, for the windows (`/api/summary?by=router`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct By {
+    /// Where each dimension is in the aggregate's grouping.
+    indices: Vec<usize>,
+    dimensions: Vec<Dimension>,
+}
+
+impl By {
+    /// The grouping by `names` (comma-separated, as `--by` takes them), each one of
+    /// `group_by`'s.
+    pub(crate) fn parse(group_by: &[Dimension], names: &str) -> Result<Self, String> {
+        let mut by = Self {
+            indices: Vec::new(),
+            dimensions: Vec::new(),
+        };
+        for name in names.split(',').filter(|name| !name.is_empty()) {
+            let index = group_by
+                .iter()
+                .position(|dimension| dimension.name() == name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = group_by.iter().map(|d| d.name()).collect();
+                    format!(
+                        "{name:?} is not one of this server's groupings: {}",
+                        names.join(", ")
+                    )
+                })?;
+            if !by.indices.contains(&index) {
+                by.indices.push(index);
+                by.dimensions.push(group_by[index]);
+            }
+        }
+        if by.indices.is_empty() {
+            return Err("by= names at least one dimension".to_owned());
+        }
+        Ok(by)
+    }
 }
 
 /// The `/api/summary` document, serialised as it is built (a thousand groups times three
@@ -106,6 +147,8 @@ struct Document<'a> {
     files_open: usize,
     format: &'a str,
     group_by: Vec<&'static str>,
+    /// Every dimension the server groups by: `?by=` may name any of them.
+    groupable_by: Vec<&'static str>,
     history: &'a HistoryDoc,
     lag_seconds: Option<f64>,
     last_line_timestamp: Option<f64>,
@@ -271,6 +314,26 @@ impl<S: BuildHasher> SummaryView<'_, S> {
         let group_by = self.aggregate.group_by();
         let kept: HashSet<&GroupKey> = self.aggregate.groups().map(|group| group.key()).collect();
         let overflow = GroupKey::overflow(group_by.len());
+        let by = self.by.as_ref().map(|by| by.indices.as_slice());
+        let shown_by = self.by.as_ref().map_or(group_by, |by| &by.dimensions);
+        // When each shown group last had a line: the latest of its groups, when coarser.
+        let last_seen: HashMap<GroupKey, Duration> = match by {
+            None => HashMap::new(),
+            Some(by) => {
+                let mut seen: HashMap<GroupKey, Duration> = HashMap::new();
+                for (key, at) in self.last_seen {
+                    let since = at.elapsed();
+                    seen.entry(key.project(by))
+                        .and_modify(|least| *least = (*least).min(since))
+                        .or_insert(since);
+                }
+                seen
+            }
+        };
+        let since = |key: &GroupKey| match by {
+            None => self.last_seen.get(key).map(Instant::elapsed),
+            Some(_) => last_seen.get(key).copied(),
+        };
         let windows = self
             .windows
             .iter()
@@ -292,12 +355,12 @@ impl<S: BuildHasher> SummaryView<'_, S> {
                 if malformed_share > MALFORMED_PARTIAL_SHARE {
                     partial.push("many lines could not be parsed");
                 }
-                let mut groups = window.figures(&overflow, |key| kept.contains(key));
+                let mut groups = window.figures(&overflow, |key| kept.contains(key), by);
                 groups.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(&b.0)));
                 let groups = groups
                     .into_iter()
                     .map(|(key, stats)| {
-                        let since = self.last_seen.get(&key).map(Instant::elapsed);
+                        let since = since(&key);
                         GroupDoc {
                             latency_seconds: stats.latency,
                             partial: !partial.is_empty(),
@@ -306,7 +369,10 @@ impl<S: BuildHasher> SummaryView<'_, S> {
                             seconds_since_last_line: since.map(|s| s.as_secs_f64()),
                             stale: since.is_none_or(|since| since > self.stale_after),
                             status_class: ClassesDoc(stats.status_classes),
-                            key: KeyDoc { group_by, key },
+                            key: KeyDoc {
+                                group_by: shown_by,
+                                key,
+                            },
                         }
                     })
                     .collect();
@@ -348,7 +414,8 @@ impl<S: BuildHasher> SummaryView<'_, S> {
             },
             files_open: self.files_open,
             format: self.format,
-            group_by: group_by.iter().map(|d| d.name()).collect(),
+            group_by: shown_by.iter().map(|d| d.name()).collect(),
+            groupable_by: group_by.iter().map(|d| d.name()).collect(),
             history: &self.history,
             lag_seconds: lag,
             last_line_timestamp: self.last_line.map(|last| last as f64 / 1e9),
@@ -382,5 +449,28 @@ impl<S: BuildHasher> SummaryView<'_, S> {
             stale_after_seconds: self.stale_after.as_secs_f64(),
             windows,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::By;
+    use crate::aggregate::Dimension::{Router, Service};
+
+    #[test]
+    fn a_coarser_grouping_names_dimensions_of_the_servers() {
+        let by = By::parse(&[Router, Service], "service,router,service").expect("valid");
+        assert_eq!(
+            (by.indices, by.dimensions),
+            (vec![1, 0], vec![Service, Router])
+        );
+        assert_eq!(
+            By::parse(&[Router, Service], "host"),
+            Err(r#""host" is not one of this server's groupings: router, service"#.to_owned())
+        );
+        assert_eq!(
+            By::parse(&[Router], ""),
+            Err("by= names at least one dimension".to_owned())
+        );
     }
 }

@@ -53,8 +53,12 @@ pub(crate) enum Query {
     Metrics,
     /// Readiness, as JSON.
     Ready,
-    /// The windows summary, as JSON.
-    Summary,
+    /// The windows summary, as JSON; `by`: a coarser grouping of the windows (`router`,
+    /// `router,service`: the names as given).
+    Summary {
+        /// The `by` parameter.
+        by: Option<String>,
+    },
     /// The aggregate state, as a JSON file.
     Snapshot,
     /// The edge against the services per route, as JSON.
@@ -154,6 +158,16 @@ pub(crate) async fn serve(listener: TcpListener, side: HttpSide, shutdown: watch
     accept_loop(listener, connections, handle, shutdown).await;
 }
 
+/// The values of the query parameter `name` of `request`, decoded.
+fn query_values<'a, B>(
+    request: &'a Request<B>,
+    name: &'a str,
+) -> impl Iterator<Item = String> + 'a {
+    form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+        .filter(move |(parameter, _)| parameter == name)
+        .map(|(_, value)| value.into_owned())
+}
+
 /// Binds the listen address.
 ///
 /// # Errors
@@ -211,14 +225,15 @@ impl Server {
                 respond(reply)
             }
             "/ready" => self.ask(Query::Ready).await,
-            "/api/summary" => self.ask(Query::Summary).await,
+            "/api/summary" => {
+                let by = query_values(&request, "by").next();
+                self.ask(Query::Summary { by }).await
+            }
             "/api/reconcile" => self.ask(Query::Reconcile).await,
             "/api/slow" => self.ask(Query::Slow).await,
             "/api/group" => {
                 // `?key=VALUE&key=VALUE`: the group's values in the grouping's order.
-                let values = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-                    .filter(|(name, _)| name == "key")
-                    .map(|(_, value)| value.into_owned())
+                let values = query_values(&request, "key")
                     .take(crate::aggregate::Dimension::ALL.len() + 1)
                     .collect();
                 self.ask(Query::Group(values)).await

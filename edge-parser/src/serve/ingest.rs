@@ -29,7 +29,7 @@ use super::requests::Requests;
 use super::window::Windows;
 use crate::aggregate::{AggregateConfig, Aggregator, GroupKey, LinePosition, encoded_value};
 use crate::export::prometheus::{AnomalyState, Exposition, router_index};
-use crate::export::summary::{SummaryView, ready};
+use crate::export::summary::{By, SummaryView, ready};
 use crate::format::StatusClass;
 use crate::read::{Line, for_each_line};
 use crate::reconcile::scrape::{self, Scrapes};
@@ -423,7 +423,7 @@ impl<'c> Ingest<'c> {
             .is_none_or(|last| last.elapsed() >= STREAM_INTERVAL);
         if due && self.config.summaries.receiver_count() > 0 {
             self.last_summary = Some(Instant::now());
-            let mut body = self.with_summary(|view| view.to_json());
+            let mut body = self.with_summary(None, |view| view.to_json());
             body.push(b'\n');
             self.config.summaries.send_replace(Bytes::from(body));
         }
@@ -647,8 +647,17 @@ impl<'c> Ingest<'c> {
                 };
                 json_reply(code, &body)
             }
-            Query::Summary => {
-                json_text_reply(StatusCode::OK, self.with_summary(|view| view.to_json()))
+            Query::Summary { by } => {
+                let by = by
+                    .map(|names| By::parse(self.aggregator.aggregate().group_by(), &names))
+                    .transpose();
+                match by {
+                    Ok(by) => json_text_reply(
+                        StatusCode::OK,
+                        self.with_summary(by, |view| view.to_json()),
+                    ),
+                    Err(error) => json_reply(StatusCode::BAD_REQUEST, &json!({"error": error})),
+                }
             }
             Query::Snapshot => self.snapshot(),
             Query::Reconcile => self.reconcile(),
@@ -823,12 +832,13 @@ impl<'c> Ingest<'c> {
     /// The `/api/summary` document.
     #[cfg(test)]
     pub(crate) fn summary(&self) -> Value {
-        self.with_summary(|view| view.into_json())
+        self.with_summary(None, |view| view.into_json())
     }
 
     /// Calls `render` with the view of the `/api/summary` document.
     fn with_summary<R>(
         &self,
+        by: Option<By>,
         render: impl FnOnce(SummaryView<'_, foldhash::fast::RandomState>) -> R,
     ) -> R {
         let now = unix_now();
@@ -853,6 +863,7 @@ impl<'c> Ingest<'c> {
             history: self.history.summarise(now as i64),
             watch: &self.watch,
             requests: &self.requests,
+            by,
         };
         render(view)
     }
@@ -887,7 +898,7 @@ pub(crate) fn answer_waiting(asked: Asked, waiting: &str) {
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({"ready": false, "reasons": [waiting], "checkpoint_restored": false, "failing": []}),
         ),
-        Query::Summary => json_reply(
+        Query::Summary { .. } => json_reply(
             StatusCode::OK,
             &json!({"now": unix_now(), "format": null, "waiting": waiting, "windows": []}),
         ),

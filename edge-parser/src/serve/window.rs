@@ -17,7 +17,7 @@
 //! every tick, packs the slots that closed and forgets groups whose every slot is stale, so a
 //! router that stops sending lines stops holding memory.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -149,16 +149,18 @@ pub(crate) struct Summary<'a> {
 impl Summary<'_> {
     /// The figures of every group with requests in the window, with the groups `keep` refuses
     /// folded into `overflow` (the cap of the cumulative aggregate applied to the window).
+    /// With `by` (indices of a key's values), the groups that share those values are one,
+    /// keyed by them alone: their counts added, their latency histograms merged.
     pub(crate) fn figures(
         &self,
         overflow: &GroupKey,
         keep: impl Fn(&GroupKey) -> bool,
+        by: Option<&[usize]>,
     ) -> Vec<(GroupKey, WindowFigures)> {
         let first_start = self.spec.first_start(self.now);
         let in_window = |slot: &&Slot| slot.start >= first_start && slot.start <= self.now;
         let mut merge = WindowMerge::default();
         let mut figures = Vec::new();
-        let mut folded: Vec<&GroupSlots> = Vec::new();
         let mut add = |slots: &[&GroupSlots], key: GroupKey, merge: &mut WindowMerge| {
             let mut classes = [0u64; 6];
             for slot in slots
@@ -183,15 +185,21 @@ impl Summary<'_> {
             }
             merge.clear();
         };
+        // Groups made of several: the folded ones, and every group of a coarser grouping.
+        let mut merged: BTreeMap<GroupKey, Vec<&GroupSlots>> = BTreeMap::new();
         for (key, slots) in &self.windows.groups {
-            if key == overflow || !keep(key) {
-                folded.push(slots);
-            } else {
-                add(&[slots], key.clone(), &mut merge);
+            let kept = key != overflow && keep(key);
+            match by {
+                None if kept => add(&[slots], key.clone(), &mut merge),
+                None => merged.entry(overflow.clone()).or_default().push(slots),
+                Some(by) => {
+                    let key = if kept { key } else { overflow };
+                    merged.entry(key.project(by)).or_default().push(slots);
+                }
             }
         }
-        if !folded.is_empty() {
-            add(&folded, overflow.clone(), &mut merge);
+        for (key, slots) in merged {
+            add(&slots, key, &mut merge);
         }
         figures
     }
@@ -381,7 +389,7 @@ mod tests {
             .summarise(now)
             .iter()
             .map(|window| {
-                let mut figures = window.figures(&overflow, |_| true);
+                let mut figures = window.figures(&overflow, |_| true, None);
                 figures.sort_by(|a, b| a.0.cmp(&b.0));
                 (window.spec.name, window.seconds, figures)
             })
@@ -468,6 +476,46 @@ mod tests {
     }
 
     #[test]
+    fn groups_that_share_the_values_asked_for_are_one() {
+        let mut windows = Windows::new();
+        let t0 = 1_741_521_600;
+        let two = |router: &str, service: &str| GroupKey::new([router, service]);
+        let record = |windows: &mut Windows, key: &GroupKey, latency_us: u64| {
+            let encoded = std::borrow::Borrow::<[u8]>::borrow(key).to_vec();
+            windows.record(&encoded, t0, StatusClass::Success, Some(latency_us));
+        };
+        for _ in 0..3 {
+            record(&mut windows, &two("a", "x"), 1_000);
+        }
+        record(&mut windows, &two("a", "y"), 9_000);
+        record(&mut windows, &two("b", "x"), 5_000);
+        // `c` is past the cap: by router, it is in `(overflow)`.
+        record(&mut windows, &two("c", "z"), 5_000);
+        let summary = windows.summarise(t0 + 5);
+        let overflow = GroupKey::overflow(2);
+        let mut by_router = summary[0].figures(&overflow, |key| *key != two("c", "z"), Some(&[0]));
+        by_router.sort_by(|a, b| a.0.cmp(&b.0));
+        let rows: Vec<(GroupKey, u64, f64)> = by_router
+            .into_iter()
+            .map(|(key, figures)| (key, figures.requests, figures.latency.expect("latency").p99))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (GroupKey::new(["(overflow)"]), 1, 0.004_992),
+                (GroupKey::new(["a"]), 4, 0.008_960),
+                (GroupKey::new(["b"]), 1, 0.004_992),
+            ]
+        );
+        // By service (the second value), across routers.
+        let by_service = summary[0].figures(&overflow, |_| true, Some(&[1]));
+        let x = by_service
+            .iter()
+            .find(|(key, _)| *key == GroupKey::new(["x"]));
+        assert_eq!(x.map(|(_, figures)| figures.requests), Some(4));
+    }
+
+    #[test]
     fn old_requests_and_quiet_groups_fall_out() {
         let mut windows = Windows::new();
         let t0 = 1_741_521_600;
@@ -527,7 +575,7 @@ mod tests {
             windows.record(&key(router), t0, StatusClass::Success, Some(10));
         }
         let minute = windows.summarise(t0).swap_remove(0);
-        let mut figures = minute.figures(&overflow, |key| *key == group("a"));
+        let mut figures = minute.figures(&overflow, |key| *key == group("a"), None);
         figures.sort_by(|a, b| a.0.cmp(&b.0));
         let requests: Vec<(GroupKey, u64)> = figures
             .iter()

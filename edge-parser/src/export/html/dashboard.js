@@ -106,6 +106,7 @@
       live: true,
       format: doc.format,
       groupBy: doc.group_by || [],
+      groupableBy: doc.groupable_by || doc.group_by || [],
       waiting: doc.waiting || null,
       stale: doc.stale === true && windows.length > 0,
       staleAfter: doc.stale_after_seconds,
@@ -167,6 +168,9 @@
     tableDrawing: 0,
     downSince: null,
     lastEvent: 0,
+    // The dimensions the table groups by when coarser than the server's (live only), as
+    // `api/summary?by=` takes them; null: the server's own.
+    by: null,
     // The row whose hour the chart shows (live only): its key, and its hour once fetched.
     selected: null,
     selectedHour: null,
@@ -741,6 +745,7 @@
     if (!state.model) return;
     renderSource();
     renderWindows();
+    renderGroupBy();
     renderConnection();
     renderBanners();
     renderHealth();
@@ -758,7 +763,13 @@
 
   // --- Live. ---
 
-  function receive(doc) {
+  function receive(doc, coarser) {
+    if (state.by && !coarser) {
+      // The stream carries the server's grouping: the coarser one is asked for at its pace.
+      state.lastEvent = Date.now();
+      fetchSummary(false);
+      return;
+    }
     state.model = fromSummary(doc);
     state.lastEvent = Date.now();
     if (state.downSince != null) state.downSince = null;
@@ -789,10 +800,42 @@
 
   // `api/summary` once; `first` only paints if the stream has not painted yet.
   function fetchSummary(first) {
-    fetch("api/summary", { cache: "no-store" })
+    const by = state.by;
+    const url = by ? `api/summary?by=${encodeURIComponent(by.join(","))}` : "api/summary";
+    fetch(url, { cache: "no-store" })
       .then((response) => (response.ok ? response.json() : Promise.reject(new Error(response.status))))
-      .then((doc) => { if (!first || state.model == null) receive(doc); })
+      .then((doc) => {
+        // A grouping changed while this was asked: its own answer follows.
+        if (state.by !== by) return;
+        if (!first || state.model == null) receive(doc, by != null);
+      })
       .catch(() => disconnected());
+  }
+
+  // The "Group by" checkboxes: one per dimension the server groups by (live only).
+  function renderGroupBy() {
+    const m = state.model;
+    const box = $("group-by");
+    const dims = m.groupableBy || [];
+    box.hidden = !m.live || dims.length < 2;
+    if (box.hidden || box.dataset.dims === dims.join(",")) return;
+    box.dataset.dims = dims.join(",");
+    box.replaceChildren(el("legend", { text: "Group by" }), ...dims.map((d) => {
+      const input = el("input", { type: "checkbox", value: d });
+      input.checked = true;
+      input.addEventListener("change", regroup);
+      return el("label", {}, input, ` ${d}`);
+    }));
+  }
+
+  function regroup(event) {
+    const inputs = [...$("group-by").querySelectorAll("input")];
+    // At least one dimension: the last one cannot be unchecked.
+    if (!inputs.some((input) => input.checked)) event.target.checked = true;
+    const checked = inputs.filter((input) => input.checked).map((input) => input.value);
+    state.by = checked.length === inputs.length ? null : checked;
+    select(null);
+    fetchSummary(false);
   }
 
   function live() {
