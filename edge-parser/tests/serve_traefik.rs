@@ -606,6 +606,10 @@ fn instrumented_backend(addr: SocketAddr) -> tokio::runtime::Runtime {
         .route("/ok", route_get(|| async { "ok" }))
         .route("/users/{id}", route_get(|| async { "user" }))
         .route("/slow/{ms}", route_get(|| async { "slow" }))
+        .route(
+            "/fail",
+            route_get(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+        )
         .layer(
             vantage_tower::HttpMetricsLayer::new()
                 .recorder(recorder)
@@ -671,6 +675,25 @@ fn wait_joined(server: &Server, route: &str, count: usize) -> Vec<serde_json::Va
         .unwrap_or_else(|error| panic!("{route}: {error}\n--- server log ---\n{}", server.stderr()))
 }
 
+/// Waits until the sidecar's `/metrics` (its counters as of its last checkpoint) has
+/// `requests` of `/users/{id}`.
+fn wait_durable(server: &Server, requests: u64) {
+    let durable = poll_until(CONVERGE_LIMIT, || {
+        let metrics = server.metrics();
+        let seen: u64 = metrics
+            .sum_by("edge_requests_total", &["http_route"])
+            .get(&vec!["/users/{id}".to_owned()])
+            .copied()
+            .unwrap_or(0);
+        if seen == requests {
+            Ok(())
+        } else {
+            Err(format!("{seen} of {requests} on /metrics"))
+        }
+    });
+    durable.unwrap_or_else(|error| panic!("{error}\n--- server log ---\n{}", server.stderr()));
+}
+
 /// Sends `GET path` to `web` and closes the connection after `after`, before the answer.
 fn hang_up(web: SocketAddr, path: &str, after: Duration) {
     use std::io::Write;
@@ -713,6 +736,7 @@ fn traefik_and_sidecar(
     dir: &Dir,
     backend: SocketAddr,
     format: &str,
+    extra: &[&str],
 ) -> (Proxy, Ports, Server) {
     let ports = Ports {
         web: free_port(),
@@ -735,21 +759,21 @@ fn traefik_and_sidecar(
     send(ports.web, "/users/warm", 1, 200);
     send(ports.web, "/slow/warm", 1, 200);
     let url = format!("http://{backend}/metrics");
-    let server = Server::start(
-        dir,
-        &[
-            "--log",
-            log.to_str().expect("path"),
-            "--format",
-            &format!("traefik-{format}"),
-            "--service-metrics",
-            &url,
-            "--service-scrape-interval",
-            "100ms",
-            "--service-slow-path",
-            "/debug/slow",
-        ],
-    );
+    let format = format!("traefik-{format}");
+    let mut args = vec![
+        "--log",
+        log.to_str().expect("path"),
+        "--format",
+        &format,
+        "--service-metrics",
+        &url,
+        "--service-scrape-interval",
+        "100ms",
+        "--service-slow-path",
+        "/debug/slow",
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start(dir, &args);
     (proxy, ports, server)
 }
 
@@ -762,7 +786,7 @@ fn reconcile_through_traefik(format: &str) {
     let dir = Dir::new(&format!("serve-traefik-reconcile-{format}"));
     let backend_addr = free_port();
     let mut backend = instrumented_backend(backend_addr);
-    let (_proxy, ports, server) = traefik_and_sidecar(&bin, &dir, backend_addr, format);
+    let (_proxy, ports, server) = traefik_and_sidecar(&bin, &dir, backend_addr, format, &[]);
     let reconciled = |edge: u64, service: u64| {
         route_row(
             &server.wait_reconciled("/users/{id}", edge, service)["routes"],
@@ -925,7 +949,8 @@ fn reconcile_through_traefik(format: &str) {
 /// what Prometheus's `rate()` allows: each side's rate extrapolates up to one scrape interval
 /// (250 ms) past its samples, over 20 s of them (±1.25 % each), so the share (1 − 4/5 of the
 /// ratio of the two) is within ±0.02. And the rules split the route's time into its three
-/// parts.
+/// parts; all the shipped rules (settings, edge, service, reconcile) load and evaluate, and
+/// every query of every shipped Grafana dashboard answers with data on what was scraped.
 #[test]
 fn the_prometheus_rules_agree_with_the_sidecar_on_a_real_traefik() {
     let Some(bin) = traefik_binary() else {
@@ -934,18 +959,28 @@ fn the_prometheus_rules_agree_with_the_sidecar_on_a_real_traefik() {
     let dir = Dir::new("serve-traefik-prometheus-rules");
     let backend_addr = free_port();
     let backend = instrumented_backend(backend_addr);
-    let (_proxy, ports, server) = traefik_and_sidecar(&bin, &dir, backend_addr, "json");
+    let (_proxy, ports, server) = traefik_and_sidecar(&bin, &dir, backend_addr, "json", &[]);
     // Every series exists before Prometheus's first scrape: a counter's first increment is
     // never seen by `rate()`.
     server.wait_reconciled("/users/{id}", 0, 0);
     send(ports.web, "/users/blocked", 1, 403);
     send(ports.web, "/users/before", 1, 200);
     server.wait_reconciled("/users/{id}", 2, 1);
-    let rules =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/vantage-reconcile.rules.yml");
-    let Some(prometheus) =
-        Prometheus::start_with_rules(&dir, &[server.addr(), backend_addr], &[&rules], "250ms")
-    else {
+    // The /fail route's series too (the service's `error_type`).
+    assert_eq!(
+        get(ports.web, "/fail").expect("Traefik answers").status,
+        500
+    );
+    let rules: Vec<PathBuf> = ["settings", "edge", "service", "reconcile"]
+        .iter()
+        .map(|name| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("deploy/prometheus/vantage-{name}.rules.yml"))
+        })
+        .collect();
+    let rules: Vec<&Path> = rules.iter().map(PathBuf::as_path).collect();
+    let targets = [(server.addr(), "edge"), (backend_addr, "service")];
+    let Some(prometheus) = Prometheus::start_with_rules(&dir, &targets, &rules, "250ms") else {
         return;
     };
     // A few scrapes of the quiet series, then 20 s of the mix.
@@ -955,6 +990,13 @@ fn the_prometheus_rules_agree_with_the_sidecar_on_a_real_traefik() {
     while started.elapsed() < Duration::from_secs(20) {
         send(ports.web, &format!("/users/r{rounds}-"), 4, 200);
         send(ports.web, &format!("/users/blocked{rounds}-"), 1, 403);
+        if rounds % 50 == 0 {
+            // The service fails one now and then (`error_type` 500 on its side).
+            assert_eq!(
+                get(ports.web, "/fail").expect("Traefik answers").status,
+                500
+            );
+        }
         rounds += 1;
         std::thread::sleep(PACE);
     }
@@ -964,8 +1006,9 @@ fn the_prometheus_rules_agree_with_the_sidecar_on_a_real_traefik() {
     );
     assert_eq!(users["reasons"]["proxy_answered"], 1 + rounds);
     let sidecar_share = (1 + rounds) as f64 / (2 + rounds * 5) as f64;
-    // A few scrapes and rule evaluations after the last request.
-    std::thread::sleep(Duration::from_secs(2));
+    // A few scrapes and rule evaluations after the last request is on /metrics.
+    wait_durable(&server, 2 + rounds * 5);
+    std::thread::sleep(Duration::from_secs(1));
     let route = r#"{http_route="/users/{id}"}"#;
     let share = prometheus.query(&format!(
         "http_route:requests_lost_before_app:ratio_rate5m{route}"
@@ -987,5 +1030,41 @@ fn the_prometheus_rules_agree_with_the_sidecar_on_a_real_traefik() {
     let mut parts = parts;
     parts.sort();
     assert_eq!(parts, ["handler", "in_front_of_handler", "proxy"]);
+    // Every shipped dashboard's every query, on what this Prometheus scraped and recorded:
+    // each answers without error, and with data, except those with a reason not to: the
+    // native-histogram ones (not exposed yet: the classic buckets beside them carry the same
+    // panels), the firing-alerts annotation (no alert fires in this healthy run: no false
+    // alarm either), the checkpoint's age (this sidecar keeps none).
+    let empty: Vec<String> = crate::deploy::dashboard_exprs()
+        .into_iter()
+        .filter(|query| {
+            let expr = crate::deploy::concrete_expr(&query.expr);
+            prometheus.query(&expr).is_empty()
+        })
+        .map(|query| format!("{} / {}: {}", query.dashboard, query.panel, query.expr))
+        .collect();
+    let reasons: [(&str, fn(&str) -> bool, usize); 3] = [
+        (
+            "native histograms",
+            |q| {
+                q.contains("rate(edge_request_duration_seconds{")
+                    || q.contains("rate(http_server_request_duration_seconds{")
+            },
+            2,
+        ),
+        ("firing alerts", |q| q.contains("ALERTS{"), 3),
+        (
+            "checkpoint age",
+            |q| q.contains("edge_checkpoint_last_success"),
+            1,
+        ),
+    ];
+    let mut unexplained = empty.clone();
+    for (reason, matches, expected) in reasons {
+        let explained = empty.iter().filter(|q| matches(q)).count();
+        assert_eq!(explained, expected, "{reason}: {empty:#?}");
+        unexplained.retain(|q| !matches(q));
+    }
+    assert_eq!(unexplained, Vec::<String>::new(), "queries without data");
     drop(backend);
 }

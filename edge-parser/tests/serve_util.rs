@@ -869,19 +869,29 @@ impl Prometheus {
     /// after saying why, when `prometheus` is not installed, except under CI (`CI` set), where
     /// that fails the test.
     pub(crate) fn start(dir: &Dir, target: SocketAddr) -> Option<Self> {
-        Self::start_with_rules(dir, &[target], &[], "1s")
+        Self::start_with_rules(dir, &[(target, "edge")], &[], "1s")
     }
 
     /// Starts Prometheus scraping every target and evaluating the rules of `rule_files` every
-    /// `interval` (`250ms`, `1s`); see [`start`](Self::start).
+    /// `interval` (`250ms`, `1s`); see [`start`](Self::start). Each target is labelled with its
+    /// role (`vantage_role`: `edge` for a sidecar, `service`), as the shipped scrape
+    /// configurations do, and its job is named after it.
     pub(crate) fn start_with_rules(
         dir: &Dir,
-        targets: &[SocketAddr],
+        targets: &[(SocketAddr, &str)],
         rule_files: &[&std::path::Path],
         interval: &str,
     ) -> Option<Self> {
         let binary = crate::util::require("prometheus")?;
-        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let jobs: String = targets
+            .iter()
+            .map(|(target, role)| {
+                format!(
+                    "  - job_name: {role}-{port}\n    static_configs:\n      - targets: ['{target}']\n        labels: {{vantage_role: {role}}}\n",
+                    port = target.port()
+                )
+            })
+            .collect();
         let rules: Vec<String> = rule_files
             .iter()
             .map(|path| format!("'{}'", path.display()))
@@ -889,9 +899,8 @@ impl Prometheus {
         let config = dir.create(
             "prometheus.yml",
             format!(
-                "global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n  evaluation_interval: {interval}\nrule_files: [{}]\nscrape_configs:\n  - job_name: edge\n    static_configs:\n      - targets: [{}]\n",
+                "global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n  evaluation_interval: {interval}\nrule_files: [{}]\nscrape_configs:\n{jobs}",
                 rules.join(", "),
-                targets.join(", ")
             ),
         );
         let addr = crate::util::free_port();
