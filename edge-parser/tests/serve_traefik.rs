@@ -411,6 +411,9 @@ fn edge_counts(metrics: &Exposition) -> Tally {
     metrics.sum_by_pair("edge_requests_total", ["router", "code"])
 }
 
+/// Queries with a reason to answer nothing: the reason, which they are, how many.
+type ExpectedEmpty = (&'static str, fn(&str) -> bool, usize);
+
 /// Waits until the sidecar's `/metrics` satisfies `check`, within [`CONVERGE_LIMIT`]; fails
 /// the test with the last complaint and the sidecar's log otherwise.
 fn wait_metrics<T>(
@@ -1043,7 +1046,7 @@ fn the_prometheus_rules_agree_with_the_sidecar_on_a_real_traefik() {
         })
         .map(|query| format!("{} / {}: {}", query.dashboard, query.panel, query.expr))
         .collect();
-    let reasons: [(&str, fn(&str) -> bool, usize); 3] = [
+    let reasons: [ExpectedEmpty; 3] = [
         (
             "native histograms",
             |q| {
