@@ -126,6 +126,7 @@ impl GroupKey {
     }
 
     /// The key of only the values at `indices` (in that order): a group of a coarser grouping.
+    #[cfg(feature = "serve")]
     pub(crate) fn project(&self, indices: &[usize]) -> Self {
         Self::new(indices.iter().filter_map(|&index| self.value(index)))
     }
