@@ -939,8 +939,8 @@ impl Prometheus {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The instant vector `promql` evaluates to now: each series' labels (without `job` and
-    /// `instance`, which Prometheus adds) and value. Fails the test on an error.
+    /// The instant vector `promql` evaluates to now: each series' labels (without `job`,
+    /// `instance` and `vantage_role`, which the scrape adds) and value. Fails the test on an error.
     pub(crate) fn query(&self, promql: &str) -> Vec<(BTreeMap<String, String>, f64)> {
         let path = format!("/api/v1/query?query={}", percent_encode(promql));
         let response = get(self.addr, &path)
@@ -962,7 +962,9 @@ impl Prometheus {
                     .as_object()
                     .into_iter()
                     .flatten()
-                    .filter(|(name, _)| !matches!(name.as_str(), "job" | "instance"))
+                    .filter(|(name, _)| {
+                        !matches!(name.as_str(), "job" | "instance" | "vantage_role")
+                    })
                     .map(|(name, value)| (name.clone(), value.as_str().unwrap_or("").to_owned()))
                     .collect();
                 let value = series["value"][1]
