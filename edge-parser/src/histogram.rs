@@ -266,6 +266,12 @@ impl<const BITS: u32> Histogram<BITS> {
         })
     }
 
+    /// The non-zero counters in value order: `(the lowest value it counts, count)`.
+    pub(crate) fn lower_ends(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.counters()
+            .map(|(index, count)| (Self::range_of(index).0, count))
+    }
+
     /// The non-zero counters in value order: `(index, count)`.
     fn counters(&self) -> CounterIter<'_> {
         match &self.counters {

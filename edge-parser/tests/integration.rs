@@ -32,6 +32,8 @@ mod serve_logrotate;
 mod serve_hostile;
 // `serve` following a real Traefik's log through a rotation, a Traefik restart and a kill -9.
 mod serve_traefik;
+// Native histograms of two sidecars merged by a real Prometheus against the exact quantiles.
+mod serve_native;
 // `serve` beside a real instrumented axum service: its route templates adopted, its scrapes
 // counted, its failures survived.
 mod serve_reconcile;

@@ -986,7 +986,8 @@ fn the_prometheus_rules_agree_with_the_sidecar_on_a_real_traefik() {
         .collect();
     let rules: Vec<&Path> = rules.iter().map(PathBuf::as_path).collect();
     let targets = [(server.addr(), "edge"), (backend_addr, "service")];
-    let Some(prometheus) = Prometheus::start_with_rules(&dir, &targets, &rules, "250ms") else {
+    let Some(prometheus) = Prometheus::start_with_rules(&dir, &targets, &rules, "250ms", &[])
+    else {
         return;
     };
     // Prometheus scrapes a new target a few seconds after it is ready (its scrape manager

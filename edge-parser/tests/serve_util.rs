@@ -869,11 +869,12 @@ impl Prometheus {
     /// after saying why, when `prometheus` is not installed, except under CI (`CI` set), where
     /// that fails the test.
     pub(crate) fn start(dir: &Dir, target: SocketAddr) -> Option<Self> {
-        Self::start_with_rules(dir, &[(target, "edge")], &[], "1s")
+        Self::start_with_rules(dir, &[(target, "edge")], &[], "1s", &[])
     }
 
     /// Starts Prometheus scraping every target and evaluating the rules of `rule_files` every
-    /// `interval` (`250ms`, `1s`); see [`start`](Self::start). Each target is labelled with its
+    /// `interval` (`250ms`, `1s`), with `features` enabled (`native-histograms`); see
+    /// [`start`](Self::start). Each target is labelled with its
     /// role (`vantage_role`: `edge` for a sidecar, `service`), as the shipped scrape
     /// configurations do, and its job is named after it.
     pub(crate) fn start_with_rules(
@@ -881,6 +882,7 @@ impl Prometheus {
         targets: &[(SocketAddr, &str)],
         rule_files: &[&std::path::Path],
         interval: &str,
+        features: &[&str],
     ) -> Option<Self> {
         let binary = crate::util::require("prometheus")?;
         let jobs: String = targets
@@ -913,6 +915,11 @@ impl Prometheus {
                 dir.join("prometheus-data").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
+            .args(
+                features
+                    .iter()
+                    .map(|feature| format!("--enable-feature={feature}")),
+            )
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

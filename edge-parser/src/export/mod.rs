@@ -13,7 +13,10 @@
 
 pub mod html;
 pub mod json;
+pub mod native;
 pub mod prometheus;
+#[cfg(feature = "serve")]
+pub mod protobuf;
 #[cfg(feature = "serve")]
 pub(crate) mod summary;
 pub mod table;

@@ -110,6 +110,33 @@ fn group_labels<'a>(group: &Group<'a>, route_label: bool) -> Vec<(&'static str, 
 }
 
 impl Exposition<'_> {
+    /// The native histograms of the latency families, for the protobuf exposition
+    /// ([`super::protobuf`]): each group's, under its labels.
+    #[cfg(feature = "serve")]
+    pub fn natives(&self) -> super::protobuf::Natives {
+        use super::native::NativeHistogram;
+        let mut natives = super::protobuf::Natives::new();
+        for group in self.aggregate.groups() {
+            let mut labels: Vec<(String, String)> = group_labels(&group, self.route_label)
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect();
+            labels.sort();
+            let stats = group.stats();
+            natives.insert(
+                (names::EDGE_REQUEST_DURATION.to_owned(), labels.clone()),
+                NativeHistogram::of(&stats.latency),
+            );
+            if stats.upstream_latency.count() > 0 {
+                natives.insert(
+                    (names::EDGE_UPSTREAM_DURATION.to_owned(), labels),
+                    NativeHistogram::of(&stats.upstream_latency),
+                );
+            }
+        }
+        natives
+    }
+
     /// Renders the exposition into `out` (appending): the counters, then the gauges.
     pub fn render(&self, out: &mut String) {
         self.render_counters(out);

@@ -31,6 +31,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::auth::Guard;
 use super::conn::{Busy, Connections, accept_loop};
+use crate::export::protobuf::{self, Natives};
 use crate::reconcile::scrape::{self, Scrapes};
 
 /// At most this many `/api/stream` clients at once; more are answered `503`.
@@ -81,6 +82,9 @@ pub(crate) struct Reply {
     pub(crate) head: Bytes,
     /// The body (after `head`).
     pub(crate) body: Bytes,
+    /// `/metrics`: the native histograms of the counters in `head`, once a scrape asked for
+    /// the protobuf exposition (they are made with the counters from then on).
+    pub(crate) natives: Option<Arc<Natives>>,
 }
 
 /// A query with the way back.
@@ -116,24 +120,36 @@ pub(crate) struct HttpSide {
 /// gauges of the last tick, as the ingest loop publishes them.
 #[derive(Debug, Default)]
 pub(crate) struct PublishedExposition {
-    parts: std::sync::Mutex<Option<(Bytes, Bytes)>>,
+    parts: std::sync::Mutex<Option<Published>>,
+    /// Whether a scrape asked for the protobuf exposition: native histograms are made from
+    /// then on.
+    protobuf_wanted: std::sync::atomic::AtomicBool,
 }
 
+/// The durable counters, with their native histograms once wanted, and the gauges.
+type Published = (Bytes, Option<Arc<Natives>>, Bytes);
+
 impl PublishedExposition {
-    /// Publishes new counters and gauges.
-    pub(crate) fn publish(&self, counters: Bytes, gauges: Bytes) {
-        *self.parts.lock().unwrap_or_else(|e| e.into_inner()) = Some((counters, gauges));
+    /// Publishes new counters (with their native histograms, if made) and gauges.
+    pub(crate) fn publish(&self, counters: Bytes, natives: Option<Arc<Natives>>, gauges: Bytes) {
+        *self.parts.lock().unwrap_or_else(|e| e.into_inner()) = Some((counters, natives, gauges));
+    }
+
+    /// Whether the native histograms are to be made.
+    pub(crate) fn protobuf_wanted(&self) -> bool {
+        self.protobuf_wanted.load(Ordering::Relaxed)
     }
 
     /// The exposition as a reply, if one was published.
     fn get(&self) -> Option<Reply> {
         let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
-        let (counters, gauges) = parts.as_ref()?;
+        let (counters, natives, gauges) = parts.as_ref()?;
         Some(Reply {
             status: StatusCode::OK,
             content_type: vantage_instrument::names::PROMETHEUS_TEXT_CONTENT_TYPE,
             head: counters.clone(),
             body: gauges.clone(),
+            natives: natives.clone(),
         })
     }
 }
@@ -215,11 +231,31 @@ impl Server {
                     Some(reply) => Some(reply),
                     None => ask(&self.side.queries, Query::Metrics).await,
                 };
+                let protobuf = request
+                    .headers()
+                    .get(header::ACCEPT)
+                    .and_then(|accept| accept.to_str().ok())
+                    .is_some_and(protobuf::accepted);
+                if protobuf {
+                    let wanted = &self.side.exposition.protobuf_wanted;
+                    wanted.store(true, Ordering::Relaxed);
+                }
                 let reply = reply.map(|mut reply| {
                     let mut body = String::from_utf8_lossy(&reply.body).into_owned();
                     self.side.connections.stats.render(&mut body);
                     scrape::render(&self.side.scrapes.borrow(), &mut body);
-                    reply.body = Bytes::from(body);
+                    match reply.natives.take().filter(|_| protobuf) {
+                        // The counters and their native histograms, as one protobuf document.
+                        Some(natives) => {
+                            let mut text = String::from_utf8_lossy(&reply.head).into_owned();
+                            text.push_str(&body);
+                            reply.head = Bytes::new();
+                            reply.body = Bytes::from(protobuf::encode(&text, &natives));
+                            reply.content_type = protobuf::CONTENT_TYPE;
+                        }
+                        // Text: also what a protobuf scrape gets before the first natives.
+                        None => reply.body = Bytes::from(body),
+                    }
                     reply
                 });
                 respond(reply)

@@ -29,6 +29,7 @@ use super::requests::Requests;
 use super::window::Windows;
 use crate::aggregate::{AggregateConfig, Aggregator, GroupKey, LinePosition, encoded_value};
 use crate::export::prometheus::{AnomalyState, Exposition, router_index};
+use crate::export::protobuf::Natives;
 use crate::export::summary::{By, SummaryView, ready};
 use crate::format::StatusClass;
 use crate::read::{Line, for_each_line};
@@ -144,6 +145,9 @@ pub(crate) struct Ingest<'c> {
     /// shared with the `/metrics` replies that send it (never copied; rendered again into the
     /// same buffer when no reply holds it).
     durable_counters: Option<Bytes>,
+    /// Their native histograms, made with them once a scrape asked for the protobuf
+    /// exposition.
+    durable_natives: Option<Arc<Natives>>,
     /// A rotation reported, counted once the `Opened` of its new file follows: a checkpoint
     /// written between the two still holds the old position, from which a restart reports the
     /// rotation again.
@@ -170,6 +174,7 @@ pub(crate) struct Ingest<'c> {
 #[derive(Debug)]
 struct Pending {
     counters: Bytes,
+    natives: Option<Arc<Natives>>,
     writes: u64,
     at: i64,
     /// How long serialising and rendering took, on the ingest thread.
@@ -213,6 +218,7 @@ impl<'c> Ingest<'c> {
             recent_lines: (0, 0),
             clock,
             durable_counters: None,
+            durable_natives: None,
             rotation: None,
             last_summary: None,
             writer: None,
@@ -495,6 +501,7 @@ impl<'c> Ingest<'c> {
         let buffer = std::mem::take(&mut self.spare_document);
         let document = self.checkpoint_now().to_json_in(buffer);
         let counters = self.render_counters();
+        let natives = self.natives();
         let writes = self.health.checkpoint_writes;
         (
             self.health.checkpoint_writes,
@@ -505,6 +512,7 @@ impl<'c> Ingest<'c> {
                 document,
                 Pending {
                     counters,
+                    natives,
                     writes,
                     at,
                     prepared_in: started.elapsed(),
@@ -532,6 +540,7 @@ impl<'c> Ingest<'c> {
                 let prepared_in = pending.as_ref().map_or(Duration::ZERO, |p| p.prepared_in);
                 if let Some(pending) = pending {
                     let done_with = self.durable_counters.replace(pending.counters);
+                    self.durable_natives = pending.natives;
                     self.health.checkpoint_writes = pending.writes;
                     self.health.checkpoint_last_success = Some(pending.at);
                     // Published first: until then the published exposition holds the old
@@ -569,9 +578,11 @@ impl<'c> Ingest<'c> {
         let mut gauges = String::with_capacity(4 << 10);
         self.exposition(&anomalies).render_gauges(&mut gauges);
         self.render_reconciliation(&mut gauges);
-        self.config
-            .exposition
-            .publish(counters.clone(), Bytes::from(gauges));
+        self.config.exposition.publish(
+            counters.clone(),
+            self.durable_natives.clone(),
+            Bytes::from(gauges),
+        );
     }
 
     /// Keeps a rendering no reply holds any more, to render the next one into.
@@ -618,7 +629,16 @@ impl<'c> Ingest<'c> {
     fn render_durable_counters(&mut self) {
         if self.config.checkpoint.is_some() {
             self.durable_counters = Some(self.render_counters());
+            self.durable_natives = self.natives();
         }
+    }
+
+    /// The native histograms of the state as it is now, once a scrape asked for them.
+    fn natives(&self) -> Option<Arc<Natives>> {
+        self.config
+            .exposition
+            .protobuf_wanted()
+            .then(|| Arc::new(self.exposition(&[]).natives()))
     }
 
     /// The counters of the exposition, rendered from the state as it is now.
@@ -795,11 +815,17 @@ impl<'c> Ingest<'c> {
         }
         exposition.render_gauges(&mut text);
         self.render_reconciliation(&mut text);
+        // Without a checkpoint the counters are those of now, and so are their natives.
+        let natives = match &self.durable_counters {
+            Some(_) => self.durable_natives.clone(),
+            None => self.natives(),
+        };
         Reply {
             status: StatusCode::OK,
             content_type: names::PROMETHEUS_TEXT_CONTENT_TYPE,
             head: self.durable_counters.clone().unwrap_or_default(),
             body: Bytes::from(text),
+            natives,
         }
     }
 
@@ -821,6 +847,7 @@ impl<'c> Ingest<'c> {
                 content_type: "application/json",
                 head: Bytes::new(),
                 body: Bytes::from(body),
+                natives: None,
             },
             Err(error) => json_reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -892,6 +919,7 @@ pub(crate) fn answer_waiting(asked: Asked, waiting: &str) {
                 content_type: names::PROMETHEUS_TEXT_CONTENT_TYPE,
                 head: Bytes::new(),
                 body: Bytes::from(text),
+                natives: None,
             }
         }
         Query::Ready => json_reply(
@@ -921,6 +949,7 @@ fn json_text_reply(status: StatusCode, mut body: Vec<u8>) -> Reply {
         content_type: "application/json",
         head: Bytes::new(),
         body: Bytes::from(body),
+        natives: None,
     }
 }
 

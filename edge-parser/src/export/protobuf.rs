@@ -1,0 +1,247 @@
+//! The Prometheus protobuf exposition (`io.prometheus.client.MetricFamily`, length-delimited):
+//! what a Prometheus with native histograms enabled asks for first. It is the text exposition
+//! read back family by family, with each edge latency histogram's native buckets
+//! ([`NativeHistogram`]) beside its classic ones: one rendering of the model, two encodings, so
+//! the two can never disagree on a counter.
+
+use std::collections::HashMap;
+
+use prost::Message;
+
+use super::native::{NativeHistogram, ZERO_THRESHOLD};
+use crate::reconcile::exposition::samples;
+
+/// The content type of this exposition.
+pub const CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// The native histograms of one exposition: by family name and sorted label pairs.
+pub type Natives = HashMap<(String, Vec<(String, String)>), NativeHistogram>;
+
+/// Whether an `Accept` header asks for this exposition (Prometheus lists it first, with a
+/// quality, when native histograms are on).
+pub fn accepted(accept: &str) -> bool {
+    accept.split(',').any(|offer| {
+        let offer = offer.trim();
+        offer.starts_with("application/vnd.google.protobuf")
+            && offer.contains("proto=io.prometheus.client.MetricFamily")
+            && offer.contains("encoding=delimited")
+    })
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct LabelPair {
+    #[prost(string, optional, tag = "1")]
+    name: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    value: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Value {
+    #[prost(double, optional, tag = "1")]
+    value: Option<f64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Bucket {
+    #[prost(uint64, optional, tag = "1")]
+    cumulative_count: Option<u64>,
+    #[prost(double, optional, tag = "2")]
+    upper_bound: Option<f64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct BucketSpan {
+    #[prost(sint32, optional, tag = "1")]
+    offset: Option<i32>,
+    #[prost(uint32, optional, tag = "2")]
+    length: Option<u32>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Histogram {
+    #[prost(uint64, optional, tag = "1")]
+    sample_count: Option<u64>,
+    #[prost(double, optional, tag = "2")]
+    sample_sum: Option<f64>,
+    #[prost(message, repeated, tag = "3")]
+    bucket: Vec<Bucket>,
+    #[prost(sint32, optional, tag = "5")]
+    schema: Option<i32>,
+    #[prost(double, optional, tag = "6")]
+    zero_threshold: Option<f64>,
+    #[prost(uint64, optional, tag = "7")]
+    zero_count: Option<u64>,
+    #[prost(message, repeated, tag = "12")]
+    positive_span: Vec<BucketSpan>,
+    #[prost(sint64, repeated, packed = "false", tag = "13")]
+    positive_delta: Vec<i64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Metric {
+    #[prost(message, repeated, tag = "1")]
+    label: Vec<LabelPair>,
+    #[prost(message, optional, tag = "2")]
+    gauge: Option<Value>,
+    #[prost(message, optional, tag = "3")]
+    counter: Option<Value>,
+    #[prost(message, optional, tag = "5")]
+    untyped: Option<Value>,
+    #[prost(message, optional, tag = "7")]
+    histogram: Option<Histogram>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct MetricFamily {
+    #[prost(string, optional, tag = "1")]
+    name: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    help: Option<String>,
+    #[prost(int32, optional, tag = "3")]
+    kind: Option<i32>,
+    #[prost(message, repeated, tag = "4")]
+    metric: Vec<Metric>,
+}
+
+/// `MetricType` of metrics.proto.
+fn kind_of(text: &str) -> i32 {
+    match text {
+        "counter" => 0,
+        "gauge" => 1,
+        "histogram" => 4,
+        _ => 3,
+    }
+}
+
+/// `text` (a text exposition as this crate renders it: each family's `# HELP` and `# TYPE`,
+/// then its samples) as length-delimited `MetricFamily` messages, each histogram with its
+/// native buckets from `natives` where they have its labels.
+pub fn encode(text: &str, natives: &Natives) -> Vec<u8> {
+    let mut families: Vec<MetricFamily> = Vec::new();
+    let mut help: Option<String> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = rest.split_once(' ').map(|(_, text)| text.to_owned());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            families.push(MetricFamily {
+                name: Some(name.to_owned()),
+                help: help.take(),
+                kind: Some(kind_of(kind)),
+                metric: Vec::new(),
+            });
+        } else if !line.starts_with('#') && !line.is_empty() {
+            if let (Some(family), Some(Ok(sample))) = (families.last_mut(), samples(line).next()) {
+                add_sample(family, &sample, natives);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(text.len() / 2);
+    for family in &families {
+        // Writing into a Vec cannot fail.
+        let _ = family.encode_length_delimited(&mut out);
+    }
+    out
+}
+
+fn add_sample(
+    family: &mut MetricFamily,
+    sample: &crate::reconcile::exposition::Sample<'_>,
+    natives: &Natives,
+) {
+    let name = family.name.clone().unwrap_or_default();
+    let labels = |skip: &str| -> Vec<LabelPair> {
+        sample
+            .labels
+            .iter()
+            .filter(|(label, _)| *label != skip)
+            .map(|(label, value)| LabelPair {
+                name: Some((*label).to_owned()),
+                value: Some(value.to_string()),
+            })
+            .collect()
+    };
+    if family.kind != Some(4) {
+        let value = Some(Value {
+            value: Some(sample.value),
+        });
+        let mut metric = Metric {
+            label: labels(""),
+            ..Metric::default()
+        };
+        match family.kind {
+            Some(0) => metric.counter = value,
+            Some(1) => metric.gauge = value,
+            _ => metric.untyped = value,
+        }
+        family.metric.push(metric);
+        return;
+    }
+    // A histogram's samples come as each series' buckets, then its sum and count.
+    let label = labels("le");
+    let same = family.metric.last().is_some_and(|last| last.label == label);
+    if !same {
+        let mut histogram = Histogram::default();
+        if let Some(native) = natives.get(&(name.clone(), sorted(&label))) {
+            add_native(&mut histogram, native);
+        }
+        family.metric.push(Metric {
+            label,
+            histogram: Some(histogram),
+            ..Metric::default()
+        });
+    }
+    let Some(histogram) = family.metric.last_mut().and_then(|m| m.histogram.as_mut()) else {
+        return;
+    };
+    let suffix = sample.name.strip_prefix(name.as_str()).unwrap_or("");
+    match suffix {
+        "_bucket" => {
+            let bound = sample.label("le").and_then(|le| le.parse::<f64>().ok());
+            // The `+Inf` bucket is the count.
+            if let Some(bound) = bound.filter(|bound| bound.is_finite()) {
+                histogram.bucket.push(Bucket {
+                    cumulative_count: Some(sample.value as u64),
+                    upper_bound: Some(bound),
+                });
+            }
+        }
+        "_sum" => histogram.sample_sum = Some(sample.value),
+        "_count" => histogram.sample_count = Some(sample.value as u64),
+        _ => {}
+    }
+}
+
+fn sorted(labels: &[LabelPair]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = labels
+        .iter()
+        .map(|pair| {
+            (
+                pair.name.clone().unwrap_or_default(),
+                pair.value.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+fn add_native(histogram: &mut Histogram, native: &NativeHistogram) {
+    histogram.schema = Some(native.schema);
+    histogram.zero_threshold = Some(ZERO_THRESHOLD);
+    histogram.zero_count = Some(native.zero_count);
+    histogram.positive_span = native
+        .spans
+        .iter()
+        .map(|&(offset, length)| BucketSpan {
+            offset: Some(offset),
+            length: Some(length),
+        })
+        .collect();
+    histogram.positive_delta = native.deltas.clone();
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+//! Native histograms in a real Prometheus: two sidecars on two generated logs, scraped with
+//! native histograms on (the protobuf exposition), and Prometheus's quantile over both is the
+//! exact quantile of the union of the logs (`report` on both files) within 1 %.
+
+use std::time::Duration;
+
+use vantage_edge::reconcile::split::Buckets;
+
+use crate::serve_util::{Prometheus, Server, append, poll_until};
+use crate::util::{Dir, WAIT_LIMIT};
+
+/// Lines logged before Prometheus's first samples (so each series exists), then the bulk.
+const FIRST: u64 = 20;
+const BULK: u64 = 5_000;
+
+/// A generated Traefik JSON log of `lines` lines.
+fn generated(dir: &Dir, seed: u64, lines: u64) -> String {
+    dir.command()
+        .args(["generate", "--format", "traefik-json", "-n"])
+        .arg(lines.to_string())
+        .arg("--seed")
+        .arg(seed.to_string())
+        .stdout()
+}
+
+/// Both sidecars' classic `edge_request_duration_seconds` buckets, summed by bound, in order
+/// (`+Inf` last).
+fn classic_buckets(servers: &[(Server, std::path::PathBuf, String)]) -> Vec<(f64, u64)> {
+    let mut sums: std::collections::BTreeMap<u64, (f64, u64)> = Default::default();
+    for (server, _, _) in servers {
+        let metrics = server.metrics();
+        for (key, count) in metrics.sum_by("edge_request_duration_seconds_bucket", &["le"]) {
+            let le = match key[0].as_str() {
+                "+Inf" => f64::INFINITY,
+                le => match le.parse::<f64>() {
+                    Ok(le) => le,
+                    Err(_) => continue,
+                },
+            };
+            let entry = sums.entry(le.to_bits()).or_insert((le, 0));
+            entry.1 += count;
+        }
+    }
+    let mut buckets: Vec<(f64, u64)> = sums.into_values().collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
+#[test]
+fn two_sidecars_native_histograms_give_prometheus_the_exact_quantiles_within_one_percent() {
+    let dir = Dir::new("serve-native");
+    let mut servers = Vec::new();
+    let mut bulks = Vec::new();
+    for (name, seed) in [("a", 11), ("b", 12)] {
+        let text = generated(&dir, seed, FIRST + BULK);
+        let split = text
+            .match_indices('\n')
+            .nth(FIRST as usize - 1)
+            .map_or(0, |(at, _)| at + 1);
+        let (first, bulk) = text.split_at(split);
+        let log = dir.create(&format!("{name}.log"), first);
+        bulks.push(dir.create(&format!("{name}-bulk.log"), bulk));
+        let log_arg = log.display().to_string();
+        let server = Server::start(
+            &dir,
+            &[
+                "--log",
+                &log_arg,
+                "--format",
+                "traefik-json",
+                "--from-start",
+            ],
+        );
+        server.wait_taken_in(FIRST);
+        servers.push((server, log, bulk.to_owned()));
+    }
+    let targets: Vec<_> = servers.iter().map(|(s, _, _)| (s.addr(), "edge")).collect();
+    let Some(prometheus) =
+        Prometheus::start_with_rules(&dir, &targets, &[], "250ms", &["native-histograms"])
+    else {
+        return;
+    };
+    // Both sidecars' native histograms are stored before the bulk comes.
+    let stored = poll_until(WAIT_LIMIT, || {
+        let instances = prometheus
+            .query("count by (instance) (histogram_count(edge_request_duration_seconds))");
+        if instances.len() == 2 {
+            Ok(())
+        } else {
+            Err(format!(
+                "native histograms of {} sidecars stored",
+                instances.len()
+            ))
+        }
+    });
+    stored.unwrap_or_else(|error| panic!("{error}\n{}", prometheus.log()));
+    std::thread::sleep(Duration::from_secs(1));
+    let before = classic_buckets(&servers);
+    for (server, log, bulk) in &servers {
+        append(log, bulk);
+        server.wait_taken_in(FIRST + BULK);
+    }
+    // A few scrapes after the last line.
+    std::thread::sleep(Duration::from_millis(1500));
+    // The classic buckets of the bulk, both sidecars together, read as histogram_quantile
+    // does (Prometheus 2.42 keeps only the native buckets of a histogram that has them).
+    let classic: Vec<(f64, u64)> = classic_buckets(&servers)
+        .into_iter()
+        .zip(before)
+        .map(|((le, after), (_, before))| (le, after - before))
+        .collect();
+    let classic = Buckets::from_service(&classic).expect("the default bounds");
+
+    let report = dir
+        .command()
+        .arg("report")
+        .args(bulks.iter().map(|path| path.display().to_string()))
+        .args(["--format", "traefik-json", "--json"])
+        .json();
+    let exact = &report["total"]["latency_seconds"];
+    assert_eq!(exact["count"], 2 * BULK);
+    for (q, name) in [(0.5, "p50"), (0.9, "p90"), (0.99, "p99")] {
+        let exact = exact[name].as_f64().expect("an exact quantile");
+        let native = prometheus.query(&format!(
+            "histogram_quantile({q}, sum(rate(edge_request_duration_seconds[1m])))"
+        ));
+        let error = |value: f64| (value - exact).abs() / exact;
+        let native = native
+            .first()
+            .map(|(_, value)| *value)
+            .expect("a native quantile");
+        let classic = classic.quantile(q).expect("a classic quantile");
+        // Printed for BENCHMARKS.md: the classic buckets' error beside the native one.
+        eprintln!(
+            "{name}: exact {exact:.6} s, native {native:.6} s ({:.2} %), classic {classic:.6} s ({:.2} %)",
+            error(native) * 100.0,
+            error(classic) * 100.0
+        );
+        assert!(
+            error(native) <= 0.01,
+            "{name}: native {native} against {exact}"
+        );
+    }
+}
