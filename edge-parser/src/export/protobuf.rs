@@ -121,7 +121,15 @@ fn kind_of(text: &str) -> i32 {
 pub fn encode(text: &str, natives: &Natives) -> Vec<u8> {
     let mut families: Vec<MetricFamily> = Vec::new();
     let mut help: Option<String> = None;
-    for line in text.lines() {
+    // Split on newlines with memchr: `str::lines` was a tenth of a 1 000-group scrape.
+    let lines = memchr::memchr_iter(b'\n', text.as_bytes())
+        .chain(std::iter::once(text.len()))
+        .scan(0, |start, end| {
+            let line = text.get(*start..end).unwrap_or("");
+            *start = end + 1;
+            Some(line)
+        });
+    for line in lines {
         if let Some(rest) = line.strip_prefix("# HELP ") {
             help = rest.split_once(' ').map(|(_, text)| text.to_owned());
         } else if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -140,10 +148,34 @@ pub fn encode(text: &str, natives: &Natives) -> Vec<u8> {
     }
     let mut out = Vec::with_capacity(text.len() / 2);
     for family in &families {
-        // Writing into a Vec cannot fail.
-        let _ = family.encode_length_delimited(&mut out);
+        encode_family(family, &mut out);
     }
     out
+}
+
+/// One family, length-delimited: what `encode_length_delimited` writes, with each metric
+/// encoded once (prost sizes a nested message at every level above it: a histogram's buckets
+/// were sized four times).
+fn encode_family(family: &MetricFamily, out: &mut Vec<u8>) {
+    use prost::encoding::{WireType, encode_key, encode_varint};
+    let head = MetricFamily {
+        name: family.name.clone(),
+        help: family.help.clone(),
+        kind: family.kind,
+        metric: Vec::new(),
+    };
+    let mut body = head.encode_to_vec();
+    let mut metric_bytes = Vec::new();
+    for metric in &family.metric {
+        metric_bytes.clear();
+        // Writing into a Vec cannot fail.
+        let _ = metric.encode(&mut metric_bytes);
+        encode_key(4, WireType::LengthDelimited, &mut body);
+        encode_varint(metric_bytes.len() as u64, &mut body);
+        body.extend_from_slice(&metric_bytes);
+    }
+    encode_varint(body.len() as u64, out);
+    out.extend_from_slice(&body);
 }
 
 fn add_sample(
@@ -151,8 +183,7 @@ fn add_sample(
     sample: &crate::reconcile::exposition::Sample<'_>,
     natives: &Natives,
 ) {
-    let name = family.name.clone().unwrap_or_default();
-    let labels = |skip: &str| -> Vec<LabelPair> {
+    let pairs = |skip: &str| -> Vec<LabelPair> {
         sample
             .labels
             .iter()
@@ -168,7 +199,7 @@ fn add_sample(
             value: Some(sample.value),
         });
         let mut metric = Metric {
-            label: labels(""),
+            label: pairs(""),
             ..Metric::default()
         };
         match family.kind {
@@ -179,12 +210,28 @@ fn add_sample(
         family.metric.push(metric);
         return;
     }
-    // A histogram's samples come as each series' buckets, then its sum and count.
-    let label = labels("le");
-    let same = family.metric.last().is_some_and(|last| last.label == label);
+    // A histogram's samples come as each series' buckets, then its sum and count: a new
+    // series starts where the labels (but `le`) change. Compared in place: a thousand groups
+    // are tens of thousands of bucket lines a scrape.
+    let same = family.metric.last().is_some_and(|last| {
+        let mut theirs = last.label.iter();
+        sample
+            .labels
+            .iter()
+            .filter(|(label, _)| *label != "le")
+            .all(|(label, value)| {
+                theirs.next().is_some_and(|pair| {
+                    pair.name.as_deref() == Some(*label) && pair.value.as_deref() == Some(value)
+                })
+            })
+            && theirs.next().is_none()
+    });
+    let name = family.name.as_deref().unwrap_or("");
+    let suffix = sample.name.strip_prefix(name).unwrap_or("");
     if !same {
+        let label = pairs("le");
         let mut histogram = Histogram::default();
-        if let Some(native) = natives.get(&(name.clone(), sorted(&label))) {
+        if let Some(native) = natives.get(&(name.to_owned(), sorted(&label))) {
             add_native(&mut histogram, native);
         }
         family.metric.push(Metric {
@@ -196,7 +243,6 @@ fn add_sample(
     let Some(histogram) = family.metric.last_mut().and_then(|m| m.histogram.as_mut()) else {
         return;
     };
-    let suffix = sample.name.strip_prefix(name.as_str()).unwrap_or("");
     match suffix {
         "_bucket" => {
             let bound = sample.label("le").and_then(|le| le.parse::<f64>().ok());

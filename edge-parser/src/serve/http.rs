@@ -246,11 +246,13 @@ impl Server {
                     scrape::render(&self.side.scrapes.borrow(), &mut body);
                     match reply.natives.take().filter(|_| protobuf) {
                         // The counters and their native histograms, as one protobuf document.
+                        // Each part holds whole families: encoded apart, the messages follow on.
                         Some(natives) => {
-                            let mut text = String::from_utf8_lossy(&reply.head).into_owned();
-                            text.push_str(&body);
+                            let head = std::str::from_utf8(&reply.head).unwrap_or("");
+                            let mut encoded = protobuf::encode(head, &natives);
+                            encoded.extend(protobuf::encode(&body, &natives));
                             reply.head = Bytes::new();
-                            reply.body = Bytes::from(protobuf::encode(&text, &natives));
+                            reply.body = Bytes::from(encoded);
                             reply.content_type = protobuf::CONTENT_TYPE;
                         }
                         // Text: also what a protobuf scrape gets before the first natives.
