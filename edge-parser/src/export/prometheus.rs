@@ -57,8 +57,15 @@ pub struct AnomalyState {
 /// dimension, or the `route` dimension for a grouping without one.
 #[cfg(any(test, feature = "serve"))]
 pub(crate) fn router_index(group_by: &[Dimension]) -> Option<usize> {
-    let position = |wanted| group_by.iter().position(|d| *d == wanted);
-    position(Dimension::Router).or_else(|| position(Dimension::Route))
+    first_of(group_by, &[Dimension::Router, Dimension::Route])
+}
+
+/// Where the first of `wanted` that `group_by` has is in it.
+#[cfg(any(test, feature = "serve"))]
+pub(crate) fn first_of(group_by: &[Dimension], wanted: &[Dimension]) -> Option<usize> {
+    wanted
+        .iter()
+        .find_map(|wanted| group_by.iter().position(|d| d == wanted))
 }
 
 /// What `/metrics` shows at one moment.

@@ -202,15 +202,16 @@ pub fn join(
     }
     let routes = edge
         .iter()
-        .map(|(route, requests)| JoinedRoute {
-            route: route.clone(),
-            slowest: requests
-                .iter()
-                .map(|request| {
-                    let at_most = at_most(&documents, route);
-                    joined(request, found.get(&request.trace_id).copied(), at_most)
-                })
-                .collect(),
+        .map(|(route, requests)| {
+            // One bound per route: every request of it could be in the same lists.
+            let at_most = at_most(&documents, route);
+            JoinedRoute {
+                route: route.clone(),
+                slowest: requests
+                    .iter()
+                    .map(|request| joined(request, found.get(&request.trace_id).copied(), at_most))
+                    .collect(),
+            }
         })
         .collect();
     SlowReport {

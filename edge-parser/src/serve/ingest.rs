@@ -27,8 +27,10 @@ use super::http::{Asked, Query, Reply};
 use super::persist;
 use super::requests::Requests;
 use super::window::Windows;
-use crate::aggregate::{AggregateConfig, Aggregator, GroupKey, LinePosition, encoded_value};
-use crate::export::prometheus::{AnomalyState, Exposition, router_index};
+use crate::aggregate::{
+    AggregateConfig, Aggregator, Dimension, GroupKey, LinePosition, encoded_value,
+};
+use crate::export::prometheus::{AnomalyState, Exposition, first_of, router_index};
 use crate::export::protobuf::Natives;
 use crate::export::summary::{By, SummaryView, ready};
 use crate::format::StatusClass;
@@ -200,7 +202,11 @@ impl<'c> Ingest<'c> {
             aggregator: Aggregator::resume(config.aggregate, state.aggregate).with_exact_cap(),
             watch_index: router_index(&config.aggregate.group_by),
             slowest: EdgeSlowest::default(),
-            slowest_index: route_index(&config.aggregate.group_by),
+            // A request's route for its slowest requests: the route's value, else the router's.
+            slowest_index: first_of(
+                &config.aggregate.group_by,
+                &[Dimension::Route, Dimension::Router],
+            ),
             config,
             health: state.health,
             sequence: state.sequence,
@@ -951,14 +957,6 @@ fn json_text_reply(status: StatusCode, mut body: Vec<u8>) -> Reply {
         body: Bytes::from(body),
         natives: None,
     }
-}
-
-/// Which value of a group key names a request's route for its slowest requests: the route's,
-/// else the router's.
-fn route_index(group_by: &[crate::aggregate::Dimension]) -> Option<usize> {
-    use crate::aggregate::Dimension;
-    let position = |wanted| group_by.iter().position(|d| *d == wanted);
-    position(Dimension::Route).or_else(|| position(Dimension::Router))
 }
 
 /// Seconds since the epoch, on the wall clock.
