@@ -5,6 +5,8 @@
 //! - [`PrometheusExporter`]: installs a Prometheus recorder whose duration metrics are
 //!   histograms with the OpenTelemetry buckets, and returns the [`MetricsEndpoint`] that serves
 //!   `/metrics`.
+//! - [`exposition`]: the Prometheus expositions (text, OpenMetrics with exemplars, protobuf
+//!   with native histograms) and the `Accept` negotiation between them.
 //! - [`endpoint`]: [`RenderService`](endpoint::RenderService), the tower service behind
 //!   `/metrics` and vantage-tower's `/debug/slow`: every request answered with a rendered body.
 //! - [`trace_context`]: W3C Trace Context (`traceparent`, `tracestate`): parse, format, inject
@@ -33,6 +35,7 @@ mod error;
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub mod exporter;
+pub mod exposition;
 pub mod names;
 pub mod timing;
 pub mod trace_context;

@@ -11,12 +11,12 @@
 //! [`LatencyHistogram`](crate::histogram::LatencyHistogram)s: within 0.1 % of exact, maximum
 //! exact), and the line accounting: every line parsed, malformed or filtered.
 
+#[cfg(feature = "serve")]
+pub mod exemplars;
 pub mod html;
 pub mod json;
 pub mod native;
 pub mod prometheus;
-#[cfg(feature = "serve")]
-pub mod protobuf;
 #[cfg(feature = "serve")]
 pub(crate) mod summary;
 pub mod table;

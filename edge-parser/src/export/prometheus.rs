@@ -117,12 +117,17 @@ fn group_labels<'a>(group: &Group<'a>, route_label: bool) -> Vec<(&'static str, 
 }
 
 impl Exposition<'_> {
-    /// The native histograms of the latency families, for the protobuf exposition
-    /// ([`super::protobuf`]): each group's, under its labels.
+    /// What the latency families carry beyond the text, for the OpenMetrics and protobuf
+    /// expositions (`vantage_instrument::exposition`): each group's native histograms, and its
+    /// request duration [`exemplars`](super::exemplars), under its labels.
     #[cfg(feature = "serve")]
-    pub fn natives(&self) -> super::protobuf::Natives {
-        use super::native::NativeHistogram;
-        let mut natives = super::protobuf::Natives::new();
+    pub fn extras(
+        &self,
+        exemplars: &super::exemplars::Exemplars,
+    ) -> vantage_instrument::exposition::Extras {
+        use super::native::native_of;
+        use vantage_instrument::exposition::SeriesExtras;
+        let mut extras = vantage_instrument::exposition::Extras::new();
         for group in self.aggregate.groups() {
             let mut labels: Vec<(String, String)> = group_labels(&group, self.route_label)
                 .into_iter()
@@ -130,18 +135,24 @@ impl Exposition<'_> {
                 .collect();
             labels.sort();
             let stats = group.stats();
-            natives.insert(
+            extras.insert(
                 (names::EDGE_REQUEST_DURATION.to_owned(), labels.clone()),
-                NativeHistogram::of(&stats.latency),
+                SeriesExtras {
+                    native: Some(native_of(&stats.latency)),
+                    exemplars: exemplars.of(group.key()),
+                },
             );
             if stats.upstream_latency.count() > 0 {
-                natives.insert(
+                extras.insert(
                     (names::EDGE_UPSTREAM_DURATION.to_owned(), labels),
-                    NativeHistogram::of(&stats.upstream_latency),
+                    SeriesExtras {
+                        native: Some(native_of(&stats.upstream_latency)),
+                        exemplars: Vec::new(),
+                    },
                 );
             }
         }
-        natives
+        extras
     }
 
     /// Renders the exposition into `out` (appending): the counters, then the gauges.

@@ -2,7 +2,7 @@
 //! same routes.
 //!
 //! - [`exposition`]: the Prometheus text a service's `/metrics` answers, read line by line,
-//!   bounded, never panicking.
+//!   bounded, never panicking (`vantage_instrument::exposition::text`).
 //! - [`service`]: one scrape of a service, per `http_route`: its requests and duration histogram,
 //!   and the route templates it uses (the vocabulary the edge adopts).
 //! - [`since_start`]: per route, the edge's requests against the services' since a common
@@ -15,7 +15,7 @@
 //! - [`scrape`] (feature `serve`): scraping the services' `/metrics`, every address of each URL
 //!   an instance, with timeouts, size limits, backoff and a record of every failure.
 
-pub mod exposition;
+pub use vantage_instrument::exposition::text as exposition;
 #[cfg(feature = "serve")]
 pub mod scrape;
 pub mod service;

@@ -31,8 +31,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::auth::Guard;
 use super::conn::{Busy, Connections, accept_loop};
-use crate::export::protobuf::{self, Natives};
 use crate::reconcile::scrape::{self, Scrapes};
+use vantage_instrument::exposition::{Extras, Format, openmetrics, protobuf};
 
 /// At most this many `/api/stream` clients at once; more are answered `503`.
 pub(crate) const MAX_STREAMS: usize = 256;
@@ -82,9 +82,9 @@ pub(crate) struct Reply {
     pub(crate) head: Bytes,
     /// The body (after `head`).
     pub(crate) body: Bytes,
-    /// `/metrics`: the native histograms of the counters in `head`, once a scrape asked for
-    /// the protobuf exposition (they are made with the counters from then on).
-    pub(crate) natives: Option<Arc<Natives>>,
+    /// `/metrics`: the native histograms and exemplars of the counters in `head`, once a
+    /// scrape asked for OpenMetrics or protobuf (they are made with the counters from then on).
+    pub(crate) extras: Option<Arc<Extras>>,
 }
 
 /// A query with the way back.
@@ -121,35 +121,35 @@ pub(crate) struct HttpSide {
 #[derive(Debug, Default)]
 pub(crate) struct PublishedExposition {
     parts: std::sync::Mutex<Option<Published>>,
-    /// Whether a scrape asked for the protobuf exposition: native histograms are made from
-    /// then on.
-    protobuf_wanted: std::sync::atomic::AtomicBool,
+    /// Whether a scrape asked for OpenMetrics or protobuf: native histograms and exemplars
+    /// are made from then on.
+    extras_wanted: std::sync::atomic::AtomicBool,
 }
 
-/// The durable counters, with their native histograms once wanted, and the gauges.
-type Published = (Bytes, Option<Arc<Natives>>, Bytes);
+/// The durable counters, with their extras once wanted, and the gauges.
+type Published = (Bytes, Option<Arc<Extras>>, Bytes);
 
 impl PublishedExposition {
-    /// Publishes new counters (with their native histograms, if made) and gauges.
-    pub(crate) fn publish(&self, counters: Bytes, natives: Option<Arc<Natives>>, gauges: Bytes) {
-        *self.parts.lock().unwrap_or_else(|e| e.into_inner()) = Some((counters, natives, gauges));
+    /// Publishes new counters (with their extras, if made) and gauges.
+    pub(crate) fn publish(&self, counters: Bytes, extras: Option<Arc<Extras>>, gauges: Bytes) {
+        *self.parts.lock().unwrap_or_else(|e| e.into_inner()) = Some((counters, extras, gauges));
     }
 
-    /// Whether the native histograms are to be made.
-    pub(crate) fn protobuf_wanted(&self) -> bool {
-        self.protobuf_wanted.load(Ordering::Relaxed)
+    /// Whether the extras (native histograms, exemplars) are to be made.
+    pub(crate) fn extras_wanted(&self) -> bool {
+        self.extras_wanted.load(Ordering::Relaxed)
     }
 
     /// The exposition as a reply, if one was published.
     fn get(&self) -> Option<Reply> {
         let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
-        let (counters, natives, gauges) = parts.as_ref()?;
+        let (counters, extras, gauges) = parts.as_ref()?;
         Some(Reply {
             status: StatusCode::OK,
             content_type: vantage_instrument::names::PROMETHEUS_TEXT_CONTENT_TYPE,
             head: counters.clone(),
             body: gauges.clone(),
-            natives: natives.clone(),
+            extras: extras.clone(),
         })
     }
 }
@@ -231,32 +231,45 @@ impl Server {
                     Some(reply) => Some(reply),
                     None => ask(&self.side.queries, Query::Metrics).await,
                 };
-                let protobuf = request
-                    .headers()
-                    .get(header::ACCEPT)
-                    .and_then(|accept| accept.to_str().ok())
-                    .is_some_and(protobuf::accepted);
-                if protobuf {
-                    let wanted = &self.side.exposition.protobuf_wanted;
+                let accept = request.headers().get(header::ACCEPT);
+                let format = Format::negotiate(accept.and_then(|a| a.to_str().ok()), true);
+                if format != Format::Text {
+                    let wanted = &self.side.exposition.extras_wanted;
                     wanted.store(true, Ordering::Relaxed);
                 }
                 let reply = reply.map(|mut reply| {
                     let mut body = String::from_utf8_lossy(&reply.body).into_owned();
                     self.side.connections.stats.render(&mut body);
                     scrape::render(&self.side.scrapes.borrow(), &mut body);
-                    match reply.natives.take().filter(|_| protobuf) {
-                        // The counters and their native histograms, as one protobuf document.
-                        // Each part holds whole families: encoded apart, the messages follow on.
-                        Some(natives) => {
+                    let extras = reply.extras.take();
+                    match (format, extras) {
+                        // Text: also what the others get before the first extras are made.
+                        (Format::Text, _) | (_, None) => reply.body = Bytes::from(body),
+                        // The counters with their native histograms and exemplars, as one
+                        // document. Each part holds whole families: encoded apart, the
+                        // messages follow on.
+                        (Format::Protobuf, Some(extras)) => {
                             let head = std::str::from_utf8(&reply.head).unwrap_or("");
-                            let mut encoded = protobuf::encode(head, &natives);
-                            encoded.extend(protobuf::encode(&body, &natives));
+                            let mut encoded = protobuf::encode(head, &extras);
+                            encoded.extend(protobuf::encode(&body, &extras));
                             reply.head = Bytes::new();
                             reply.body = Bytes::from(encoded);
-                            reply.content_type = protobuf::CONTENT_TYPE;
+                            reply.content_type = format.content_type();
                         }
-                        // Text: also what a protobuf scrape gets before the first natives.
-                        None => reply.body = Bytes::from(body),
+                        (Format::OpenMetrics, Some(extras)) => {
+                            let head = std::str::from_utf8(&reply.head).unwrap_or("");
+                            let mut text = String::with_capacity(head.len() + body.len());
+                            text.push_str(head);
+                            if !head.is_empty() && !head.ends_with('\n') {
+                                text.push('\n');
+                            }
+                            text.push_str(&body);
+                            let mut encoded = String::with_capacity(text.len() + text.len() / 8);
+                            openmetrics::encode(&text, &extras, &mut encoded);
+                            reply.head = Bytes::new();
+                            reply.body = Bytes::from(encoded);
+                            reply.content_type = format.content_type();
+                        }
                     }
                     reply
                 });

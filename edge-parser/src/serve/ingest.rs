@@ -30,8 +30,8 @@ use super::window::Windows;
 use crate::aggregate::{
     AggregateConfig, Aggregator, Dimension, GroupKey, LinePosition, encoded_value,
 };
+use crate::export::exemplars::Exemplars;
 use crate::export::prometheus::{AnomalyState, Exposition, first_of, router_index};
-use crate::export::protobuf::Natives;
 use crate::export::summary::{By, SummaryView, ready};
 use crate::format::StatusClass;
 use crate::read::{Line, for_each_line};
@@ -46,6 +46,7 @@ use crate::tail::{
     TailMessage, write_document_atomic,
 };
 use crate::watch::Watch;
+use vantage_instrument::exposition::Extras;
 use vantage_instrument::names;
 
 /// Lines further than this from the clock are not fed to the watch tower.
@@ -129,6 +130,8 @@ pub(crate) struct Ingest<'c> {
     watch_index: Option<usize>,
     /// The slowest requests with a trace id, per route (or router when not grouped by route).
     slowest: EdgeSlowest,
+    /// The latest traced request per group and duration bucket, for `/metrics`.
+    exemplars: Exemplars,
     /// Which value of a group key names their route.
     slowest_index: Option<usize>,
     positions: Positions,
@@ -149,7 +152,7 @@ pub(crate) struct Ingest<'c> {
     durable_counters: Option<Bytes>,
     /// Their native histograms, made with them once a scrape asked for the protobuf
     /// exposition.
-    durable_natives: Option<Arc<Natives>>,
+    durable_extras: Option<Arc<Extras>>,
     /// A rotation reported, counted once the `Opened` of its new file follows: a checkpoint
     /// written between the two still holds the old position, from which a restart reports the
     /// rotation again.
@@ -176,7 +179,7 @@ pub(crate) struct Ingest<'c> {
 #[derive(Debug)]
 struct Pending {
     counters: Bytes,
-    natives: Option<Arc<Natives>>,
+    extras: Option<Arc<Extras>>,
     writes: u64,
     at: i64,
     /// How long serialising and rendering took, on the ingest thread.
@@ -202,6 +205,7 @@ impl<'c> Ingest<'c> {
             aggregator: Aggregator::resume(config.aggregate, state.aggregate).with_exact_cap(),
             watch_index: router_index(&config.aggregate.group_by),
             slowest: EdgeSlowest::default(),
+            exemplars: Exemplars::default(),
             // A request's route for its slowest requests: the route's value, else the router's.
             slowest_index: first_of(
                 &config.aggregate.group_by,
@@ -224,7 +228,7 @@ impl<'c> Ingest<'c> {
             recent_lines: (0, 0),
             clock,
             durable_counters: None,
-            durable_natives: None,
+            durable_extras: None,
             rotation: None,
             last_summary: None,
             writer: None,
@@ -277,6 +281,7 @@ impl<'c> Ingest<'c> {
         let requests = &mut self.requests;
         let watch_index = self.watch_index;
         let (slowest, slowest_index) = (&mut self.slowest, self.slowest_index);
+        let exemplars = &mut self.exemplars;
         let mut parsed = false;
         self.aggregator
             .add_line_with(position, line, |record, key| {
@@ -302,6 +307,11 @@ impl<'c> Ingest<'c> {
                     watch.record(router, at, class == StatusClass::ServerError);
                 }
                 if let (Some(trace_id), Some(duration_ns)) = (record.trace_id, record.duration_ns) {
+                    // Timestamped as logged where the log's time is trusted.
+                    let timestamp = logged
+                        .filter(|logged| logged / 1_000_000_000 == at)
+                        .map_or(at as f64, |logged| logged as f64 / 1e9);
+                    exemplars.record(key, duration_ns / 1000, trace_id, timestamp);
                     let route = slowest_index.and_then(|index| encoded_value(key, index));
                     let request = EdgeRequest {
                         trace_id,
@@ -507,7 +517,7 @@ impl<'c> Ingest<'c> {
         let buffer = std::mem::take(&mut self.spare_document);
         let document = self.checkpoint_now().to_json_in(buffer);
         let counters = self.render_counters();
-        let natives = self.natives();
+        let extras = self.extras();
         let writes = self.health.checkpoint_writes;
         (
             self.health.checkpoint_writes,
@@ -518,7 +528,7 @@ impl<'c> Ingest<'c> {
                 document,
                 Pending {
                     counters,
-                    natives,
+                    extras,
                     writes,
                     at,
                     prepared_in: started.elapsed(),
@@ -546,7 +556,7 @@ impl<'c> Ingest<'c> {
                 let prepared_in = pending.as_ref().map_or(Duration::ZERO, |p| p.prepared_in);
                 if let Some(pending) = pending {
                     let done_with = self.durable_counters.replace(pending.counters);
-                    self.durable_natives = pending.natives;
+                    self.durable_extras = pending.extras;
                     self.health.checkpoint_writes = pending.writes;
                     self.health.checkpoint_last_success = Some(pending.at);
                     // Published first: until then the published exposition holds the old
@@ -586,7 +596,7 @@ impl<'c> Ingest<'c> {
         self.render_reconciliation(&mut gauges);
         self.config.exposition.publish(
             counters.clone(),
-            self.durable_natives.clone(),
+            self.durable_extras.clone(),
             Bytes::from(gauges),
         );
     }
@@ -635,16 +645,17 @@ impl<'c> Ingest<'c> {
     fn render_durable_counters(&mut self) {
         if self.config.checkpoint.is_some() {
             self.durable_counters = Some(self.render_counters());
-            self.durable_natives = self.natives();
+            self.durable_extras = self.extras();
         }
     }
 
-    /// The native histograms of the state as it is now, once a scrape asked for them.
-    fn natives(&self) -> Option<Arc<Natives>> {
+    /// The native histograms and exemplars of the state as it is now, once a scrape asked
+    /// for them.
+    fn extras(&self) -> Option<Arc<Extras>> {
         self.config
             .exposition
-            .protobuf_wanted()
-            .then(|| Arc::new(self.exposition(&[]).natives()))
+            .extras_wanted()
+            .then(|| Arc::new(self.exposition(&[]).extras(&self.exemplars)))
     }
 
     /// The counters of the exposition, rendered from the state as it is now.
@@ -821,17 +832,17 @@ impl<'c> Ingest<'c> {
         }
         exposition.render_gauges(&mut text);
         self.render_reconciliation(&mut text);
-        // Without a checkpoint the counters are those of now, and so are their natives.
-        let natives = match &self.durable_counters {
-            Some(_) => self.durable_natives.clone(),
-            None => self.natives(),
+        // Without a checkpoint the counters are those of now, and so are their extras.
+        let extras = match &self.durable_counters {
+            Some(_) => self.durable_extras.clone(),
+            None => self.extras(),
         };
         Reply {
             status: StatusCode::OK,
             content_type: names::PROMETHEUS_TEXT_CONTENT_TYPE,
             head: self.durable_counters.clone().unwrap_or_default(),
             body: Bytes::from(text),
-            natives,
+            extras,
         }
     }
 
@@ -853,7 +864,7 @@ impl<'c> Ingest<'c> {
                 content_type: "application/json",
                 head: Bytes::new(),
                 body: Bytes::from(body),
-                natives: None,
+                extras: None,
             },
             Err(error) => json_reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -925,7 +936,7 @@ pub(crate) fn answer_waiting(asked: Asked, waiting: &str) {
                 content_type: names::PROMETHEUS_TEXT_CONTENT_TYPE,
                 head: Bytes::new(),
                 body: Bytes::from(text),
-                natives: None,
+                extras: None,
             }
         }
         Query::Ready => json_reply(
@@ -955,7 +966,7 @@ fn json_text_reply(status: StatusCode, mut body: Vec<u8>) -> Reply {
         content_type: "application/json",
         head: Bytes::new(),
         body: Bytes::from(body),
-        natives: None,
+        extras: None,
     }
 }
 

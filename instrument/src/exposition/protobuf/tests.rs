@@ -1,5 +1,9 @@
+use std::collections::BTreeMap;
+
 use super::*;
-use crate::histogram::LatencyHistogram;
+use crate::exposition::native;
+use crate::exposition::{Exemplar, SeriesExtras};
+use crate::trace_context::TraceId;
 
 const TEXT: &str = "\
 # HELP edge_requests_total Requests seen in the proxy's access log.
@@ -36,17 +40,25 @@ fn pair(name: &str, value: &str) -> LabelPair {
 
 #[test]
 fn each_family_is_read_back_with_its_kind_and_each_histogram_with_its_native_buckets() {
-    let mut latency = LatencyHistogram::new();
-    latency.record(1_000);
-    latency.record_n(299_000, 2);
-    let natives = Natives::from([(
+    let buckets = BTreeMap::from([(native::index(0.001), 1), (native::index(0.299), 2)]);
+    let native = NativeHistogram::from_buckets(buckets, 0, 0.6, 0.0);
+    let trace_id = TraceId::from_bytes([7; 16]).expect("not zero");
+    let exemplar = Exemplar {
+        trace_id,
+        value: 0.299,
+        timestamp: 1_700_000_000.25,
+    };
+    let extras = Extras::from([(
         (
             "edge_request_duration_seconds".to_owned(),
             vec![("router".to_owned(), "a".to_owned())],
         ),
-        NativeHistogram::of(&latency),
+        SeriesExtras {
+            native: Some(native.clone()),
+            exemplars: vec![(f64::INFINITY, exemplar)],
+        },
     )]);
-    let families = decode(&encode(TEXT, &natives));
+    let families = decode(&encode(TEXT, &extras));
     let names: Vec<(&str, i32)> = families
         .iter()
         .map(|f| (f.name.as_deref().unwrap_or(""), f.kind.unwrap_or(-1)))
@@ -84,14 +96,29 @@ fn each_family_is_read_back_with_its_kind_and_each_histogram_with_its_native_buc
     let a = series[0].histogram.as_ref().expect("a histogram");
     assert_eq!(series[0].label, [pair("router", "a")]);
     assert_eq!((a.sample_count, a.sample_sum), (Some(3), Some(0.6)));
+    // `+Inf` is written only to carry its exemplar.
     assert_eq!(
         a.bucket,
-        [Bucket {
-            cumulative_count: Some(1),
-            upper_bound: Some(0.005)
-        }]
+        [
+            Bucket {
+                cumulative_count: Some(1),
+                upper_bound: Some(0.005),
+                exemplar: None,
+            },
+            Bucket {
+                cumulative_count: Some(3),
+                upper_bound: Some(f64::INFINITY),
+                exemplar: Some(ExemplarMessage {
+                    label: vec![pair("trace_id", &trace_id.to_string())],
+                    value: Some(0.299),
+                    timestamp: Some(Timestamp {
+                        seconds: 1_700_000_000,
+                        nanos: 250_000_000,
+                    }),
+                }),
+            }
+        ]
     );
-    let native = NativeHistogram::of(&latency);
     assert_eq!(a.schema, Some(6));
     assert_eq!(a.zero_count, Some(0));
     let spans: Vec<(i32, u32)> = a
@@ -102,23 +129,16 @@ fn each_family_is_read_back_with_its_kind_and_each_histogram_with_its_native_buc
     assert_eq!(spans, native.spans);
     assert_eq!(a.positive_delta, native.deltas);
     let b = series[1].histogram.as_ref().expect("a histogram");
-    assert_eq!((b.schema, b.positive_span.len()), (None, 0));
+    assert_eq!(
+        (b.schema, b.positive_span.len(), b.bucket.len()),
+        (None, 0, 1)
+    );
     assert_eq!(b.sample_count, Some(1));
-}
-
-#[test]
-fn only_the_delimited_metric_family_protobuf_is_taken_from_accept() {
-    let prometheus = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
-    assert!(accepted(prometheus));
-    assert!(!accepted("text/plain;version=0.0.4"));
-    assert!(!accepted(
-        "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text"
-    ));
 }
 
 proptest::proptest! {
     #[test]
     fn any_text_encodes_without_panic(text in ".{0,400}") {
-        let _ = encode(&text, &Natives::new());
+        let _ = encode(&text, &Extras::new());
     }
 }

@@ -9,14 +9,14 @@
 //! property test feeds arbitrary text).
 //!
 //! ```
-//! use vantage_edge::reconcile::exposition::samples;
+//! use vantage_instrument::exposition::text::samples;
 //!
 //! let text = "# TYPE x counter\nx_total{route=\"/a\",code=\"200\"} 3\n";
 //! let sample = samples(text).next().unwrap()?;
 //! assert_eq!(sample.name, "x_total");
 //! assert_eq!(sample.label("route").as_deref(), Some("/a"));
 //! assert_eq!(sample.value, 3.0);
-//! # Ok::<(), vantage_edge::reconcile::exposition::ExpositionError>(())
+//! # Ok::<(), vantage_instrument::exposition::text::ExpositionError>(())
 //! ```
 
 use std::borrow::Cow;
