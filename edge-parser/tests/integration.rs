@@ -34,6 +34,8 @@ mod serve_hostile;
 mod serve_traefik;
 // Native histograms of two sidecars merged by a real Prometheus against the exact quantiles.
 mod serve_native;
+// A real axum service's exemplars and native histograms in two real Prometheus servers.
+mod service_exemplars;
 // `serve` beside a real instrumented axum service: its route templates adopted, its scrapes
 // counted, its failures survived.
 mod serve_reconcile;

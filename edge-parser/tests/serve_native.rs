@@ -157,3 +157,69 @@ fn two_sidecars_native_histograms_give_prometheus_the_exact_quantiles_within_one
         );
     }
 }
+
+/// A Traefik JSON line of router `router` taking `duration_ns`, with `trace` as its `TraceId`
+/// when given.
+fn traced_line(router: &str, duration_ns: u64, trace: Option<&str>) -> String {
+    let trace = trace.map_or(String::new(), |id| format!(",\"TraceId\":\"{id}\""));
+    format!(
+        "{{\"DownstreamStatus\":200,\"Duration\":{duration_ns},\"RequestMethod\":\"GET\",\"RequestPath\":\"/\",\"RouterName\":\"{router}\",\"ServiceName\":\"svc\",\"StartUTC\":\"2025-03-09T12:00:00Z\"{trace}}}\n"
+    )
+}
+
+#[test]
+fn a_traced_line_is_its_buckets_exemplar_in_openmetrics_and_the_text_stays_valid() {
+    let dir = Dir::new("serve-exemplars");
+    let log = dir.create("access.log", "");
+    let server = Server::start(
+        &dir,
+        &[
+            "--log",
+            log.to_str().expect("path"),
+            "--format",
+            "traefik-json",
+            "--from-start",
+        ],
+    );
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    append(
+        &log,
+        &format!(
+            "{}{}{}",
+            traced_line("web", 300_000_000, Some(trace)),
+            traced_line("web", 20_000_000, None),
+            traced_line("api", 5_000_000, None),
+        ),
+    );
+    server.wait_parsed(3);
+    let accept = [("Accept", "application/openmetrics-text;version=1.0.0")];
+    let open = poll_until(WAIT_LIMIT, || {
+        let response = crate::serve_util::request(server.addr(), "GET", "/metrics", &accept)
+            .map_err(|error| error.to_string())?;
+        let text = response.text();
+        if text.contains(" # {trace_id=") {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    })
+    .unwrap_or_else(|text| panic!("no exemplar in OpenMetrics:\n{text}"));
+    assert!(open.ends_with("# EOF\n"));
+    let exemplars: Vec<&str> = open.lines().filter(|line| line.contains(" # {")).collect();
+    assert_eq!(exemplars.len(), 1, "{exemplars:?}");
+    let (sample, exemplar) = exemplars[0].split_once(" # ").expect("an exemplar");
+    assert_eq!(
+        sample,
+        "edge_request_duration_seconds_bucket{router=\"web\",service=\"svc\",le=\"0.5\"} 2"
+    );
+    let (labels, rest) = exemplar.split_once("} ").expect("exemplar labels");
+    assert_eq!(labels, format!("{{trace_id=\"{trace}\""));
+    let (value, timestamp) = rest.split_once(' ').expect("value and timestamp");
+    assert_eq!(value, "0.3");
+    // Timestamped as logged (`StartUTC`, 2025-03-09T12:00:00Z).
+    assert_eq!(timestamp, "1741521600");
+    // The text exposition is unchanged by it, and valid.
+    let text = server.get("/metrics").text();
+    assert!(!text.contains("trace_id"));
+    crate::serve_util::promtool_check(&text);
+}

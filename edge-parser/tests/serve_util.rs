@@ -946,6 +946,19 @@ impl Prometheus {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The JSON of an API `path` (with its query), after checking it succeeded.
+    pub(crate) fn api(&self, path: &str) -> serde_json::Value {
+        let response =
+            get(self.addr, path).unwrap_or_else(|error| panic!("prometheus {path}: {error}"));
+        let body = response.json();
+        assert_eq!(
+            (response.status, body["status"].as_str()),
+            (200, Some("success")),
+            "prometheus {path}: {body}"
+        );
+        body
+    }
+
     /// The instant vector `promql` evaluates to now: each series' labels (without `job`,
     /// `instance` and `vantage_role`, which the scrape adds) and value. Fails the test on an error.
     pub(crate) fn query(&self, promql: &str) -> Vec<(BTreeMap<String, String>, f64)> {
@@ -992,7 +1005,7 @@ impl Drop for Prometheus {
 }
 
 /// `text` percent-encoded for a URL query: every byte but the unreserved ones.
-fn percent_encode(text: &str) -> String {
+pub(crate) fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|byte| {
             if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {

@@ -1,10 +1,12 @@
 //! Prometheus exporter setup: histograms with the OpenTelemetry buckets, and a `/metrics` service.
 //!
-//! [`PrometheusExporter::install`] installs [metrics-exporter-prometheus] as the global `metrics`
-//! recorder, configured so that every Vantage histogram is exported as a Prometheus *histogram*
-//! (buckets, `_sum`, `_count`) and never as a summary: summaries cannot be aggregated across
-//! instances. It returns a [`MetricsEndpoint`] whose [`service`](MetricsEndpoint::service) answers
-//! `GET /metrics` in axum (`route_service`) or under a plain hyper server.
+//! [`PrometheusExporter::install`] installs Vantage's [recorder](crate::recorder) as the global
+//! `metrics` recorder: counters and gauges through [metrics-exporter-prometheus], and every
+//! histogram a Prometheus *histogram* (never a summary: summaries cannot be aggregated across
+//! instances) with classic buckets, native buckets and exemplars. It returns a
+//! [`MetricsEndpoint`] whose [`service`](MetricsEndpoint::service) answers `GET /metrics` in
+//! axum (`route_service`) or under a plain hyper server, in the format the scrape's `Accept`
+//! asks for: text, OpenMetrics with exemplars, or protobuf with native histograms.
 //!
 //! If the application installed its own recorder first, `install` does not panic and does not
 //! replace it: Vantage records into the application's recorder, logs a warning saying so, and the
@@ -24,16 +26,21 @@
 //!
 //! [metrics-exporter-prometheus]: https://docs.rs/metrics-exporter-prometheus
 
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::StatusCode;
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use metrics_exporter_prometheus::PrometheusBuilder;
 
-use crate::endpoint::{RenderBody, RenderService};
 use crate::error::{ConfigError, validate_buckets};
+use crate::exposition::Format;
 use crate::names;
+use crate::recorder::{Bounds, MetricsHandle, VantageRecorder};
 
 /// How often the installed recorder drains recorded samples into its histograms.
 pub const DEFAULT_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -50,6 +57,7 @@ pub struct PrometheusExporter {
     duration_buckets: Vec<f64>,
     body_size_buckets: Vec<f64>,
     upkeep_interval: Duration,
+    eager_native_buckets: bool,
 }
 
 impl Default for PrometheusExporter {
@@ -66,6 +74,7 @@ impl PrometheusExporter {
             duration_buckets: names::DEFAULT_DURATION_BUCKETS.to_vec(),
             body_size_buckets: names::DEFAULT_BODY_SIZE_BUCKETS.to_vec(),
             upkeep_interval: DEFAULT_UPKEEP_INTERVAL,
+            eager_native_buckets: false,
         }
     }
 
@@ -93,17 +102,40 @@ impl PrometheusExporter {
         Ok(self)
     }
 
-    /// Sets how often the installed recorder folds recorded samples into its histograms
+    /// Sets how often the installed recorder's counters and gauges get their upkeep
     /// (default [`DEFAULT_UPKEEP_INTERVAL`]). Rendering `/metrics` does it too.
     pub fn upkeep_interval(mut self, interval: Duration) -> Self {
         self.upkeep_interval = interval;
         self
     }
 
+    /// Allocates each histogram series' native buckets when the series is made (48 KiB a
+    /// series) instead of a 512-byte block when its values first reach a new doubling (the
+    /// default: a series of request durations holds a handful). With it, recording a sample
+    /// never allocates.
+    pub fn eager_native_buckets(mut self, eager: bool) -> Self {
+        self.eager_native_buckets = eager;
+        self
+    }
+
     /// Builds a recorder without installing it, for a layer given an explicit recorder or for
-    /// tests. Render it through [`PrometheusRecorder::handle`].
-    pub fn build_recorder(self) -> PrometheusRecorder {
-        self.builder().build_recorder()
+    /// tests. Render it through [`VantageRecorder::handle`].
+    pub fn build_recorder(self) -> VantageRecorder {
+        let exact = |name: &str| {
+            (
+                name.to_owned(),
+                Arc::from(self.body_size_buckets.as_slice()),
+            )
+        };
+        let bounds = Bounds {
+            default: Arc::from(self.duration_buckets.as_slice()),
+            by_name: vec![
+                exact(names::HTTP_SERVER_REQUEST_BODY_SIZE),
+                exact(names::HTTP_SERVER_RESPONSE_BODY_SIZE),
+            ],
+            eager: self.eager_native_buckets,
+        };
+        VantageRecorder::new(PrometheusBuilder::new().build_recorder(), bounds)
     }
 
     /// Installs the recorder globally and starts its upkeep thread; returns the `/metrics`
@@ -111,8 +143,10 @@ impl PrometheusExporter {
     /// warning says so, and the endpoint answers `503`.
     pub fn install(self) -> MetricsEndpoint {
         let upkeep_interval = self.upkeep_interval;
-        match self.builder().install_recorder() {
-            Ok(handle) => {
+        let recorder = self.build_recorder();
+        let handle = recorder.handle();
+        match metrics::set_global_recorder(recorder) {
+            Ok(()) => {
                 spawn_upkeep(handle.clone(), upkeep_interval);
                 MetricsEndpoint::from_handle(handle)
             }
@@ -126,25 +160,9 @@ impl PrometheusExporter {
             }
         }
     }
-
-    fn builder(&self) -> PrometheusBuilder {
-        const VALIDATED: &str = "bucket lists are validated non-empty by the setters";
-        let mut builder = PrometheusBuilder::new()
-            .set_buckets(&self.duration_buckets)
-            .expect(VALIDATED);
-        for name in [
-            names::HTTP_SERVER_REQUEST_BODY_SIZE,
-            names::HTTP_SERVER_RESPONSE_BODY_SIZE,
-        ] {
-            builder = builder
-                .set_buckets_for_metric(Matcher::Full(name.to_owned()), &self.body_size_buckets)
-                .expect(VALIDATED);
-        }
-        builder
-    }
 }
 
-fn spawn_upkeep(handle: PrometheusHandle, interval: Duration) {
+fn spawn_upkeep(handle: MetricsHandle, interval: Duration) {
     let spawned = std::thread::Builder::new()
         .name("vantage-metrics-upkeep".to_owned())
         .spawn(move || {
@@ -163,55 +181,90 @@ fn spawn_upkeep(handle: PrometheusHandle, interval: Duration) {
 /// Cheap to clone. See the [module docs](self) for an example.
 #[derive(Debug, Clone)]
 pub struct MetricsEndpoint {
-    handle: Option<PrometheusHandle>,
+    handle: Option<MetricsHandle>,
 }
 
 impl MetricsEndpoint {
     /// An endpoint serving a recorder the application built itself.
-    pub fn from_handle(handle: PrometheusHandle) -> Self {
+    pub fn from_handle(handle: MetricsHandle) -> Self {
         Self {
             handle: Some(handle),
         }
     }
 
     /// The handle of the recorder this endpoint renders, if Vantage installed one.
-    pub fn handle(&self) -> Option<&PrometheusHandle> {
+    pub fn handle(&self) -> Option<&MetricsHandle> {
         self.handle.as_ref()
     }
 
     /// The current exposition in the Prometheus text format, if Vantage installed the recorder.
     pub fn render(&self) -> Option<String> {
-        self.handle.as_ref().map(PrometheusHandle::render)
+        self.handle.as_ref().map(MetricsHandle::render)
     }
 
-    /// A tower service answering every request with the exposition (mount it at `/metrics`).
+    /// A tower service answering every request with the exposition in the format its
+    /// `Accept` header asks for (mount it at `/metrics`).
     pub fn service(&self) -> MetricsService {
-        RenderService::new(names::PROMETHEUS_TEXT_CONTENT_TYPE, self.clone())
+        MetricsService {
+            endpoint: self.clone(),
+        }
     }
-}
 
-/// The exposition with `200`, or `503` and why there is none.
-impl RenderBody for MetricsEndpoint {
-    fn render_body(&self) -> (StatusCode, String) {
-        match self.render() {
-            Some(text) => (StatusCode::OK, text),
+    /// The exposition in `format` with its status: `503` and why when Vantage did not
+    /// install the recorder.
+    #[must_use]
+    pub fn render_as(&self, format: Format) -> (StatusCode, &'static str, Vec<u8>) {
+        match &self.handle {
+            Some(handle) => (
+                StatusCode::OK,
+                format.content_type(),
+                handle.render_as(format),
+            ),
             None => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "another metrics recorder was installed before Vantage's; \
+                names::PROMETHEUS_TEXT_CONTENT_TYPE,
+                b"another metrics recorder was installed before Vantage's; \
                  serve /metrics from that recorder's exporter\n"
-                    .to_owned(),
+                    .to_vec(),
             ),
         }
     }
 }
 
-/// Tower service rendering the Prometheus exposition; see [`MetricsEndpoint::service`].
-pub type MetricsService = RenderService<MetricsEndpoint>;
+/// Tower service rendering the exposition; see [`MetricsEndpoint::service`]. It never fails
+/// and is always ready.
+#[derive(Debug, Clone)]
+pub struct MetricsService {
+    endpoint: MetricsEndpoint,
+}
+
+impl<B> tower_service::Service<Request<B>> for MetricsService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let accept = request.headers().get(header::ACCEPT);
+        let format = Format::negotiate(accept.and_then(|a| a.to_str().ok()), true);
+        let (status, content_type, body) = self.endpoint.render_as(format);
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        ready(Ok(response))
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::{Request, header};
+    use http_body_util::BodyExt;
     use tower::ServiceExt;
 
     #[test]
@@ -274,7 +327,8 @@ mod tests {
             response.headers()[header::CONTENT_TYPE],
             PROMETHEUS_CONTENT_TYPE
         );
-        assert!(response.body().contains("jobs_total 3\n"));
+        let body = response.into_body().collect().await.expect("infallible");
+        assert!(String::from_utf8_lossy(&body.to_bytes()).contains("jobs_total 3\n"));
     }
 
     #[tokio::test]
@@ -285,6 +339,7 @@ mod tests {
             .await
             .expect("infallible");
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(response.body().contains("another metrics recorder"));
+        let body = response.into_body().collect().await.expect("infallible");
+        assert!(String::from_utf8_lossy(&body.to_bytes()).contains("another metrics recorder"));
     }
 }

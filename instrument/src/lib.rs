@@ -37,6 +37,9 @@ mod error;
 pub mod exporter;
 pub mod exposition;
 pub mod names;
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub mod recorder;
 pub mod timing;
 pub mod trace_context;
 

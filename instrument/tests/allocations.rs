@@ -56,7 +56,9 @@ fn continuing_or_starting_a_trace_allocates_nothing() {
 
 #[test]
 fn a_timed_call_allocates_only_what_the_recorder_does() {
-    let recorder = vantage_instrument::PrometheusExporter::new().build_recorder();
+    let recorder = vantage_instrument::PrometheusExporter::new()
+        .eager_native_buckets(true)
+        .build_recorder();
     metrics::with_local_recorder(&recorder, || {
         let parse = |text: &str| timed!("parse_port", text.parse::<u16>());
         let scope = || call_site!("scope").start().ok();

@@ -8,12 +8,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use futures_util::stream;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tower_http::catch_panic::CatchPanicLayer;
 use vantage_edge::reconcile::service::ServiceScrape;
 use vantage_instrument::PrometheusExporter;
+use vantage_instrument::recorder::MetricsHandle;
 use vantage_tower::HttpMetricsLayer;
 
 use crate::util::{Exposition, HttpClient, bounded, eventually, promtool_check, serve};
@@ -43,7 +43,7 @@ async fn panics() -> &'static str {
 }
 
 /// The service under test, recording into its own recorder.
-fn app() -> (Router, PrometheusHandle) {
+fn app() -> (Router, MetricsHandle) {
     let recorder = PrometheusExporter::new().build_recorder();
     let handle = recorder.handle();
     let metrics = HttpMetricsLayer::new()

@@ -9,8 +9,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use vantage_instrument::recorder::MetricsHandle;
 
 /// Every wait in these tests is bounded by this.
 pub(crate) const WAIT_LIMIT: Duration = Duration::from_secs(20);
@@ -90,7 +90,7 @@ pub(crate) struct Exposition {
 }
 
 impl Exposition {
-    pub(crate) fn of(handle: &PrometheusHandle) -> Self {
+    pub(crate) fn of(handle: &MetricsHandle) -> Self {
         Self {
             text: handle.render(),
         }

@@ -1,10 +1,10 @@
 //! Shared test setup: a private Prometheus recorder per test, read back through its exposition.
 
-use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 use vantage_instrument::PrometheusExporter;
+use vantage_instrument::recorder::{MetricsHandle, VantageRecorder};
 
 /// A recorder for one test and the handle that renders what it recorded.
-pub(crate) fn recorder() -> (PrometheusRecorder, Scrape) {
+pub(crate) fn recorder() -> (VantageRecorder, Scrape) {
     let recorder = PrometheusExporter::new().build_recorder();
     let scrape = Scrape {
         handle: recorder.handle(),
@@ -14,7 +14,7 @@ pub(crate) fn recorder() -> (PrometheusRecorder, Scrape) {
 
 /// Reads series back from a recorder's exposition.
 pub(crate) struct Scrape {
-    handle: PrometheusHandle,
+    handle: MetricsHandle,
 }
 
 impl Scrape {

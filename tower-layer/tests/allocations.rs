@@ -59,8 +59,10 @@ fn setup() {
                 report(info);
             }
         }));
+        // Every native bucket block up front: a sample never allocates, on either side.
         PrometheusExporter::new()
             .upkeep_interval(Duration::from_secs(3600))
+            .eager_native_buckets(true)
             .install()
     });
 }

@@ -15,6 +15,7 @@
 //! by the series. Re-encoding one text means the three can never disagree on a count.
 //! [`text`] reads a text exposition back (what a service's `/metrics` answers, untrusted).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use crate::trace_context::TraceId;
@@ -140,6 +141,49 @@ impl SeriesExtras {
             .find(|(bound, _)| *bound == le)
             .map(|(_, exemplar)| exemplar)
     }
+}
+
+thread_local! {
+    static EXEMPLAR_TRACE: Cell<Option<TraceId>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with `trace_id` as the trace of the observations it records: Vantage's recorder
+/// ([`PrometheusExporter`](crate::PrometheusExporter)) offers each histogram sample recorded
+/// inside `f` on this thread as an exemplar of its bucket. Other recorders ignore it. This is
+/// how the HTTP metrics layer ties its duration samples to the request's trace, through the
+/// `metrics` facade, which has no exemplar argument.
+///
+/// ```
+/// use vantage_instrument::exposition::{current_exemplar_trace, with_exemplar_trace};
+/// use vantage_instrument::trace_context::TraceId;
+///
+/// let trace_id = TraceId::from_u128(7).unwrap();
+/// assert_eq!(with_exemplar_trace(Some(trace_id), current_exemplar_trace), Some(trace_id));
+/// assert_eq!(current_exemplar_trace(), None);
+/// ```
+#[inline]
+pub fn with_exemplar_trace<R>(trace_id: Option<TraceId>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<TraceId>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = EXEMPLAR_TRACE.try_with(|cell| cell.set(self.0));
+        }
+    }
+    let Some(trace_id) = trace_id else {
+        return f();
+    };
+    let previous = EXEMPLAR_TRACE
+        .try_with(|cell| cell.replace(Some(trace_id)))
+        .unwrap_or(None);
+    let _restore = Restore(previous);
+    f()
+}
+
+/// The trace of the samples being recorded on this thread (see [`with_exemplar_trace`]).
+#[inline]
+#[must_use]
+pub fn current_exemplar_trace() -> Option<TraceId> {
+    EXEMPLAR_TRACE.try_with(Cell::get).unwrap_or(None)
 }
 
 /// The key of a series in [`Extras`]: its family name and its labels but `le`, sorted.

@@ -270,7 +270,7 @@ fn add_sample<'e>(
         "_bucket" => {
             let bound = sample.label("le").and_then(|le| le.parse::<f64>().ok());
             let exemplar = bound
-                .and_then(|bound| series.and_then(|series| series.exemplar(bound)))
+                .and_then(|bound| series.and_then(|series| bucket_exemplar(series, bound)))
                 .map(ExemplarMessage::from);
             // The `+Inf` bucket is the count, and is written only to carry an exemplar.
             if let Some(bound) = bound.filter(|bound| bound.is_finite() || exemplar.is_some()) {
@@ -284,6 +284,22 @@ fn add_sample<'e>(
         "_sum" => histogram.sample_sum = Some(sample.value),
         "_count" => histogram.sample_count = Some(sample.value as u64),
         _ => {}
+    }
+}
+
+/// The exemplar the bucket of upper bound `le` carries. A histogram with native buckets carries
+/// only its newest: Prometheus 2.42 takes one exemplar per native histogram and scrape, the
+/// first it finds, which would otherwise be the lowest bucket's forever.
+fn bucket_exemplar(series: &SeriesExtras, le: f64) -> Option<&Exemplar> {
+    let exemplar = series.exemplar(le)?;
+    let newest = series
+        .exemplars
+        .iter()
+        .map(|(_, exemplar)| exemplar)
+        .max_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+    match (&series.native, newest) {
+        (Some(_), Some(newest)) if !std::ptr::eq(newest, exemplar) => None,
+        _ => Some(exemplar),
     }
 }
 

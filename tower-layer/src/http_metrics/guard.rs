@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use quanta::Instant;
+use vantage_instrument::exposition::with_exemplar_trace;
 use vantage_instrument::names::{CLIENT_CLOSED_STATUS_CODE, error_type};
 use vantage_instrument::trace_context::TraceId;
 
@@ -25,7 +26,8 @@ pub(crate) struct Recording {
     route: RouteId,
     status: u16,
     response_bytes: u64,
-    /// Offered to the slow-request store when it finishes, if the layer has one.
+    /// The exemplar of its duration sample, and offered to the slow-request store when it
+    /// finishes, if the layer has one.
     trace_id: Option<TraceId>,
     finished: bool,
 }
@@ -99,9 +101,10 @@ impl Recording {
             error,
         };
         let seconds = self.start.elapsed().as_secs_f64();
-        self.shared
-            .registry
-            .record(outcome, seconds, self.response_bytes);
+        let registry = &self.shared.registry;
+        with_exemplar_trace(self.trace_id, || {
+            registry.record(outcome, seconds, self.response_bytes);
+        });
         if let (Some(slow), Some(trace_id)) = (&self.shared.slow, self.trace_id) {
             slow.offer(&self.shared.registry, self.route, seconds, trace_id);
         }

@@ -84,10 +84,10 @@ where
             .shared
             .trace_context
             .then(|| TraceContext::continue_or_start(request.headers()));
-        let trace_id = match (&self.shared.slow, &context) {
-            (None, _) => None,
-            (Some(_), Some(context)) => Some(context.trace_id()),
-            (Some(_), None) => request
+        // The request's trace: its duration sample's exemplar, and its entry in the slow store.
+        let trace_id = match &context {
+            Some(context) => Some(context.trace_id()),
+            None => request
                 .extensions()
                 .get::<TraceContext>()
                 .map(TraceContext::trace_id)

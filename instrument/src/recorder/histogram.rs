@@ -1,0 +1,379 @@
+//! One histogram series, recorded with atomics and read by scrapes: classic buckets, native
+//! buckets and an exemplar per classic bucket, all from the same observations.
+//!
+//! A sample costs a bucket search, three relaxed atomic adds (its classic bucket, its native
+//! bucket, the sum) and, inside [`with_exemplar_trace`](crate::exposition::with_exemplar_trace),
+//! two loads to see whether it beats its bucket's exemplar. No lock, and no allocation but the
+//! first sample of each doubling of values (native buckets are stored in blocks of one
+//! doubling, 512 bytes, allocated when first reached: a series holds the blocks of the range
+//! it sees, at most 96), or none at all with every block allocated up front (`eager`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::sync::{Arc, LazyLock, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::exposition::native::{NativeHistogram, SCHEMA};
+use crate::exposition::{Exemplar, SeriesExtras, current_exemplar_trace};
+use crate::trace_context::TraceId;
+
+/// Native buckets per doubling of values.
+const PER_DOUBLING: i32 = 1 << SCHEMA;
+/// The largest value of the zero bucket: 2^-32 (a quarter of a nanosecond in seconds).
+pub(crate) const ZERO_THRESHOLD: f64 = 1.0 / 4_294_967_296.0;
+/// The first native bucket above the zero bucket.
+const FIRST_INDEX: i32 = -32 * PER_DOUBLING + 1;
+/// Doublings held: up to 2^64, where the last bucket also takes anything larger.
+const DOUBLINGS: usize = 96;
+const LAST_INDEX: i32 = FIRST_INDEX + DOUBLINGS as i32 * PER_DOUBLING - 1;
+
+type Block = [AtomicU64; PER_DOUBLING as usize];
+
+/// The upper bounds of the native buckets within a doubling: 2^(k/64), k = 0..=64.
+static WITHIN_DOUBLING: LazyLock<[f64; PER_DOUBLING as usize + 1]> =
+    LazyLock::new(|| std::array::from_fn(|k| (k as f64 / f64::from(PER_DOUBLING)).exp2()));
+
+/// The native bucket of a value above the zero bucket: `ceil(log2(value) * 64)`, from the
+/// float's exponent and a search of its mantissa (no logarithm per sample).
+fn native_index(value: f64) -> i32 {
+    let bits = value.to_bits();
+    let exponent = ((bits >> 52) & 0x7ff) as i32 - 1023;
+    let mantissa = f64::from_bits((bits & ((1 << 52) - 1)) | (1023 << 52));
+    let within = WITHIN_DOUBLING.partition_point(|&bound| bound < mantissa) as i32;
+    exponent * PER_DOUBLING + within
+}
+
+/// One series.
+pub(crate) struct SeriesHistogram {
+    bounds: Arc<[f64]>,
+    /// Observations per classic bucket (not cumulative), the last one above every bound.
+    classic: Box<[AtomicU64]>,
+    sum: AtomicU64,
+    zero: AtomicU64,
+    native: Box<[OnceLock<Box<Block>>]>,
+    exemplars: Box<[ExemplarSlot]>,
+}
+
+impl std::fmt::Debug for SeriesHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeriesHistogram")
+            .field("bounds", &self.bounds)
+            .field("count", &self.count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SeriesHistogram {
+    pub(crate) fn new(bounds: Arc<[f64]>, eager: bool) -> Self {
+        let buckets = bounds.len() + 1;
+        let series = Self {
+            classic: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0),
+            zero: AtomicU64::new(0),
+            native: (0..DOUBLINGS).map(|_| OnceLock::new()).collect(),
+            exemplars: (0..buckets).map(|_| ExemplarSlot::default()).collect(),
+            bounds,
+        };
+        if eager {
+            for block in &series.native {
+                block.get_or_init(new_block);
+            }
+        }
+        series
+    }
+
+    /// Records one observation (`NaN` is ignored; a negative one is in the zero bucket).
+    #[inline]
+    pub(crate) fn record(&self, value: f64) {
+        if value.is_nan() {
+            return;
+        }
+        let bucket = self.bounds.partition_point(|&bound| bound < value);
+        if let Some(count) = self.classic.get(bucket) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        add_f64(&self.sum, value);
+        if value <= ZERO_THRESHOLD {
+            self.zero.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let slot = (native_index(value).min(LAST_INDEX) - FIRST_INDEX) as usize;
+            let block = self.native[slot / PER_DOUBLING as usize].get_or_init(new_block);
+            block[slot % PER_DOUBLING as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        if let (Some(trace_id), Some(slot)) = (current_exemplar_trace(), self.exemplars.get(bucket))
+        {
+            slot.offer(trace_id, value);
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.classic.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The classic view: `(upper bound, cumulative count)` per bound, then the sum and the
+    /// count (the `+Inf` bucket).
+    pub(crate) fn classic(&self) -> (Vec<(f64, u64)>, f64, u64) {
+        let mut cumulative = 0;
+        let buckets = self
+            .bounds
+            .iter()
+            .zip(self.classic.iter())
+            .map(|(&bound, count)| {
+                cumulative += count.load(Ordering::Relaxed);
+                (bound, cumulative)
+            })
+            .collect();
+        let overflow = self.classic.last().map_or(0, |c| c.load(Ordering::Relaxed));
+        (buckets, self.sum(), cumulative + overflow)
+    }
+
+    fn sum(&self) -> f64 {
+        f64::from_bits(self.sum.load(Ordering::Relaxed))
+    }
+
+    /// The native buckets and the exemplars, for OpenMetrics and protobuf. Each exemplar read
+    /// is marked shown: the next sample of its bucket replaces it, slower or not.
+    pub(crate) fn extras(&self) -> SeriesExtras {
+        let mut buckets = BTreeMap::new();
+        for (block_index, block) in self.native.iter().enumerate() {
+            let Some(block) = block.get() else { continue };
+            for (offset, count) in block.iter().enumerate() {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let slot = (block_index * PER_DOUBLING as usize + offset) as i32;
+                    buckets.insert(FIRST_INDEX + slot, count);
+                }
+            }
+        }
+        let native = NativeHistogram::from_buckets(
+            buckets,
+            self.zero.load(Ordering::Relaxed),
+            self.sum(),
+            ZERO_THRESHOLD,
+        );
+        let bounds = self.bounds.iter().copied().chain([f64::INFINITY]);
+        let exemplars = bounds
+            .zip(self.exemplars.iter())
+            .filter_map(|(le, slot)| slot.take().map(|exemplar| (le, exemplar)))
+            .collect();
+        SeriesExtras {
+            native: Some(native),
+            exemplars,
+        }
+    }
+}
+
+impl metrics::HistogramFn for SeriesHistogram {
+    #[inline]
+    fn record(&self, value: f64) {
+        Self::record(self, value);
+    }
+}
+
+fn new_block() -> Box<Block> {
+    Box::new(std::array::from_fn(|_| AtomicU64::new(0)))
+}
+
+fn add_f64(sum: &AtomicU64, value: f64) {
+    let mut current = sum.load(Ordering::Relaxed);
+    loop {
+        let next = (f64::from_bits(current) + value).to_bits();
+        match sum.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+/// A bucket's exemplar: the slowest traced sample since a scrape last read it.
+///
+/// A sequence lock written without waiting: a writer that finds it held by another gives up
+/// (the other sample is as good an exemplar); a reader retries a torn read. Samples that do
+/// not beat the current exemplar only read it, so a hot bucket's line is not written per
+/// request.
+#[derive(Debug, Default)]
+struct ExemplarSlot {
+    /// Even when stable, odd while written; 0 before the first exemplar.
+    sequence: AtomicU64,
+    trace_high: AtomicU64,
+    trace_low: AtomicU64,
+    value: AtomicU64,
+    timestamp: AtomicU64,
+    shown: AtomicBool,
+}
+
+impl ExemplarSlot {
+    #[inline]
+    fn offer(&self, trace_id: TraceId, value: f64) {
+        let sequence = self.sequence.load(Ordering::Relaxed);
+        let kept = sequence != 0
+            && !self.shown.load(Ordering::Relaxed)
+            && f64::from_bits(self.value.load(Ordering::Relaxed)) >= value;
+        if kept || sequence & 1 == 1 {
+            return;
+        }
+        self.write(sequence, trace_id, value);
+    }
+
+    #[cold]
+    fn write(&self, sequence: u64, trace_id: TraceId, value: f64) {
+        let taken = self.sequence.compare_exchange(
+            sequence,
+            sequence + 1,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        );
+        if taken.is_err() {
+            return;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        let id = trace_id.to_u128();
+        self.trace_high.store((id >> 64) as u64, Ordering::Relaxed);
+        self.trace_low.store(id as u64, Ordering::Relaxed);
+        self.value.store(value.to_bits(), Ordering::Relaxed);
+        self.timestamp.store(now.to_bits(), Ordering::Relaxed);
+        self.shown.store(false, Ordering::Relaxed);
+        self.sequence.store(sequence + 2, Ordering::Release);
+    }
+
+    /// The exemplar, marked shown.
+    fn take(&self) -> Option<Exemplar> {
+        for _ in 0..16 {
+            let before = self.sequence.load(Ordering::Acquire);
+            if before == 0 {
+                return None;
+            }
+            if before & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let high = self.trace_high.load(Ordering::Relaxed);
+            let low = self.trace_low.load(Ordering::Relaxed);
+            let value = self.value.load(Ordering::Relaxed);
+            let timestamp = self.timestamp.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if self.sequence.load(Ordering::Relaxed) == before {
+                self.shown.store(true, Ordering::Relaxed);
+                return Some(Exemplar {
+                    trace_id: TraceId::from_u128((u128::from(high) << 64) | u128::from(low))?,
+                    value: f64::from_bits(value),
+                    timestamp: f64::from_bits(timestamp),
+                });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::{native, with_exemplar_trace};
+
+    fn series() -> SeriesHistogram {
+        SeriesHistogram::new(Arc::from([0.1, 1.0]), false)
+    }
+
+    #[test]
+    fn the_native_index_is_the_logarithms_without_one() {
+        for value in [
+            1e-9, 3e-7, 0.001, 0.0015, 0.25, 0.251, 0.5, 1.0, 1.5, 2.0, 3.0, 7.99, 1e6, 1e12,
+        ] {
+            assert_eq!(native_index(value), native::index(value), "{value}");
+        }
+    }
+
+    #[test]
+    fn one_sample_is_counted_once_in_each_view() {
+        let series = series();
+        for value in [0.0, 0.05, 0.1, 0.5, 2.0, 2.0, f64::NAN] {
+            series.record(value);
+        }
+        let (buckets, sum, count) = series.classic();
+        assert_eq!(buckets, [(0.1, 3), (1.0, 4)]);
+        assert_eq!((sum, count), (4.65, 6));
+        let native = series.extras().native.expect("native buckets");
+        assert_eq!((native.count, native.zero_count), (6, 1));
+        assert_eq!(
+            native.buckets(),
+            [
+                (native::index(0.05), 1),
+                (native::index(0.1), 1),
+                (native::index(0.5), 1),
+                (native::index(2.0), 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_eager_series_allocates_nothing_per_sample() {
+        let series = SeriesHistogram::new(Arc::from([0.1, 1.0]), true);
+        let trace_id = TraceId::from_u128(1);
+        let info = allocation_counter::measure(|| {
+            for value in [1e-12, 1e-6, 0.3, 1.0, 1e9, 1e300] {
+                with_exemplar_trace(trace_id, || series.record(value));
+            }
+        });
+        assert_eq!(info.count_total, 0);
+        assert_eq!(series.classic().2, 6);
+    }
+
+    #[test]
+    fn values_past_the_range_are_counted_in_the_last_bucket() {
+        let series = series();
+        series.record(1e300);
+        let native = series.extras().native.expect("native buckets");
+        assert_eq!(native.buckets(), [(LAST_INDEX, 1)]);
+    }
+
+    #[test]
+    fn a_bucket_keeps_its_slowest_traced_sample_until_a_scrape_shows_it() {
+        let series = series();
+        let trace = |id| TraceId::from_u128(id);
+        series.record(0.5); // no trace: no exemplar
+        assert_eq!(series.extras().exemplars, []);
+        with_exemplar_trace(trace(1), || series.record(0.3));
+        with_exemplar_trace(trace(2), || series.record(0.7));
+        with_exemplar_trace(trace(3), || series.record(0.4)); // not slower: kept 2
+        with_exemplar_trace(trace(4), || series.record(0.05));
+        let shown: Vec<(f64, u128, f64)> = series
+            .extras()
+            .exemplars
+            .iter()
+            .map(|(le, e)| (*le, e.trace_id.to_u128(), e.value))
+            .collect();
+        assert_eq!(shown, [(0.1, 4, 0.05), (1.0, 2, 0.7)]);
+        // Shown: kept for the next scrape, and the next sample replaces it, faster or not.
+        with_exemplar_trace(trace(5), || series.record(0.2));
+        let shown: Vec<(f64, u128)> = series
+            .extras()
+            .exemplars
+            .iter()
+            .map(|(le, e)| (*le, e.trace_id.to_u128()))
+            .collect();
+        assert_eq!(shown, [(0.1, 4), (1.0, 5)]);
+    }
+
+    #[test]
+    fn two_threads_count_every_sample() {
+        let series = series();
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    for i in 0..10_000 {
+                        with_exemplar_trace(TraceId::from_u128(i + 1), || {
+                            series.record(f64::from(i as u32 % 3));
+                        });
+                    }
+                });
+            }
+        });
+        let (_, sum, count) = series.classic();
+        assert_eq!((sum, count), (2.0 * (3_333.0 + 2.0 * 3_333.0), 20_000));
+        let extras = series.extras();
+        assert_eq!(extras.native.map(|n| n.count), Some(20_000));
+        assert_eq!(extras.exemplars.len(), 3);
+    }
+}
