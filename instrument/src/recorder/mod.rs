@@ -2,7 +2,7 @@
 //! its own histograms, so that one set of observations renders as classic `le` buckets (text),
 //! OpenMetrics with exemplars and protobuf with native histograms.
 //!
-//! Every histogram recorded through it is a [`SeriesHistogram`](histogram): classic buckets
+//! Every histogram recorded through it is a series histogram: classic buckets
 //! from the exporter's bounds, native buckets at schema 6 (≤ 1 % relative error, at most
 //! [`MAX_BUCKETS`](crate::exposition::native::MAX_BUCKETS) per series) and, for samples
 //! recorded inside [`with_exemplar_trace`](crate::exposition::with_exemplar_trace), an exemplar
