@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `/metrics` of `edge-parser serve` (release build) at 1 000 groups in each exposition format:
 # a Traefik JSON log of 60 000 lines over 1 000 routers, every line with a `TraceId` (so that
-# every group's duration buckets carry exemplars), read with `--checkpoint`; then 15 scrapes of
-# each format, interleaved (text, OpenMetrics, protobuf, text, ...), timed by curl's
-# `time_total`. Prints each format's body size and its median, minimum and maximum time.
+# every group's duration buckets carry exemplars), read with `--checkpoint`. Then 15 rounds: one
+# line appended (the counters change), a checkpoint later one scrape of each format (`cold`:
+# OpenMetrics and protobuf re-encode the new counters), then one more of each (`warm`: the
+# counters' encoding of that checkpoint is reused). Timed by curl's `time_total`; prints each
+# format's body size and its median, minimum and maximum time, cold and warm.
 #
 #   benches/exposition_scrape.sh [--groups N] [--lines N] [--rounds N]
 #
@@ -51,11 +53,12 @@ PY
 
 port_file="$work/port"
 ./target/release/edge-parser serve --log "$work/access.log" --format traefik-json \
-    --from-start --checkpoint "$work/checkpoint.json" --listen 127.0.0.1:0 \
+    --from-start --checkpoint "$work/checkpoint.json" --checkpoint-interval 500ms \
+    --listen 127.0.0.1:0 \
     --max-groups "$groups" > "$work/serve.out" 2> "$work/serve.err" &
 server=$!
 for _ in $(seq 1 100); do
-    address="$(sed -n 's/.*serving on http:\/\/\([0-9.:]*\).*/\1/p' "$work/serve.err" | head -n 1)"
+    address="$(sed -n 's/.*serving on http:\/\/\([0-9.]*:[0-9]*\).*/\1/p' "$work/serve.err" | head -n 1)"
     [ -n "$address" ] && break
     sleep 0.1
 done
@@ -71,18 +74,28 @@ declare -A accept=(
 )
 # The first scrape of OpenMetrics or protobuf asks for the extras; the next checkpoint has them.
 curl -s -H "Accept: ${accept[protobuf]}" "http://$address/metrics" > /dev/null
-sleep 6
-for format in text openmetrics protobuf; do : > "$work/$format.times"; done
-for _ in $(seq 1 "$rounds"); do
-    for format in text openmetrics protobuf; do
-        curl -s -o "$work/$format.body" -w '%{time_total}\n' -H "Accept: ${accept[$format]}" \
-            "http://$address/metrics" >> "$work/$format.times"
+sleep 2
+for format in text openmetrics protobuf; do : > "$work/$format.cold"; : > "$work/$format.warm"; done
+for round in $(seq 1 "$rounds"); do
+    tail -n 1 "$work/access.log" >> "$work/access.log"
+    until curl -s "http://$address/metrics" \
+        | grep -q "^edge_lines_total{result=\"parsed\"} $((lines + round))\$"; do
+        sleep 0.1
+    done
+    for pass in cold warm; do
+        for format in text openmetrics protobuf; do
+            curl -s -o "$work/$format.body" -w '%{time_total}\n' -H "Accept: ${accept[$format]}" \
+                "http://$address/metrics" >> "$work/$format.$pass"
+        done
     done
 done
-printf '%-12s %10s %10s %10s %10s\n' format bytes median_ms min_ms max_ms
+printf '%-12s %10s %6s %10s %10s %10s\n' format bytes pass median_ms min_ms max_ms
 for format in text openmetrics protobuf; do
-    sort -n "$work/$format.times" | awk -v f="$format" -v bytes="$(wc -c < "$work/$format.body")" '
-        { t[NR] = $1 * 1000 }
-        END { printf "%-12s %10d %10.1f %10.1f %10.1f\n", f, bytes, t[int((NR + 1) / 2)], t[1], t[NR] }'
+    for pass in cold warm; do
+        sort -n "$work/$format.$pass" | awk -v f="$format" -v p="$pass" \
+            -v bytes="$(wc -c < "$work/$format.body")" '
+            { t[NR] = $1 * 1000 }
+            END { printf "%-12s %10d %6s %10.1f %10.1f %10.1f\n", f, bytes, p, t[int((NR + 1) / 2)], t[1], t[NR] }'
+    done
 done
 grep -c ' # {trace_id=' "$work/openmetrics.body" | sed 's/^/openmetrics bucket lines with an exemplar: /'

@@ -124,6 +124,20 @@ pub(crate) struct PublishedExposition {
     /// Whether a scrape asked for OpenMetrics or protobuf: native histograms and exemplars
     /// are made from then on.
     extras_wanted: std::sync::atomic::AtomicBool,
+    /// Counts publications, so that an encoding of the counters is reused until the next.
+    generation: std::sync::atomic::AtomicU64,
+    /// The counters of a publication in OpenMetrics and protobuf, encoded by the first scrape
+    /// that asked (re-reading a few MiB of text is most of such a scrape): by generation.
+    encoded_heads: std::sync::Mutex<Vec<(u64, Format, Bytes)>>,
+}
+
+/// Whether two publications carry the same extras.
+fn same_extras(a: Option<&Arc<Extras>>, b: Option<&Arc<Extras>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// The durable counters, with their extras once wanted, and the gauges.
@@ -132,7 +146,46 @@ type Published = (Bytes, Option<Arc<Extras>>, Bytes);
 impl PublishedExposition {
     /// Publishes new counters (with their extras, if made) and gauges.
     pub(crate) fn publish(&self, counters: Bytes, extras: Option<Arc<Extras>>, gauges: Bytes) {
-        *self.parts.lock().unwrap_or_else(|e| e.into_inner()) = Some((counters, extras, gauges));
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let head_changed = parts.as_ref().is_none_or(|(head, old, _)| {
+            head.as_ptr() != counters.as_ptr()
+                || head.len() != counters.len()
+                || !same_extras(old.as_ref(), extras.as_ref())
+        });
+        if head_changed {
+            self.generation.fetch_add(1, Ordering::Relaxed);
+        }
+        *parts = Some((counters, extras, gauges));
+    }
+
+    /// `head` (the counters of publication `generation`, or of none) in `format`, encoded once
+    /// per publication.
+    fn encoded_head(
+        &self,
+        generation: Option<u64>,
+        format: Format,
+        head: &str,
+        extras: &Extras,
+    ) -> Bytes {
+        let encode = || match format {
+            Format::Protobuf => Bytes::from(protobuf::encode(head, extras)),
+            Format::OpenMetrics | Format::Text => {
+                let mut out = String::with_capacity(head.len() + head.len() / 8);
+                openmetrics::encode_families(head, extras, &mut out);
+                Bytes::from(out)
+            }
+        };
+        let Some(generation) = generation else {
+            return encode();
+        };
+        let mut cache = self.encoded_heads.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|(of, ..)| *of == generation);
+        if let Some((.., bytes)) = cache.iter().find(|(_, of, _)| *of == format) {
+            return bytes.clone();
+        }
+        let bytes = encode();
+        cache.push((generation, format, bytes.clone()));
+        bytes
     }
 
     /// Whether the extras (native histograms, exemplars) are to be made.
@@ -140,17 +193,19 @@ impl PublishedExposition {
         self.extras_wanted.load(Ordering::Relaxed)
     }
 
-    /// The exposition as a reply, if one was published.
-    fn get(&self) -> Option<Reply> {
+    /// The exposition as a reply, if one was published, with its generation.
+    fn get(&self) -> Option<(Reply, u64)> {
         let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
         let (counters, extras, gauges) = parts.as_ref()?;
-        Some(Reply {
+        let generation = self.generation.load(Ordering::Relaxed);
+        let reply = Reply {
             status: StatusCode::OK,
             content_type: vantage_instrument::names::PROMETHEUS_TEXT_CONTENT_TYPE,
             head: counters.clone(),
             body: gauges.clone(),
             extras: extras.clone(),
-        })
+        };
+        Some((reply, generation))
     }
 }
 
@@ -227,8 +282,9 @@ impl Server {
                 // gauges at each tick): a scrape never waits for it. Before anything is
                 // published (no checkpoint, or the format not known yet), it is asked.
                 let published = self.side.exposition.get();
+                let generation = published.as_ref().map(|(_, generation)| *generation);
                 let reply = match published {
-                    Some(reply) => Some(reply),
+                    Some((reply, _)) => Some(reply),
                     None => ask(&self.side.queries, Query::Metrics).await,
                 };
                 let accept = request.headers().get(header::ACCEPT);
@@ -248,26 +304,18 @@ impl Server {
                         // The counters with their native histograms and exemplars, as one
                         // document. Each part holds whole families: encoded apart, the
                         // messages follow on.
-                        (Format::Protobuf, Some(extras)) => {
+                        (Format::Protobuf | Format::OpenMetrics, Some(extras)) => {
                             let head = std::str::from_utf8(&reply.head).unwrap_or("");
-                            let mut encoded = protobuf::encode(head, &extras);
-                            encoded.extend(protobuf::encode(&body, &extras));
-                            reply.head = Bytes::new();
-                            reply.body = Bytes::from(encoded);
-                            reply.content_type = format.content_type();
-                        }
-                        (Format::OpenMetrics, Some(extras)) => {
-                            let head = std::str::from_utf8(&reply.head).unwrap_or("");
-                            let mut text = String::with_capacity(head.len() + body.len());
-                            text.push_str(head);
-                            if !head.is_empty() && !head.ends_with('\n') {
-                                text.push('\n');
-                            }
-                            text.push_str(&body);
-                            let mut encoded = String::with_capacity(text.len() + text.len() / 8);
-                            openmetrics::encode(&text, &extras, &mut encoded);
-                            reply.head = Bytes::new();
-                            reply.body = Bytes::from(encoded);
+                            let exposition = &self.side.exposition;
+                            reply.head = exposition.encoded_head(generation, format, head, &extras);
+                            reply.body = Bytes::from(match format {
+                                Format::Protobuf => protobuf::encode(&body, &extras),
+                                _ => {
+                                    let mut out = String::with_capacity(body.len() + 16);
+                                    openmetrics::encode(&body, &extras, &mut out);
+                                    out.into_bytes()
+                                }
+                            });
                             reply.content_type = format.content_type();
                         }
                     }

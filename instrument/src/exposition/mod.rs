@@ -25,6 +25,7 @@ pub mod openmetrics;
 #[cfg(feature = "protobuf")]
 #[cfg_attr(docsrs, doc(cfg(feature = "protobuf")))]
 pub mod protobuf;
+mod series;
 pub mod text;
 
 pub use native::NativeHistogram;

@@ -32,22 +32,31 @@
 
 use std::fmt::Write as _;
 
-use super::text::samples;
+use super::series::{Part, SeriesCursor};
 use super::{Extras, SeriesExtras};
 
-/// Appends `text` as OpenMetrics to `out`, with the exemplars of `extras`.
+/// Appends `text` as OpenMetrics to `out`, with the exemplars of `extras`, and the `# EOF`
+/// that ends an exposition.
 pub fn encode(text: &str, extras: &Extras, out: &mut String) {
+    encode_families(text, extras, out);
+    out.push_str("# EOF\n");
+}
+
+/// [`encode`] without the final `# EOF`: for an exposition made of parts encoded apart (each
+/// holding whole families), all but the last.
+pub fn encode_families(text: &str, extras: &Extras, out: &mut String) {
     out.reserve(text.len() + text.len() / 8);
     let mut family = Family::default();
     let mut help: Option<&str> = None;
-    // The series of the last bucket line (its labels but `le`) and its extras.
-    let mut series: Series<'_> = None;
+    let mut cursor = SeriesCursor::default();
+    // The extras of the series being read.
+    let mut series: Option<&SeriesExtras> = None;
     for line in super::lines(text) {
         if let Some(rest) = line.strip_prefix("# HELP ") {
             help = Some(rest);
         } else if let Some(rest) = line.strip_prefix("# TYPE ") {
             family = Family::of(rest);
-            series = None;
+            cursor.reset();
             if let Some(help) = help.take() {
                 let text = help.split_once(' ').map_or("", |(_, text)| text);
                 let _ = writeln!(out, "# HELP {} {text}", family.name);
@@ -56,15 +65,10 @@ pub fn encode(text: &str, extras: &Extras, out: &mut String) {
         } else if line.starts_with('#') {
             // OpenMetrics allows no other comment.
         } else {
-            family.write_sample(line, extras, &mut series, out);
+            family.write_sample(line, extras, (&mut cursor, &mut series), out);
         }
     }
-    out.push_str("# EOF\n");
 }
-
-/// The series of the last bucket line read (its labels but `le`, as written) and its extras.
-/// `None` until a bucket line of the current family is read.
-type Series<'e> = Option<(Vec<(String, String)>, Option<&'e SeriesExtras>)>;
 
 /// The family the samples being read belong to.
 #[derive(Debug, Default)]
@@ -95,7 +99,7 @@ impl<'a> Family<'a> {
         &self,
         line: &str,
         extras: &'e Extras,
-        series: &mut Series<'e>,
+        (cursor, series): (&mut SeriesCursor, &mut Option<&'e SeriesExtras>),
         out: &mut String,
     ) {
         let (head, rest) = split_name(line);
@@ -105,49 +109,29 @@ impl<'a> Family<'a> {
             return;
         }
         out.push_str(line);
-        if self.kind == "histogram" && !extras.is_empty() && head.ends_with("_bucket") {
-            if let Some(exemplar) = self.exemplar(line, extras, series) {
-                let _ = write!(
-                    out,
-                    " # {{trace_id=\"{}\"}} {} {}",
-                    exemplar.trace_id, exemplar.value, exemplar.timestamp
-                );
+        if self.kind == "histogram" && !extras.is_empty() {
+            if let Some(read) = cursor.read(self.name, line) {
+                if let Some(sample) = &read.new_series {
+                    let labels = sample
+                        .labels
+                        .iter()
+                        .map(|(name, value)| (*name, value.as_ref()));
+                    *series = extras.get(&(self.name.to_owned(), super::sorted_labels(labels)));
+                }
+                let exemplar = match read.part {
+                    Part::Bucket(le) => series.and_then(|series| series.exemplar(le)),
+                    _ => None,
+                };
+                if let Some(exemplar) = exemplar {
+                    let _ = write!(
+                        out,
+                        " # {{trace_id=\"{}\"}} {} {}",
+                        exemplar.trace_id, exemplar.value, exemplar.timestamp
+                    );
+                }
             }
         }
         out.push('\n');
-    }
-
-    /// The exemplar of a bucket line, looking its series up only when the labels change.
-    fn exemplar<'e>(
-        &self,
-        line: &str,
-        extras: &'e Extras,
-        series: &mut Series<'e>,
-    ) -> Option<&'e super::Exemplar> {
-        let sample = samples(line).next()?.ok()?;
-        let le: f64 = sample.label("le")?.parse().ok()?;
-        let labels = || {
-            sample
-                .labels
-                .iter()
-                .filter(|(name, _)| *name != "le")
-                .map(|(name, value)| (*name, value.as_ref()))
-        };
-        let same = series.as_ref().is_some_and(|(written, _)| {
-            written.len() == labels().count()
-                && written
-                    .iter()
-                    .zip(labels())
-                    .all(|((a, b), (c, d))| a == c && b == d)
-        });
-        if !same {
-            let written = labels()
-                .map(|(name, value)| (name.to_owned(), value.to_owned()))
-                .collect();
-            let found = extras.get(&(self.name.to_owned(), super::sorted_labels(labels())));
-            *series = Some((written, found));
-        }
-        series.as_ref()?.1?.exemplar(le)
     }
 }
 

@@ -6,6 +6,7 @@
 use prost::Message;
 
 use super::native::NativeHistogram;
+use super::series::{Part, SeriesCursor};
 use super::text::{Sample, samples};
 use super::{Exemplar, Extras, SeriesExtras};
 
@@ -139,6 +140,7 @@ fn kind_of(text: &str) -> i32 {
 pub fn encode(text: &str, extras: &Extras) -> Vec<u8> {
     let mut families: Vec<MetricFamily> = Vec::new();
     let mut help: Option<String> = None;
+    let mut cursor = SeriesCursor::default();
     let mut series: Option<&SeriesExtras> = None;
     for line in super::lines(text) {
         if let Some(rest) = line.strip_prefix("# HELP ") {
@@ -151,9 +153,15 @@ pub fn encode(text: &str, extras: &Extras) -> Vec<u8> {
                 kind: Some(kind_of(kind)),
                 metric: Vec::new(),
             });
-        } else if !line.starts_with('#') && !line.is_empty() {
-            if let (Some(family), Some(Ok(sample))) = (families.last_mut(), samples(line).next()) {
-                add_sample(family, &sample, extras, &mut series);
+            cursor.reset();
+        } else if !line.starts_with('#') {
+            let Some(family) = families.last_mut() else {
+                continue;
+            };
+            if family.kind == Some(HISTOGRAM) {
+                add_histogram_line(family, line, &mut cursor, extras, &mut series);
+            } else if let Some(Ok(sample)) = samples(line).next() {
+                add_sample(family, &sample);
             }
         }
     }
@@ -189,69 +197,64 @@ fn encode_family(family: &MetricFamily, out: &mut Vec<u8>) {
     out.extend_from_slice(&body);
 }
 
-fn add_sample<'e>(
+/// `MetricType::HISTOGRAM`.
+const HISTOGRAM: i32 = 4;
+
+fn label_pairs(sample: &Sample<'_>) -> Vec<LabelPair> {
+    sample
+        .labels
+        .iter()
+        .filter(|(label, _)| *label != "le")
+        .map(|(label, value)| LabelPair {
+            name: Some((*label).to_owned()),
+            value: Some(value.to_string()),
+        })
+        .collect()
+}
+
+/// A counter, gauge or untyped sample: a metric of its own.
+fn add_sample(family: &mut MetricFamily, sample: &Sample<'_>) {
+    let value = Some(Value {
+        value: Some(sample.value),
+    });
+    let mut metric = Metric {
+        label: label_pairs(sample),
+        ..Metric::default()
+    };
+    match family.kind {
+        Some(0) => metric.counter = value,
+        Some(1) => metric.gauge = value,
+        _ => metric.untyped = value,
+    }
+    family.metric.push(metric);
+}
+
+/// A histogram's samples come as each series' buckets, then its sum and count: a new series
+/// starts where the labels (but `le`) change, and takes its extras.
+fn add_histogram_line<'e>(
     family: &mut MetricFamily,
-    sample: &Sample<'_>,
+    line: &str,
+    cursor: &mut SeriesCursor,
     extras: &'e Extras,
     series: &mut Option<&'e SeriesExtras>,
 ) {
-    let pairs = |skip: &str| -> Vec<LabelPair> {
-        sample
-            .labels
-            .iter()
-            .filter(|(label, _)| *label != skip)
-            .map(|(label, value)| LabelPair {
-                name: Some((*label).to_owned()),
-                value: Some(value.to_string()),
-            })
-            .collect()
-    };
-    if family.kind != Some(4) {
-        let value = Some(Value {
-            value: Some(sample.value),
-        });
-        let mut metric = Metric {
-            label: pairs(""),
-            ..Metric::default()
-        };
-        match family.kind {
-            Some(0) => metric.counter = value,
-            Some(1) => metric.gauge = value,
-            _ => metric.untyped = value,
-        }
-        family.metric.push(metric);
-        return;
-    }
-    // A histogram's samples come as each series' buckets, then its sum and count: a new
-    // series starts where the labels (but `le`) change. Compared in place: a thousand groups
-    // are tens of thousands of bucket lines a scrape.
-    let same = family.metric.last().is_some_and(|last| {
-        let mut theirs = last.label.iter();
-        sample
-            .labels
-            .iter()
-            .filter(|(label, _)| *label != "le")
-            .all(|(label, value)| {
-                theirs.next().is_some_and(|pair| {
-                    pair.name.as_deref() == Some(*label) && pair.value.as_deref() == Some(value)
-                })
-            })
-            && theirs.next().is_none()
-    });
     let name = family.name.as_deref().unwrap_or("");
-    let suffix = sample.name.strip_prefix(name).unwrap_or("");
-    if !same {
-        let label = pairs("le");
-        let mut histogram = Histogram::default();
+    let Some(read) = cursor.read(name, line) else {
+        return;
+    };
+    if let Some(sample) = &read.new_series {
+        let label = label_pairs(sample);
+        let mut histogram = Histogram {
+            bucket: Vec::with_capacity(16),
+            ..Histogram::default()
+        };
         *series = if extras.is_empty() {
             None
         } else {
-            let labels = label.iter().map(|pair| {
-                (
-                    pair.name.as_deref().unwrap_or(""),
-                    pair.value.as_deref().unwrap_or(""),
-                )
-            });
+            let labels = sample
+                .labels
+                .iter()
+                .map(|(name, value)| (*name, value.as_ref()));
             extras.get(&(name.to_owned(), super::sorted_labels(labels)))
         };
         if let Some(native) = series.and_then(|series| series.native.as_ref()) {
@@ -266,24 +269,23 @@ fn add_sample<'e>(
     let Some(histogram) = family.metric.last_mut().and_then(|m| m.histogram.as_mut()) else {
         return;
     };
-    match suffix {
-        "_bucket" => {
-            let bound = sample.label("le").and_then(|le| le.parse::<f64>().ok());
-            let exemplar = bound
-                .and_then(|bound| series.and_then(|series| bucket_exemplar(series, bound)))
+    match read.part {
+        Part::Bucket(bound) => {
+            let exemplar = series
+                .and_then(|series| bucket_exemplar(series, bound))
                 .map(ExemplarMessage::from);
             // The `+Inf` bucket is the count, and is written only to carry an exemplar.
-            if let Some(bound) = bound.filter(|bound| bound.is_finite() || exemplar.is_some()) {
+            if bound.is_finite() || exemplar.is_some() {
                 histogram.bucket.push(Bucket {
-                    cumulative_count: Some(sample.value as u64),
+                    cumulative_count: Some(read.value as u64),
                     upper_bound: Some(bound),
                     exemplar,
                 });
             }
         }
-        "_sum" => histogram.sample_sum = Some(sample.value),
-        "_count" => histogram.sample_count = Some(sample.value as u64),
-        _ => {}
+        Part::Sum => histogram.sample_sum = Some(read.value),
+        Part::Count => histogram.sample_count = Some(read.value as u64),
+        Part::Other => {}
     }
 }
 
