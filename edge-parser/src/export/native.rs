@@ -19,8 +19,6 @@
 //! assert_eq!(native.deltas, [2, -1]);
 //! ```
 
-use std::collections::BTreeMap;
-
 pub use vantage_instrument::exposition::native::{MAX_BUCKETS, NativeHistogram, SCHEMA};
 
 use crate::histogram::LatencyHistogram;
@@ -32,16 +30,17 @@ pub const ZERO_THRESHOLD: f64 = 0.0;
 #[must_use]
 pub fn native_of(latency: &LatencyHistogram) -> NativeHistogram {
     let mut zero_count = 0;
-    let mut buckets: BTreeMap<i32, u64> = BTreeMap::new();
+    // In increasing order, as the lower ends come.
+    let mut buckets: Vec<(i32, u64)> = Vec::new();
     for (low, count) in latency.lower_ends() {
         if low == 0 {
             zero_count += count;
         } else {
             let index = vantage_instrument::exposition::native::index(low as f64 / 1e6);
-            *buckets.entry(index).or_default() += count;
+            buckets.push((index, count));
         }
     }
-    NativeHistogram::from_buckets(
+    NativeHistogram::from_sorted(
         buckets,
         zero_count,
         latency.sum() as f64 / 1e6,

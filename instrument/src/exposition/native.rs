@@ -61,23 +61,34 @@ impl NativeHistogram {
     /// [`MAX_BUCKETS`] are populated. Empty buckets are left out.
     #[must_use]
     pub fn from_buckets(
-        mut buckets: BTreeMap<i32, u64>,
+        buckets: BTreeMap<i32, u64>,
         zero_count: u64,
         sum: f64,
         zero_threshold: f64,
     ) -> Self {
-        buckets.retain(|_, count| *count > 0);
-        let count = zero_count + buckets.values().sum::<u64>();
+        Self::from_sorted(
+            buckets.into_iter().collect(),
+            zero_count,
+            sum,
+            zero_threshold,
+        )
+    }
+
+    /// [`from_buckets`](Self::from_buckets) from `(index, count)` pairs in increasing index
+    /// order (a repeated index is added up).
+    #[must_use]
+    pub fn from_sorted(
+        buckets: Vec<(i32, u64)>,
+        zero_count: u64,
+        sum: f64,
+        zero_threshold: f64,
+    ) -> Self {
+        let mut buckets = merged(buckets, |index| index);
+        let count = zero_count + buckets.iter().map(|(_, count)| count).sum::<u64>();
         let mut schema = SCHEMA;
         while buckets.len() > MAX_BUCKETS && schema > -4 {
             // Each bucket within the one of half the resolution that holds it.
-            let mut coarser: BTreeMap<i32, u64> = BTreeMap::new();
-            for (index, count) in buckets {
-                *coarser
-                    .entry(index.div_euclid(2) + index.rem_euclid(2))
-                    .or_default() += count;
-            }
-            buckets = coarser;
+            buckets = merged(buckets, |index| index.div_euclid(2) + index.rem_euclid(2));
             schema -= 1;
         }
         let (spans, deltas) = spans_and_deltas(&buckets);
@@ -112,12 +123,27 @@ impl NativeHistogram {
     }
 }
 
+/// `buckets` (in increasing index order) re-indexed by a non-decreasing `index`, counts of one
+/// index added up, empty ones left out.
+fn merged(buckets: Vec<(i32, u64)>, index: impl Fn(i32) -> i32) -> Vec<(i32, u64)> {
+    let mut out: Vec<(i32, u64)> = Vec::with_capacity(buckets.len());
+    for (at, count) in buckets {
+        let at = index(at);
+        match out.last_mut() {
+            Some((last, total)) if *last == at => *total += count,
+            _ if count == 0 => {}
+            _ => out.push((at, count)),
+        }
+    }
+    out
+}
+
 /// The sparse form of `buckets`: spans of consecutive indices and count deltas.
-fn spans_and_deltas(buckets: &BTreeMap<i32, u64>) -> (Vec<(i32, u32)>, Vec<i64>) {
+fn spans_and_deltas(buckets: &[(i32, u64)]) -> (Vec<(i32, u32)>, Vec<i64>) {
     let mut spans: Vec<(i32, u32)> = Vec::new();
     let mut deltas = Vec::with_capacity(buckets.len());
     let (mut previous_index, mut previous_count) = (None::<i32>, 0_i64);
-    for (&index, &count) in buckets {
+    for &(index, count) in buckets {
         match previous_index {
             Some(previous) if index == previous + 1 => {
                 if let Some(span) = spans.last_mut() {

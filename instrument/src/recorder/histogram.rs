@@ -8,7 +8,6 @@
 //! doubling, 512 bytes, allocated when first reached: a series holds the blocks of the range
 //! it sees, at most 96), or none at all with every block allocated up front (`eager`).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -131,35 +130,36 @@ impl SeriesHistogram {
         f64::from_bits(self.sum.load(Ordering::Relaxed))
     }
 
-    /// The native buckets and the exemplars, for OpenMetrics and protobuf. Each exemplar read
+    /// The exemplars, and the native buckets when `natives`, for OpenMetrics and protobuf. Each exemplar read
     /// is marked shown: the next sample of its bucket replaces it, slower or not.
-    pub(crate) fn extras(&self) -> SeriesExtras {
-        let mut buckets = BTreeMap::new();
+    pub(crate) fn extras(&self, natives: bool) -> SeriesExtras {
+        let native = natives.then(|| self.native());
+        let bounds = self.bounds.iter().copied().chain([f64::INFINITY]);
+        let exemplars = bounds
+            .zip(self.exemplars.iter())
+            .filter_map(|(le, slot)| slot.take().map(|exemplar| (le, exemplar)))
+            .collect();
+        SeriesExtras { native, exemplars }
+    }
+
+    fn native(&self) -> NativeHistogram {
+        let mut buckets = Vec::new();
         for (block_index, block) in self.native.iter().enumerate() {
             let Some(block) = block.get() else { continue };
             for (offset, count) in block.iter().enumerate() {
                 let count = count.load(Ordering::Relaxed);
                 if count > 0 {
                     let slot = (block_index * PER_DOUBLING as usize + offset) as i32;
-                    buckets.insert(FIRST_INDEX + slot, count);
+                    buckets.push((FIRST_INDEX + slot, count));
                 }
             }
         }
-        let native = NativeHistogram::from_buckets(
+        NativeHistogram::from_sorted(
             buckets,
             self.zero.load(Ordering::Relaxed),
             self.sum(),
             ZERO_THRESHOLD,
-        );
-        let bounds = self.bounds.iter().copied().chain([f64::INFINITY]);
-        let exemplars = bounds
-            .zip(self.exemplars.iter())
-            .filter_map(|(le, slot)| slot.take().map(|exemplar| (le, exemplar)))
-            .collect();
-        SeriesExtras {
-            native: Some(native),
-            exemplars,
-        }
+        )
     }
 }
 
@@ -294,7 +294,7 @@ mod tests {
         let (buckets, sum, count) = series.classic();
         assert_eq!(buckets, [(0.1, 3), (1.0, 4)]);
         assert_eq!((sum, count), (4.65, 6));
-        let native = series.extras().native.expect("native buckets");
+        let native = series.extras(true).native.expect("native buckets");
         assert_eq!((native.count, native.zero_count), (6, 1));
         assert_eq!(
             native.buckets(),
@@ -324,7 +324,7 @@ mod tests {
     fn values_past_the_range_are_counted_in_the_last_bucket() {
         let series = series();
         series.record(1e300);
-        let native = series.extras().native.expect("native buckets");
+        let native = series.extras(true).native.expect("native buckets");
         assert_eq!(native.buckets(), [(LAST_INDEX, 1)]);
     }
 
@@ -333,13 +333,13 @@ mod tests {
         let series = series();
         let trace = |id| TraceId::from_u128(id);
         series.record(0.5); // no trace: no exemplar
-        assert_eq!(series.extras().exemplars, []);
+        assert_eq!(series.extras(true).exemplars, []);
         with_exemplar_trace(trace(1), || series.record(0.3));
         with_exemplar_trace(trace(2), || series.record(0.7));
         with_exemplar_trace(trace(3), || series.record(0.4)); // not slower: kept 2
         with_exemplar_trace(trace(4), || series.record(0.05));
         let shown: Vec<(f64, u128, f64)> = series
-            .extras()
+            .extras(true)
             .exemplars
             .iter()
             .map(|(le, e)| (*le, e.trace_id.to_u128(), e.value))
@@ -348,7 +348,7 @@ mod tests {
         // Shown: kept for the next scrape, and the next sample replaces it, faster or not.
         with_exemplar_trace(trace(5), || series.record(0.2));
         let shown: Vec<(f64, u128)> = series
-            .extras()
+            .extras(true)
             .exemplars
             .iter()
             .map(|(le, e)| (*le, e.trace_id.to_u128()))
@@ -372,7 +372,7 @@ mod tests {
         });
         let (_, sum, count) = series.classic();
         assert_eq!((sum, count), (2.0 * (3_333.0 + 2.0 * 3_333.0), 20_000));
-        let extras = series.extras();
+        let extras = series.extras(true);
         assert_eq!(extras.native.map(|n| n.count), Some(20_000));
         assert_eq!(extras.exemplars.len(), 3);
     }

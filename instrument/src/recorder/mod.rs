@@ -158,10 +158,10 @@ impl MetricsHandle {
             Format::Text => text.into_bytes(),
             Format::OpenMetrics => {
                 let mut out = String::with_capacity(text.len() + text.len() / 8);
-                exposition::openmetrics::encode(&text, &self.extras(), &mut out);
+                exposition::openmetrics::encode(&text, &self.extras(false), &mut out);
                 out.into_bytes()
             }
-            Format::Protobuf => exposition::protobuf::encode(&text, &self.extras()),
+            Format::Protobuf => exposition::protobuf::encode(&text, &self.extras(true)),
         }
     }
 
@@ -170,14 +170,15 @@ impl MetricsHandle {
         self.inner.run_upkeep();
     }
 
-    fn extras(&self) -> Extras {
+    /// Each series' exemplars, and its native buckets when `natives` (protobuf).
+    fn extras(&self, natives: bool) -> Extras {
         let series = self.histograms.series.pin();
         series
             .iter()
             .map(|(key, histogram)| {
                 let labels = key.labels().map(|label| (label.key(), label.value()));
                 let key = (sanitize(key.name()), exposition::sorted_labels(labels));
-                (key, histogram.extras())
+                (key, histogram.extras(natives))
             })
             .collect()
     }

@@ -74,7 +74,7 @@ fn openmetrics_carries_the_exemplar_of_each_bucket_and_protobuf_the_native_bucke
     assert!(open.ends_with("# EOF\n"));
     assert!(!open.contains("\n\n"));
 
-    let extras = handle.extras();
+    let extras = handle.extras(true);
     let native = extras[&("d".to_owned(), vec![("route".to_owned(), "/a".to_owned())])]
         .native
         .clone()
@@ -90,6 +90,6 @@ fn openmetrics_carries_the_exemplar_of_each_bucket_and_protobuf_the_native_bucke
     let protobuf = handle.render_as(Format::Protobuf);
     assert_eq!(
         protobuf,
-        crate::exposition::protobuf::encode(&handle.render(), &handle.extras())
+        crate::exposition::protobuf::encode(&handle.render(), &handle.extras(true))
     );
 }
