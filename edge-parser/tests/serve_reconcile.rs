@@ -26,14 +26,7 @@ fn service(runtime: &tokio::runtime::Runtime) -> SocketAddr {
         .route("/orders", get(|| async { "orders" }))
         .layer(HttpMetricsLayer::new().recorder(recorder))
         .route("/metrics", get(move || std::future::ready(handle.render())));
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        address
-    })
+    crate::serve_util::serve_axum(runtime, app)
 }
 
 fn scrapes(metrics: &Exposition, result: &str) -> u64 {

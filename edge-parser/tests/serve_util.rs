@@ -625,6 +625,18 @@ fn parse_sample(line: &str) -> Option<Sample> {
     })
 }
 
+/// Serves `app` on a free loopback port on `runtime` (until it stops); returns the address.
+pub(crate) fn serve_axum(runtime: &tokio::runtime::Runtime, app: axum::Router) -> SocketAddr {
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        address
+    })
+}
+
 /// Runs `promtool check metrics` on an exposition and fails the test on a complaint. Without
 /// promtool the check is skipped with a message, except under CI (`CI` set).
 pub(crate) fn promtool_check(exposition: &str) {

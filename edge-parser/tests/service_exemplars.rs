@@ -42,14 +42,7 @@ fn service(runtime: &tokio::runtime::Runtime) -> SocketAddr {
         .route("/steady/{ms}", get(sleep))
         .layer(HttpMetricsLayer::new().trace_context().recorder(recorder))
         .route_service("/metrics", metrics.service());
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        address
-    })
+    crate::serve_util::serve_axum(runtime, app)
 }
 
 fn trace_id(n: usize) -> String {
