@@ -28,18 +28,45 @@ const LAST_INDEX: i32 = FIRST_INDEX + DOUBLINGS as i32 * PER_DOUBLING - 1;
 
 type Block = [AtomicU64; PER_DOUBLING as usize];
 
-/// The upper bounds of the native buckets within a doubling: 2^(k/64), k = 0..=64.
-static WITHIN_DOUBLING: LazyLock<[f64; PER_DOUBLING as usize + 1]> =
-    LazyLock::new(|| std::array::from_fn(|k| (k as f64 / f64::from(PER_DOUBLING)).exp2()));
+/// Mantissa slices looked up per sample: 256, each narrower (0.39 %) than a native bucket
+/// (1.09 %), so a slice holds at most one bucket boundary.
+const SLICES: usize = 256;
+
+/// Within a doubling: the upper bounds of the native buckets, 2^(k/64) for k = 0..=64, and
+/// for each slice of mantissas `[1 + j/256, 1 + (j+1)/256)` the bucket of its lowest.
+struct WithinDoubling {
+    bounds: [f64; PER_DOUBLING as usize + 1],
+    slice_bucket: [u8; SLICES],
+}
+
+static WITHIN_DOUBLING: LazyLock<WithinDoubling> = LazyLock::new(|| {
+    let bounds: [f64; PER_DOUBLING as usize + 1] =
+        std::array::from_fn(|k| (k as f64 / f64::from(PER_DOUBLING)).exp2());
+    let slice_bucket = std::array::from_fn(|j| {
+        let lowest = 1.0 + j as f64 / SLICES as f64;
+        bounds.partition_point(|&bound| bound < lowest) as u8
+    });
+    WithinDoubling {
+        bounds,
+        slice_bucket,
+    }
+});
 
 /// The native bucket of a value above the zero bucket: `ceil(log2(value) * 64)`, from the
-/// float's exponent and a search of its mantissa (no logarithm per sample).
+/// float's exponent, a table of its mantissa's top 8 bits and one comparison (no logarithm and
+/// no search per sample).
 fn native_index(value: f64) -> i32 {
     let bits = value.to_bits();
     let exponent = ((bits >> 52) & 0x7ff) as i32 - 1023;
     let mantissa = f64::from_bits((bits & ((1 << 52) - 1)) | (1023 << 52));
-    let within = WITHIN_DOUBLING.partition_point(|&bound| bound < mantissa) as i32;
-    exponent * PER_DOUBLING + within
+    let table = &*WITHIN_DOUBLING;
+    let slice = ((bits >> 44) & 0xff) as usize;
+    let mut within = table.slice_bucket[slice];
+    // The slice's one boundary, if any, is the upper bound of the bucket of its lowest.
+    if table.bounds[usize::from(within)] < mantissa {
+        within += 1;
+    }
+    exponent * PER_DOUBLING + i32::from(within)
 }
 
 /// One series.
@@ -281,6 +308,22 @@ mod tests {
         for value in [
             1e-9, 3e-7, 0.001, 0.0015, 0.25, 0.251, 0.5, 1.0, 1.5, 2.0, 3.0, 7.99, 1e6, 1e12,
         ] {
+            assert_eq!(native_index(value), native::index(value), "{value}");
+        }
+        // Every bucket boundary (as the table has it) is the upper bound of its bucket, in
+        // any doubling; just above it is the next bucket. Then random values.
+        for k in 1..=64 {
+            for exponent in [-20, 0, 7] {
+                let bound = (f64::from(k) / 64.0).exp2() * f64::from(exponent).exp2();
+                let index = exponent * 64 + k;
+                assert_eq!(native_index(bound), index, "{bound}");
+                assert_eq!(native_index(bound.next_up()), index + 1, "{bound}");
+                assert_eq!(native_index(bound.next_down()), index, "{bound}");
+            }
+        }
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..100_000 {
+            let value = (rng.f64() * 60.0 - 30.0).exp2();
             assert_eq!(native_index(value), native::index(value), "{value}");
         }
     }
