@@ -193,6 +193,22 @@ pub type SeriesKey = (String, Vec<(String, String)>);
 /// The extras of an exposition's histogram series.
 pub type Extras = HashMap<SeriesKey, SeriesExtras>;
 
+/// A sample value as the expositions write it: `+Inf`, `-Inf` and `NaN` by name (Rust's
+/// `inf` is not a Prometheus value), others as Rust's shortest round-trip decimal.
+#[derive(Debug, Clone, Copy)]
+pub struct Value(pub f64);
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            value if value.is_nan() => f.write_str("NaN"),
+            f64::INFINITY => f.write_str("+Inf"),
+            f64::NEG_INFINITY => f.write_str("-Inf"),
+            value => write!(f, "{value}"),
+        }
+    }
+}
+
 /// Text lines without a copy; `str::lines` was a tenth of a 1 000-group re-encoding.
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
     memchr::memchr_iter(b'\n', text.as_bytes())

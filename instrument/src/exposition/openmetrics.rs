@@ -126,7 +126,9 @@ impl<'a> Family<'a> {
                     let _ = write!(
                         out,
                         " # {{trace_id=\"{}\"}} {} {}",
-                        exemplar.trace_id, exemplar.value, exemplar.timestamp
+                        exemplar.trace_id,
+                        super::Value(exemplar.value),
+                        exemplar.timestamp
                     );
                 }
             }

@@ -128,7 +128,10 @@ impl SeriesHistogram {
         }
         if let (Some(trace_id), Some(slot)) = (current_exemplar_trace(), self.exemplars.get(bucket))
         {
-            slot.offer(trace_id, value);
+            // An infinite sample is counted, and no exemplar: it says nothing of a trace.
+            if value.is_finite() {
+                slot.offer(trace_id, value);
+            }
         }
     }
 

@@ -232,7 +232,7 @@ fn write_series(out: &mut String, name: &str, key: &Key, histogram: &SeriesHisto
     } else {
         format!("{{{labels}}}")
     };
-    let _ = writeln!(out, "{name}_sum{braces} {sum}");
+    let _ = writeln!(out, "{name}_sum{braces} {}", exposition::Value(sum));
     let _ = writeln!(out, "{name}_count{braces} {count}");
 }
 

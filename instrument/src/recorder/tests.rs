@@ -93,3 +93,23 @@ fn openmetrics_carries_the_exemplar_of_each_bucket_and_protobuf_the_native_bucke
         crate::exposition::protobuf::encode(&handle.render(), &handle.extras(true))
     );
 }
+
+#[test]
+fn infinite_samples_are_counted_and_written_as_prometheus_values() {
+    let recorder = PrometheusExporter::new()
+        .duration_buckets(&[1.0])
+        .expect("valid")
+        .build_recorder();
+    let trace_id = TraceId::from_u128(9);
+    with_local_recorder(&recorder, || {
+        with_exemplar_trace(trace_id, || metrics::histogram!("d").record(f64::INFINITY));
+    });
+    let handle = recorder.handle();
+    let text = handle.render();
+    assert!(
+        text.contains("d_bucket{le=\"+Inf\"} 1\nd_sum +Inf\nd_count 1\n"),
+        "{text}"
+    );
+    let open = String::from_utf8(handle.render_as(Format::OpenMetrics)).expect("utf-8");
+    assert!(!open.contains(" # {"), "{open}");
+}
