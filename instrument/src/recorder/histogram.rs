@@ -204,7 +204,7 @@ fn new_block() -> Box<Block> {
     Box::new(std::array::from_fn(|_| AtomicU64::new(0)))
 }
 
-fn add_f64(sum: &AtomicU64, value: f64) {
+pub(crate) fn add_f64(sum: &AtomicU64, value: f64) {
     let mut current = sum.load(Ordering::Relaxed);
     loop {
         let next = (f64::from_bits(current) + value).to_bits();

@@ -1,5 +1,5 @@
-//! Vantage's Prometheus recorder: [metrics-exporter-prometheus] for counters and gauges, and
-//! its own histograms, so that one set of observations renders as classic `le` buckets (text),
+//! Vantage's Prometheus recorder: [metrics-exporter-prometheus] for counters, and its own gauges
+//! (whole-number changes in one `fetch_add`) and histograms, so that one set of observations renders as classic `le` buckets (text),
 //! OpenMetrics with exemplars and protobuf with native histograms.
 //!
 //! Every histogram recorded through it is a series histogram: classic buckets
@@ -11,6 +11,7 @@
 //!
 //! [metrics-exporter-prometheus]: https://docs.rs/metrics-exporter-prometheus
 
+mod gauge;
 mod histogram;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, Share
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 use crate::exposition::{self, Extras, Format};
+use gauge::GaugeCell;
 use histogram::SeriesHistogram;
 
 /// Histogram bounds: the default, and by full metric name.
@@ -46,7 +48,8 @@ impl Bounds {
 struct Histograms {
     bounds: Bounds,
     series: papaya::HashMap<Key, Arc<SeriesHistogram>, RandomState>,
-    /// `# HELP` texts by metric name.
+    gauges: papaya::HashMap<Key, Arc<GaugeCell>, RandomState>,
+    /// `# HELP` texts by metric name (histograms and gauges).
     help: Mutex<BTreeMap<String, String>>,
 }
 
@@ -73,6 +76,9 @@ impl VantageRecorder {
                 series: papaya::HashMap::builder()
                     .hasher(RandomState::default())
                     .build(),
+                gauges: papaya::HashMap::builder()
+                    .hasher(RandomState::default())
+                    .build(),
                 help: Mutex::new(BTreeMap::new()),
             }),
         }
@@ -94,7 +100,7 @@ impl Recorder for VantageRecorder {
     }
 
     fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.inner.describe_gauge(key, unit, description);
+        self.describe_histogram(key, unit, description);
     }
 
     fn describe_histogram(&self, key: KeyName, _unit: Option<Unit>, description: SharedString) {
@@ -110,8 +116,13 @@ impl Recorder for VantageRecorder {
         self.inner.register_counter(key, metadata)
     }
 
-    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
-        self.inner.register_gauge(key, metadata)
+    fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
+        let gauges = self.histograms.gauges.pin();
+        let gauge = match gauges.get(key) {
+            Some(gauge) => Arc::clone(gauge),
+            None => Arc::clone(gauges.get_or_insert_with(key.clone(), Arc::default)),
+        };
+        Gauge::from_arc(gauge)
     }
 
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
@@ -145,6 +156,7 @@ impl MetricsHandle {
     #[must_use]
     pub fn render(&self) -> String {
         let mut text = self.inner.render();
+        self.render_gauges(&mut text);
         self.render_histograms(&mut text);
         text
     }
@@ -183,6 +195,35 @@ impl MetricsHandle {
             .collect()
     }
 
+    fn render_gauges(&self, out: &mut String) {
+        let gauges = self.histograms.gauges.pin();
+        let mut by_name: BTreeMap<String, Vec<(&Key, &Arc<GaugeCell>)>> = BTreeMap::new();
+        for (key, gauge) in gauges.iter() {
+            by_name
+                .entry(sanitize(key.name()))
+                .or_default()
+                .push((key, gauge));
+        }
+        let help = self
+            .histograms
+            .help
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (name, mut members) in by_name {
+            members.sort_by(|a, b| a.0.labels().cmp(b.0.labels()));
+            if let Some(text) = members.first().and_then(|(key, _)| help.get(key.name())) {
+                let _ = writeln!(out, "# HELP {name} {}", escape_help(text));
+            }
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            for (key, gauge) in members {
+                let braces = braces(&label_text(key));
+                let value = exposition::Value(gauge.value());
+                let _ = writeln!(out, "{name}{braces} {value}");
+            }
+            out.push('\n');
+        }
+    }
+
     fn render_histograms(&self, out: &mut String) {
         let series = self.histograms.series.pin();
         let mut by_name: BTreeMap<String, Vec<(&Key, &Arc<SeriesHistogram>)>> = BTreeMap::new();
@@ -211,7 +252,8 @@ impl MetricsHandle {
     }
 }
 
-fn write_series(out: &mut String, name: &str, key: &Key, histogram: &SeriesHistogram) {
+/// A key's labels as written inside braces, each followed by a comma.
+fn label_text(key: &Key) -> String {
     let mut labels = String::new();
     for label in key.labels() {
         let _ = write!(
@@ -221,17 +263,27 @@ fn write_series(out: &mut String, name: &str, key: &Key, histogram: &SeriesHisto
             escape_value(label.value())
         );
     }
+    labels
+}
+
+/// `{labels}` from [`label_text`], or nothing for no labels.
+fn braces(labels: &str) -> String {
+    let labels = labels.trim_end_matches(',');
+    if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    }
+}
+
+fn write_series(out: &mut String, name: &str, key: &Key, histogram: &SeriesHistogram) {
+    let labels = label_text(key);
     let (buckets, sum, count) = histogram.classic();
     for (bound, cumulative) in buckets {
         let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {cumulative}");
     }
     let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {count}");
-    let labels = labels.trim_end_matches(',');
-    let braces = if labels.is_empty() {
-        String::new()
-    } else {
-        format!("{{{labels}}}")
-    };
+    let braces = braces(&labels);
     let _ = writeln!(out, "{name}_sum{braces} {}", exposition::Value(sum));
     let _ = writeln!(out, "{name}_count{braces} {count}");
 }

@@ -113,3 +113,26 @@ fn infinite_samples_are_counted_and_written_as_prometheus_values() {
     let open = String::from_utf8(handle.render_as(Format::OpenMetrics)).expect("utf-8");
     assert!(!open.contains(" # {"), "{open}");
 }
+
+#[test]
+fn gauges_render_with_their_help_and_labels() {
+    let recorder = PrometheusExporter::new().build_recorder();
+    with_local_recorder(&recorder, || {
+        metrics::describe_gauge!("jobs.in_flight", "Jobs running.");
+        let gauge = metrics::gauge!("jobs.in_flight", "queue" => "a");
+        gauge.increment(3.0);
+        gauge.decrement(1.0);
+        metrics::gauge!("jobs.in_flight").set(0.5);
+    });
+    let text = recorder.handle().render();
+    let family = text
+        .split_once("# HELP jobs_in_flight")
+        .map(|(_, rest)| rest)
+        .expect("the gauge family");
+    assert!(
+        family.starts_with(
+            " Jobs running.\n# TYPE jobs_in_flight gauge\njobs_in_flight 0.5\njobs_in_flight{queue=\"a\"} 2\n\n"
+        ),
+        "{text}"
+    );
+}

@@ -1,0 +1,87 @@
+//! A gauge in one or two atomics: whole-number changes (the in-flight count's ±1) are one
+//! `fetch_add` on an integer, any other change a compare-and-swap on a float; the value is
+//! their sum. (metrics-exporter-prometheus's gauges are a compare-and-swap and a generation
+//! count per change: two contended read-modify-writes per request, twice, for the in-flight
+//! gauge.)
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Whole numbers below this are added as integers (exact in an `f64`).
+const EXACT: f64 = 9_007_199_254_740_992.0;
+
+#[derive(Debug, Default)]
+pub(crate) struct GaugeCell {
+    integer: AtomicI64,
+    float: AtomicU64,
+}
+
+impl GaugeCell {
+    fn add(&self, value: f64) {
+        if value.fract() == 0.0 && value.abs() < EXACT {
+            self.integer.fetch_add(value as i64, Ordering::Relaxed);
+        } else {
+            super::histogram::add_f64(&self.float, value);
+        }
+    }
+
+    /// The current value.
+    pub(crate) fn value(&self) -> f64 {
+        self.integer.load(Ordering::Relaxed) as f64
+            + f64::from_bits(self.float.load(Ordering::Relaxed))
+    }
+}
+
+impl metrics::GaugeFn for GaugeCell {
+    fn increment(&self, value: f64) {
+        self.add(value);
+    }
+
+    fn decrement(&self, value: f64) {
+        self.add(-value);
+    }
+
+    /// Sets the value: a change made at the same moment on another thread may be lost, as
+    /// with any gauge that is both set and changed.
+    fn set(&self, value: f64) {
+        self.integer.store(0, Ordering::Relaxed);
+        self.float.store(value.to_bits(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics::GaugeFn;
+
+    use super::*;
+
+    #[test]
+    fn whole_and_fractional_changes_add_up_and_set_replaces_them() {
+        let gauge = GaugeCell::default();
+        gauge.increment(1.0);
+        gauge.increment(2.5);
+        gauge.decrement(1.0);
+        assert_eq!(gauge.value(), 2.5);
+        gauge.set(-4.0);
+        gauge.increment(1.0);
+        assert_eq!(gauge.value(), -3.0);
+        gauge.increment(f64::INFINITY);
+        assert_eq!(gauge.value(), f64::INFINITY);
+    }
+
+    #[test]
+    fn two_threads_count_every_change() {
+        let gauge = GaugeCell::default();
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    for _ in 0..10_000 {
+                        gauge.increment(1.0);
+                        gauge.decrement(1.0);
+                        gauge.increment(1.0);
+                    }
+                });
+            }
+        });
+        assert_eq!(gauge.value(), 20_000.0);
+    }
+}
