@@ -1,7 +1,7 @@
 //! Prometheus exporter setup: histograms with the OpenTelemetry buckets, and a `/metrics` service.
 //!
 //! [`PrometheusExporter::install`] installs Vantage's [recorder](crate::recorder) as the global
-//! `metrics` recorder: counters and gauges through [metrics-exporter-prometheus], and every
+//! `metrics` recorder: counters through [metrics-exporter-prometheus], its own gauges, and every
 //! histogram a Prometheus *histogram* (never a summary: summaries cannot be aggregated across
 //! instances) with classic buckets, native buckets and exemplars. It returns a
 //! [`MetricsEndpoint`] whose [`service`](MetricsEndpoint::service) answers `GET /metrics` in
@@ -102,7 +102,7 @@ impl PrometheusExporter {
         Ok(self)
     }
 
-    /// Sets how often the installed recorder's counters and gauges get their upkeep
+    /// Sets how often the installed recorder's counters get their upkeep
     /// (default [`DEFAULT_UPKEEP_INTERVAL`]). Rendering `/metrics` does it too.
     pub fn upkeep_interval(mut self, interval: Duration) -> Self {
         self.upkeep_interval = interval;
