@@ -197,41 +197,33 @@ impl MetricsHandle {
 
     fn render_gauges(&self, out: &mut String) {
         let gauges = self.histograms.gauges.pin();
-        let mut by_name: BTreeMap<String, Vec<(&Key, &Arc<GaugeCell>)>> = BTreeMap::new();
-        for (key, gauge) in gauges.iter() {
-            by_name
-                .entry(sanitize(key.name()))
-                .or_default()
-                .push((key, gauge));
-        }
-        let help = self
-            .histograms
-            .help
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (name, mut members) in by_name {
-            members.sort_by(|a, b| a.0.labels().cmp(b.0.labels()));
-            if let Some(text) = members.first().and_then(|(key, _)| help.get(key.name())) {
-                let _ = writeln!(out, "# HELP {name} {}", escape_help(text));
-            }
-            let _ = writeln!(out, "# TYPE {name} gauge");
-            for (key, gauge) in members {
-                let braces = braces(&label_text(key));
-                let value = exposition::Value(gauge.value());
-                let _ = writeln!(out, "{name}{braces} {value}");
-            }
-            out.push('\n');
-        }
+        self.render_families(out, "gauge", gauges.iter(), |out, name, key, gauge| {
+            let braces = braces(&label_text(key));
+            let value = exposition::Value(gauge.value());
+            let _ = writeln!(out, "{name}{braces} {value}");
+        });
     }
 
     fn render_histograms(&self, out: &mut String) {
         let series = self.histograms.series.pin();
-        let mut by_name: BTreeMap<String, Vec<(&Key, &Arc<SeriesHistogram>)>> = BTreeMap::new();
-        for (key, histogram) in series.iter() {
+        self.render_families(out, "histogram", series.iter(), write_series);
+    }
+
+    /// Writes each family of `metrics` (by sanitised name, series in label order) with its
+    /// `# HELP` and `# TYPE kind`, each series by `write`.
+    fn render_families<'a, T: 'a>(
+        &self,
+        out: &mut String,
+        kind: &str,
+        metrics: impl Iterator<Item = (&'a Key, &'a Arc<T>)>,
+        write: impl Fn(&mut String, &str, &Key, &T),
+    ) {
+        let mut by_name: BTreeMap<String, Vec<(&Key, &Arc<T>)>> = BTreeMap::new();
+        for (key, metric) in metrics {
             by_name
                 .entry(sanitize(key.name()))
                 .or_default()
-                .push((key, histogram));
+                .push((key, metric));
         }
         let help = self
             .histograms
@@ -243,9 +235,9 @@ impl MetricsHandle {
             if let Some(text) = members.first().and_then(|(key, _)| help.get(key.name())) {
                 let _ = writeln!(out, "# HELP {name} {}", escape_help(text));
             }
-            let _ = writeln!(out, "# TYPE {name} histogram");
-            for (key, histogram) in members {
-                write_series(out, &name, key, histogram);
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (key, metric) in members {
+                write(out, &name, key, metric);
             }
             out.push('\n');
         }
