@@ -75,17 +75,7 @@ fn two_sidecars_native_histograms_give_prometheus_the_exact_quantiles_within_one
         let bulk = bulk.as_str();
         let log = dir.create(&format!("{name}.log"), first);
         bulks.push(dir.create(&format!("{name}-bulk.log"), bulk));
-        let log_arg = log.display().to_string();
-        let server = Server::start(
-            &dir,
-            &[
-                "--log",
-                &log_arg,
-                "--format",
-                "traefik-json",
-                "--from-start",
-            ],
-        );
+        let server = Server::following(&dir, &log, "traefik-json", &["--from-start"]);
         server.wait_taken_in(FIRST);
         servers.push((server, log, bulk.to_owned()));
     }
@@ -171,16 +161,7 @@ fn traced_line(router: &str, duration_ns: u64, trace: Option<&str>) -> String {
 fn a_traced_line_is_its_buckets_exemplar_in_openmetrics_and_the_text_stays_valid() {
     let dir = Dir::new("serve-exemplars");
     let log = dir.create("access.log", "");
-    let server = Server::start(
-        &dir,
-        &[
-            "--log",
-            log.to_str().expect("path"),
-            "--format",
-            "traefik-json",
-            "--from-start",
-        ],
-    );
+    let server = Server::following(&dir, &log, "traefik-json", &["--from-start"]);
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     append(
         &log,

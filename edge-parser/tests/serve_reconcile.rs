@@ -268,15 +268,7 @@ fn a_service_metrics_url_that_is_not_http_is_refused_by_name() {
 fn without_service_metrics_there_is_nothing_to_reconcile_and_says_so() {
     let dir = Dir::new("serve-reconcile-none");
     let log = dir.create("access.log", "");
-    let server = Server::start(
-        &dir,
-        &[
-            "--log",
-            log.to_str().expect("path"),
-            "--format",
-            "nginx-combined-rt",
-        ],
-    );
+    let server = Server::following(&dir, &log, "nginx-combined-rt", &[]);
     let response = server.get("/api/reconcile");
     assert_eq!(response.status, 404);
     assert_eq!(

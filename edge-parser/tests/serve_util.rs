@@ -37,6 +37,14 @@ impl Server {
         Self::start_via(dir, &[], args)
     }
 
+    /// [`start`](Self::start) following one `log` of `format`, with `more` arguments.
+    pub(crate) fn following(dir: &Dir, log: &std::path::Path, format: &str, more: &[&str]) -> Self {
+        let log = log.display().to_string();
+        let mut args = vec!["--log", &log, "--format", format];
+        args.extend_from_slice(more);
+        Self::start(dir, &args)
+    }
+
     /// [`start`](Self::start) under `wrapper` (see [`Dir::command_via`]).
     pub(crate) fn start_via(dir: &Dir, wrapper: &[&str], args: &[&str]) -> Self {
         Self::spawn(dir, wrapper, args, SocketAddr::from(([127, 0, 0, 1], 0)))

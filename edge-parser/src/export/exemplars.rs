@@ -16,9 +16,23 @@ use vantage_instrument::trace_context::TraceId;
 use crate::aggregate::GroupKey;
 
 /// The latest traced request per group and classic duration bucket.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Exemplars {
     groups: HashMap<GroupKey, Box<[Option<Exemplar>]>, foldhash::fast::RandomState>,
+    /// The bucket bounds in µs, as the `le` samples count (made once, not per line).
+    bounds_micros: Box<[u64]>,
+}
+
+impl Default for Exemplars {
+    fn default() -> Self {
+        Self {
+            groups: HashMap::default(),
+            bounds_micros: DEFAULT_DURATION_BUCKETS
+                .iter()
+                .map(|bound| (bound * 1e6).round() as u64)
+                .collect(),
+        }
+    }
 }
 
 impl Exemplars {
@@ -26,10 +40,7 @@ impl Exemplars {
     /// `timestamp` (seconds since the epoch).
     pub fn record(&mut self, key: &[u8], micros: u64, trace_id: TraceId, timestamp: f64) {
         // The bucket the `le` samples count it in: the first bound at or above it.
-        let bucket = DEFAULT_DURATION_BUCKETS
-            .iter()
-            .position(|bound| micros <= (bound * 1e6).round() as u64)
-            .unwrap_or(DEFAULT_DURATION_BUCKETS.len());
+        let bucket = self.bounds_micros.partition_point(|&bound| bound < micros);
         let exemplar = Exemplar {
             trace_id,
             value: micros as f64 / 1e6,
