@@ -40,6 +40,7 @@ pub mod names;
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub mod recorder;
+pub mod shard;
 pub mod timing;
 pub mod trace_context;
 

@@ -1,24 +1,37 @@
-//! A gauge in one or two atomics: whole-number changes (the in-flight count's ±1) are one
-//! `fetch_add` on an integer, any other change a compare-and-swap on a float; the value is
-//! their sum. (metrics-exporter-prometheus's gauges are a compare-and-swap and a generation
+//! A gauge in atomics: whole-number changes (the in-flight count's ±1) are one `fetch_add` on
+//! an integer of the thread's [shard](crate::shard), any other change a compare-and-swap on a
+//! float; the value is their sum. (metrics-exporter-prometheus's gauges are a compare-and-swap and a generation
 //! count per change: two contended read-modify-writes per request, twice, for the in-flight
 //! gauge.)
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use crate::shard::{self, CachePadded};
+
 /// Whole numbers below this are added as integers (exact in an `f64`).
 const EXACT: f64 = 9_007_199_254_740_992.0;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct GaugeCell {
-    integer: AtomicI64,
+    integers: Box<[CachePadded<AtomicI64>]>,
     float: AtomicU64,
+}
+
+impl Default for GaugeCell {
+    fn default() -> Self {
+        Self {
+            integers: (0..shard::count())
+                .map(|_| CachePadded::new(AtomicI64::new(0)))
+                .collect(),
+            float: AtomicU64::new(0),
+        }
+    }
 }
 
 impl GaugeCell {
     fn add(&self, value: f64) {
         if value.fract() == 0.0 && value.abs() < EXACT {
-            self.integer.fetch_add(value as i64, Ordering::Relaxed);
+            self.integers[shard::current()].fetch_add(value as i64, Ordering::Relaxed);
         } else {
             super::histogram::add_f64(&self.float, value);
         }
@@ -26,8 +39,13 @@ impl GaugeCell {
 
     /// The current value.
     pub(crate) fn value(&self) -> f64 {
-        self.integer.load(Ordering::Relaxed) as f64
-            + f64::from_bits(self.float.load(Ordering::Relaxed))
+        // Wrapping, as each shard's own additions do.
+        let integer = self
+            .integers
+            .iter()
+            .map(|shard| shard.load(Ordering::Relaxed))
+            .fold(0, i64::wrapping_add);
+        integer as f64 + f64::from_bits(self.float.load(Ordering::Relaxed))
     }
 }
 
@@ -43,7 +61,9 @@ impl metrics::GaugeFn for GaugeCell {
     /// Sets the value: a change made at the same moment on another thread may be lost, as
     /// with any gauge that is both set and changed.
     fn set(&self, value: f64) {
-        self.integer.store(0, Ordering::Relaxed);
+        for shard in &self.integers {
+            shard.store(0, Ordering::Relaxed);
+        }
         self.float.store(value.to_bits(), Ordering::Relaxed);
     }
 }

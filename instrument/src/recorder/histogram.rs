@@ -1,12 +1,12 @@
 //! One histogram series, recorded with atomics and read by scrapes: classic buckets, native
 //! buckets and an exemplar per classic bucket, all from the same observations.
 //!
-//! A sample costs a bucket search, three relaxed atomic adds (its classic bucket, its native
-//! bucket, the sum) and, inside [`with_exemplar_trace`](crate::exposition::with_exemplar_trace),
+//! A sample costs a bucket search, three relaxed atomic adds in its thread's shard (its
+//! classic bucket, its native bucket, the sum) and, inside [`with_exemplar_trace`](crate::exposition::with_exemplar_trace),
 //! two loads to see whether it beats its bucket's exemplar. No lock, and no allocation but the
 //! first sample of each doubling of values (native buckets are stored in blocks of one
-//! doubling, 512 bytes, allocated when first reached: a series holds the blocks of the range
-//! it sees, at most 96), or none at all with every block allocated up front (`eager`).
+//! doubling, 512 bytes, allocated when a shard first reaches it: a shard holds the blocks of the
+//! range it sees, at most 96), or none at all with every block allocated up front (`eager`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::exposition::native::{NativeHistogram, SCHEMA};
 use crate::exposition::{Exemplar, SeriesExtras, current_exemplar_trace};
+use crate::shard::{self, CachePadded};
 use crate::trace_context::TraceId;
 
 /// Native buckets per doubling of values.
@@ -26,7 +27,8 @@ const FIRST_INDEX: i32 = -32 * PER_DOUBLING + 1;
 const DOUBLINGS: usize = 96;
 const LAST_INDEX: i32 = FIRST_INDEX + DOUBLINGS as i32 * PER_DOUBLING - 1;
 
-type Block = [AtomicU64; PER_DOUBLING as usize];
+/// The native buckets of one doubling, on lines of their own.
+type Block = CachePadded<[AtomicU64; PER_DOUBLING as usize]>;
 
 /// Mantissa slices looked up per sample: 256, each narrower (0.39 %) than a native bucket
 /// (1.09 %), so a slice holds at most one bucket boundary.
@@ -69,22 +71,59 @@ fn native_index(value: f64) -> i32 {
     exponent * PER_DOUBLING + i32::from(within)
 }
 
-/// One series.
+/// One series: its counts in one [shard](crate::shard) per thread, so that threads recording at
+/// once do not contend for its lines; its exemplars shared (a sample only reads them unless it
+/// beats one).
 pub(crate) struct SeriesHistogram {
     bounds: Arc<[f64]>,
-    /// Observations per classic bucket (not cumulative), the last one above every bound.
-    classic: Box<[AtomicU64]>,
-    sum: AtomicU64,
-    zero: AtomicU64,
-    native: Box<[OnceLock<Box<Block>>]>,
+    shards: Box<[Shard]>,
     exemplars: Box<[ExemplarSlot]>,
+}
+
+/// Counts per line of a shard (a line of [`CachePadded`], 128 bytes).
+const PER_LINE: usize = 16;
+/// The words before the classic buckets in a shard.
+const SUM: usize = 0;
+const ZERO: usize = 1;
+const CLASSIC: usize = 2;
+
+/// One shard of a series: the sum, the zero bucket and the classic buckets (not cumulative, the
+/// last one above every bound) on lines of their own, then its native buckets.
+struct Shard {
+    counts: Box<[CachePadded<[AtomicU64; PER_LINE]>]>,
+    native: Box<[OnceLock<Box<Block>>]>,
+}
+
+impl Shard {
+    fn new(classic_buckets: usize, eager: bool) -> Self {
+        let lines = (CLASSIC + classic_buckets).div_ceil(PER_LINE);
+        let shard = Self {
+            counts: (0..lines).map(|_| CachePadded::new(zeros())).collect(),
+            native: (0..DOUBLINGS).map(|_| OnceLock::new()).collect(),
+        };
+        if eager {
+            for block in &shard.native {
+                block.get_or_init(new_block);
+            }
+        }
+        shard
+    }
+
+    #[inline]
+    fn word(&self, index: usize) -> &AtomicU64 {
+        &self.counts[index / PER_LINE][index % PER_LINE]
+    }
+
+    fn load(&self, index: usize) -> u64 {
+        self.word(index).load(Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for SeriesHistogram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeriesHistogram")
             .field("bounds", &self.bounds)
-            .field("count", &self.count())
+            .field("count", &self.classic().2)
             .finish_non_exhaustive()
     }
 }
@@ -92,20 +131,13 @@ impl std::fmt::Debug for SeriesHistogram {
 impl SeriesHistogram {
     pub(crate) fn new(bounds: Arc<[f64]>, eager: bool) -> Self {
         let buckets = bounds.len() + 1;
-        let series = Self {
-            classic: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
-            sum: AtomicU64::new(0),
-            zero: AtomicU64::new(0),
-            native: (0..DOUBLINGS).map(|_| OnceLock::new()).collect(),
+        Self {
+            shards: (0..shard::count())
+                .map(|_| Shard::new(buckets, eager))
+                .collect(),
             exemplars: (0..buckets).map(|_| ExemplarSlot::default()).collect(),
             bounds,
-        };
-        if eager {
-            for block in &series.native {
-                block.get_or_init(new_block);
-            }
         }
-        series
     }
 
     /// Records one observation (`NaN` is ignored; a negative one is in the zero bucket).
@@ -114,16 +146,15 @@ impl SeriesHistogram {
         if value.is_nan() {
             return;
         }
+        let shard = &self.shards[shard::current()];
         let bucket = self.bounds.partition_point(|&bound| bound < value);
-        if let Some(count) = self.classic.get(bucket) {
-            count.fetch_add(1, Ordering::Relaxed);
-        }
-        add_f64(&self.sum, value);
+        shard.word(CLASSIC + bucket).fetch_add(1, Ordering::Relaxed);
+        add_f64(shard.word(SUM), value);
         if value <= ZERO_THRESHOLD {
-            self.zero.fetch_add(1, Ordering::Relaxed);
+            shard.word(ZERO).fetch_add(1, Ordering::Relaxed);
         } else {
             let slot = (native_index(value).min(LAST_INDEX) - FIRST_INDEX) as usize;
-            let block = self.native[slot / PER_DOUBLING as usize].get_or_init(new_block);
+            let block = shard.native[slot / PER_DOUBLING as usize].get_or_init(new_block);
             block[slot % PER_DOUBLING as usize].fetch_add(1, Ordering::Relaxed);
         }
         if let (Some(trace_id), Some(slot)) = (current_exemplar_trace(), self.exemplars.get(bucket))
@@ -135,29 +166,30 @@ impl SeriesHistogram {
         }
     }
 
-    fn count(&self) -> u64 {
-        self.classic.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    /// A word summed over the shards.
+    fn total(&self, index: usize) -> u64 {
+        self.shards.iter().map(|shard| shard.load(index)).sum()
     }
 
     /// The classic view: `(upper bound, cumulative count)` per bound, then the sum and the
     /// count (the `+Inf` bucket).
     pub(crate) fn classic(&self) -> (Vec<(f64, u64)>, f64, u64) {
         let mut cumulative = 0;
-        let buckets = self
-            .bounds
-            .iter()
-            .zip(self.classic.iter())
-            .map(|(&bound, count)| {
-                cumulative += count.load(Ordering::Relaxed);
-                (bound, cumulative)
+        let buckets = (0..self.bounds.len())
+            .map(|bucket| {
+                cumulative += self.total(CLASSIC + bucket);
+                (self.bounds[bucket], cumulative)
             })
             .collect();
-        let overflow = self.classic.last().map_or(0, |c| c.load(Ordering::Relaxed));
+        let overflow = self.total(CLASSIC + self.bounds.len());
         (buckets, self.sum(), cumulative + overflow)
     }
 
     fn sum(&self) -> f64 {
-        f64::from_bits(self.sum.load(Ordering::Relaxed))
+        self.shards
+            .iter()
+            .map(|shard| f64::from_bits(shard.load(SUM)))
+            .sum()
     }
 
     /// The exemplars, and the native buckets when `natives`, for OpenMetrics and protobuf. Each exemplar read
@@ -174,22 +206,27 @@ impl SeriesHistogram {
 
     fn native(&self) -> NativeHistogram {
         let mut buckets = Vec::new();
-        for (block_index, block) in self.native.iter().enumerate() {
-            let Some(block) = block.get() else { continue };
-            for (offset, count) in block.iter().enumerate() {
-                let count = count.load(Ordering::Relaxed);
+        for block_index in 0..DOUBLINGS {
+            let blocks: Vec<&Block> = self
+                .shards
+                .iter()
+                .filter_map(|shard| shard.native[block_index].get().map(|block| &**block))
+                .collect();
+            if blocks.is_empty() {
+                continue;
+            }
+            for offset in 0..PER_DOUBLING as usize {
+                let count: u64 = blocks
+                    .iter()
+                    .map(|block| block[offset].load(Ordering::Relaxed))
+                    .sum();
                 if count > 0 {
                     let slot = (block_index * PER_DOUBLING as usize + offset) as i32;
                     buckets.push((FIRST_INDEX + slot, count));
                 }
             }
         }
-        NativeHistogram::from_sorted(
-            buckets,
-            self.zero.load(Ordering::Relaxed),
-            self.sum(),
-            ZERO_THRESHOLD,
-        )
+        NativeHistogram::from_sorted(buckets, self.total(ZERO), self.sum(), ZERO_THRESHOLD)
     }
 }
 
@@ -201,7 +238,11 @@ impl metrics::HistogramFn for SeriesHistogram {
 }
 
 fn new_block() -> Box<Block> {
-    Box::new(std::array::from_fn(|_| AtomicU64::new(0)))
+    Box::new(CachePadded::new(zeros()))
+}
+
+fn zeros<const N: usize>() -> [AtomicU64; N] {
+    std::array::from_fn(|_| AtomicU64::new(0))
 }
 
 pub(crate) fn add_f64(sum: &AtomicU64, value: f64) {

@@ -1,7 +1,5 @@
 //! The per-request record: started once, finished exactly once, whatever the end.
 
-use std::sync::Arc;
-
 use http::StatusCode;
 use quanta::Instant;
 use vantage_instrument::exposition::with_exemplar_trace;
@@ -10,7 +8,7 @@ use vantage_instrument::trace_context::TraceId;
 
 use super::classify;
 use super::labels::{ErrorType, MethodLabel, Outcome, RouteId};
-use super::layer::Shared;
+use super::layer::SharedRef;
 
 /// Status recorded for a handler that panicked (what `CatchPanicLayer` answers).
 const PANICKED: u16 = 500;
@@ -20,7 +18,7 @@ const PANICKED: u16 = 500;
 /// panic while the thread is unwinding, otherwise as a cancellation.
 #[derive(Debug)]
 pub(crate) struct Recording {
-    shared: Arc<Shared>,
+    shared: SharedRef,
     start: Instant,
     method: MethodLabel,
     route: RouteId,
@@ -35,7 +33,7 @@ pub(crate) struct Recording {
 impl Recording {
     /// Starts the clock and raises the in-flight gauge.
     pub(crate) fn start(
-        shared: Arc<Shared>,
+        shared: SharedRef,
         method: MethodLabel,
         route: RouteId,
         trace_id: Option<TraceId>,

@@ -10,6 +10,7 @@ use metrics::{Recorder, SharedString};
 use tower_layer::Layer;
 use vantage_instrument::ConfigError;
 use vantage_instrument::names::UNMATCHED_ROUTE;
+use vantage_instrument::shard::{self, CachePadded};
 
 use super::body::{BodySizes, NoBodySizes, RecordBodySizes};
 use super::labels::{Registry, RouteId, SharedRecorder};
@@ -35,7 +36,7 @@ type ExcludeFn = dyn Fn(&Parts) -> bool + Send + Sync;
 /// [`body_sizes`](Self::body_sizes).
 pub struct HttpMetricsLayer<M = NoBodySizes> {
     config: Config,
-    shared: Arc<Shared>,
+    shards: Arc<Shards>,
     _mode: PhantomData<fn() -> M>,
 }
 
@@ -73,6 +74,36 @@ impl fmt::Debug for Shared {
             .field("slow", &self.slow)
             .field("trace_context", &self.trace_context)
             .finish()
+    }
+}
+
+/// A layer's [`Shared`], and one more reference to it per [shard](vantage_instrument::shard):
+/// a request holds its thread's, whose count is on a line of its own, so threads starting and
+/// ending requests at once do not contend for one reference count.
+#[derive(Debug)]
+pub(crate) struct Shards {
+    pub(crate) shared: Arc<Shared>,
+    references: Box<[SharedRef]>,
+}
+
+/// A reference to a layer's [`Shared`] with its own count.
+pub(crate) type SharedRef = Arc<CachePadded<Arc<Shared>>>;
+
+impl Shards {
+    fn new(shared: Shared) -> Self {
+        let shared = Arc::new(shared);
+        Self {
+            references: (0..shard::count())
+                .map(|_| Arc::new(CachePadded::new(Arc::clone(&shared))))
+                .collect(),
+            shared,
+        }
+    }
+
+    /// The reference of the calling thread's shard.
+    #[inline]
+    pub(crate) fn reference(&self) -> SharedRef {
+        Arc::clone(&self.references[shard::current()])
     }
 }
 
@@ -178,7 +209,7 @@ impl<M> HttpMetricsLayer<M> {
         };
         Self {
             config,
-            shared: Arc::new(shared),
+            shards: Arc::new(Shards::new(shared)),
             _mode: PhantomData,
         }
     }
@@ -275,7 +306,7 @@ impl<M> HttpMetricsLayer<M> {
 
     /// The number of distinct routes seen so far (the unmatched and overflow values excluded).
     pub fn route_count(&self) -> usize {
-        self.shared.registry.route_count()
+        self.shards.shared.registry.route_count()
     }
 }
 
@@ -283,7 +314,7 @@ impl<M> Clone for HttpMetricsLayer<M> {
     fn clone(&self) -> Self {
         Self {
             config: self.config.clone(),
-            shared: Arc::clone(&self.shared),
+            shards: Arc::clone(&self.shards),
             _mode: PhantomData,
         }
     }
@@ -296,7 +327,7 @@ impl<M> fmt::Debug for HttpMetricsLayer<M> {
             .field("unmatched_route", &self.config.unmatched_route)
             .field("body_sizes", &self.config.response_sizes)
             .field("trace_context", &self.config.trace_context)
-            .field("shared", &self.shared)
+            .field("shared", &self.shards.shared)
             .finish()
     }
 }
@@ -305,7 +336,7 @@ impl<S, M: BodySizes> Layer<S> for HttpMetricsLayer<M> {
     type Service = HttpMetrics<S, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HttpMetrics::new(inner, Arc::clone(&self.shared))
+        HttpMetrics::new(inner, Arc::clone(&self.shards))
     }
 }
 

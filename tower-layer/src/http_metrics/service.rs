@@ -15,7 +15,7 @@ use super::body::{BodySizes, NoBodySizes};
 use super::future::ResponseFuture;
 use super::guard::Recording;
 use super::labels::MethodLabel;
-use super::layer::Shared;
+use super::layer::Shards;
 use crate::trace::current::Entered;
 use crate::trace::current::peek;
 
@@ -24,15 +24,15 @@ use crate::trace::current::peek;
 /// See the [module docs](super) for an example.
 pub struct HttpMetrics<S, M = NoBodySizes> {
     inner: S,
-    shared: Arc<Shared>,
+    shards: Arc<Shards>,
     _mode: PhantomData<fn() -> M>,
 }
 
 impl<S, M> HttpMetrics<S, M> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(inner: S, shards: Arc<Shards>) -> Self {
         Self {
             inner,
-            shared,
+            shards,
             _mode: PhantomData,
         }
     }
@@ -42,7 +42,7 @@ impl<S, M> HttpMetrics<S, M> {
 
 impl<S: Clone, M> Clone for HttpMetrics<S, M> {
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone(), Arc::clone(&self.shared))
+        Self::new(self.inner.clone(), Arc::clone(&self.shards))
     }
 }
 
@@ -50,7 +50,7 @@ impl<S: fmt::Debug, M> fmt::Debug for HttpMetrics<S, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpMetrics")
             .field("inner", &self.inner)
-            .field("shared", &self.shared)
+            .field("shared", &self.shards.shared)
             .finish()
     }
 }
@@ -72,16 +72,16 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let (route, request) = self.shared.route(request);
+        let shared = &*self.shards.shared;
+        let (route, request) = shared.route(request);
         let Some(route) = route else {
             let request = M::request(request, None);
             return ResponseFuture::new(self.inner.call(request), None, None);
         };
         let method = MethodLabel::of(request.method());
-        let size = M::RECORDS.then(|| self.shared.registry.request_size(route, method));
+        let size = M::RECORDS.then(|| shared.registry.request_size(route, method));
         let request = M::request(request, size);
-        let mut context = self
-            .shared
+        let mut context = shared
             .trace_context
             .then(|| TraceContext::continue_or_start(request.headers()));
         // The request's trace: its duration sample's exemplar, and its entry in the slow store.
@@ -94,7 +94,7 @@ where
                 .or_else(|| peek(|current| current.map(TraceContext::trace_id))),
         };
         // Started before the inner call: a panic inside it is recorded by the guard's drop.
-        let recording = Recording::start(Arc::clone(&self.shared), method, route, trace_id);
+        let recording = Recording::start(self.shards.reference(), method, route, trace_id);
         let future = {
             let _current = Entered::new(&mut context);
             self.inner.call(request)
