@@ -30,8 +30,10 @@ impl Default for GaugeCell {
 
 impl GaugeCell {
     fn add(&self, value: f64) {
-        if value.fract() == 0.0 && value.abs() < EXACT {
-            self.integers[shard::current()].fetch_add(value as i64, Ordering::Relaxed);
+        // A round trip through an integer, not `fract` (a libm call): a conversion each way.
+        let whole = value as i64;
+        if whole as f64 == value && value.abs() < EXACT {
+            self.integers[shard::current()].fetch_add(whole, Ordering::Relaxed);
         } else {
             super::histogram::add_f64(&self.float, value);
         }
@@ -86,6 +88,16 @@ mod tests {
         assert_eq!(gauge.value(), -3.0);
         gauge.increment(f64::INFINITY);
         assert_eq!(gauge.value(), f64::INFINITY);
+        // Past an integer's range, and whole numbers an f64 no longer tells apart: as floats.
+        let gauge = GaugeCell::default();
+        gauge.increment(1e300);
+        gauge.decrement(1e300);
+        gauge.increment(-0.0);
+        gauge.increment(2f64.powi(60));
+        gauge.decrement(2f64.powi(60));
+        assert_eq!(gauge.value(), 0.0);
+        gauge.decrement(f64::NAN);
+        assert!(gauge.value().is_nan());
     }
 
     #[test]

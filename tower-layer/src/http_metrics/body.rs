@@ -11,7 +11,7 @@ use metrics::Histogram;
 use pin_project::pin_project;
 
 use super::guard::{PanicGuard, Recording};
-use crate::trace::current::Entered;
+use crate::trace::current::in_context;
 use vantage_instrument::trace_context::TraceContext;
 
 /// Whether request body sizes are recorded, as a type: without them the request body reaches
@@ -114,8 +114,10 @@ impl<B: Body> Body for ResponseBody<B> {
         let mut this = self.project();
         let polled = {
             let _guard = PanicGuard(this.recording);
-            let _current = Entered::new(this.context);
-            ready!(this.inner.as_mut().poll_frame(cx))
+            ready!(in_context(this.context, || this
+                .inner
+                .as_mut()
+                .poll_frame(cx)))
         };
         let Some(recording) = this.recording.as_mut() else {
             return Poll::Ready(polled);

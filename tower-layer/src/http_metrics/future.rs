@@ -13,7 +13,7 @@ use vantage_instrument::trace_context::TraceContext;
 use super::body::ResponseBody;
 use super::classify;
 use super::guard::{PanicGuard, Recording};
-use crate::trace::current::Entered;
+use crate::trace::current::in_context;
 
 /// Response future of [`HttpMetrics`](super::HttpMetrics).
 ///
@@ -56,8 +56,7 @@ where
         let this = self.project();
         let result = {
             let _guard = PanicGuard(this.recording);
-            let _current = Entered::new(this.context);
-            ready!(this.inner.poll(cx))
+            ready!(in_context(this.context, || this.inner.poll(cx)))
         };
         let mut recording = this.recording.take();
         match result {

@@ -108,17 +108,25 @@ impl Shards {
 }
 
 impl Shared {
-    /// The route of a request, or `None` when the request is excluded from the metrics.
-    ///
-    /// The request is split into its parts only when a user function needs them: moving a
-    /// request costs a copy of a few hundred bytes.
-    pub(crate) fn route<B>(&self, request: Request<B>) -> (Option<RouteId>, Request<B>) {
-        if self.exclude_if.is_none() && self.route_fn.is_none() {
-            let route = self.route_with(request.uri().path(), || {
-                Ok(matched_path(request.extensions()))
-            });
-            return (route, request);
-        }
+    /// Whether the route of a request comes from a user function, which needs it in parts.
+    #[inline]
+    pub(crate) fn reads_parts(&self) -> bool {
+        self.exclude_if.is_some() || self.route_fn.is_some()
+    }
+
+    /// The route of a request, or `None` when the request is excluded from the metrics, when
+    /// no user function needs the request in parts (see [`Shared::reads_parts`]).
+    #[inline]
+    pub(crate) fn route<B>(&self, request: &Request<B>) -> Option<RouteId> {
+        self.route_with(request.uri().path(), || {
+            Ok(matched_path(request.extensions()))
+        })
+    }
+
+    /// The route of a request, split into its parts for the user's functions and put back
+    /// together (a move of a few hundred bytes each way, hence not for every request).
+    #[inline(never)]
+    pub(crate) fn route_of_parts<B>(&self, request: Request<B>) -> (Option<RouteId>, Request<B>) {
         let (parts, body) = request.into_parts();
         let route = self.route_with(parts.uri.path(), || {
             if self

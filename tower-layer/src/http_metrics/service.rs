@@ -16,7 +16,7 @@ use super::future::ResponseFuture;
 use super::guard::Recording;
 use super::labels::MethodLabel;
 use super::layer::Shards;
-use crate::trace::current::Entered;
+use crate::trace::current::in_context;
 use crate::trace::current::peek;
 
 /// Middleware recording HTTP server metrics; made by [`HttpMetricsLayer`](super::HttpMetricsLayer).
@@ -71,9 +71,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let shared = &*self.shards.shared;
-        let (route, request) = shared.route(request);
+        let route = if shared.reads_parts() {
+            let route;
+            (route, request) = shared.route_of_parts(request);
+            route
+        } else {
+            shared.route(&request)
+        };
         let Some(route) = route else {
             let request = M::request(request, None);
             return ResponseFuture::new(self.inner.call(request), None, None);
@@ -85,20 +91,20 @@ where
             .trace_context
             .then(|| TraceContext::continue_or_start(request.headers()));
         // The request's trace: its duration sample's exemplar, and its entry in the slow store.
+        // The current one first: a `TraceContextLayer` outside makes its context current around
+        // this call, and a thread-local is cheaper to read than an extension.
         let trace_id = match &context {
             Some(context) => Some(context.trace_id()),
-            None => request
-                .extensions()
-                .get::<TraceContext>()
-                .map(TraceContext::trace_id)
-                .or_else(|| peek(|current| current.map(TraceContext::trace_id))),
+            None => peek(|current| current.map(TraceContext::trace_id)).or_else(|| {
+                request
+                    .extensions()
+                    .get::<TraceContext>()
+                    .map(TraceContext::trace_id)
+            }),
         };
         // Started before the inner call: a panic inside it is recorded by the guard's drop.
         let recording = Recording::start(self.shards.reference(), method, route, trace_id);
-        let future = {
-            let _current = Entered::new(&mut context);
-            self.inner.call(request)
-        };
+        let future = in_context(&mut context, || self.inner.call(request));
         ResponseFuture::new(future, Some(recording), context)
     }
 }

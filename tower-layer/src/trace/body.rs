@@ -8,7 +8,7 @@ use pin_project::pin_project;
 use tracing::Span;
 use vantage_instrument::trace_context::TraceContext;
 
-use super::current::Entered;
+use super::current::in_context;
 
 /// Response body of [`Traced`](super::Traced): a streamed body is produced inside the
 /// request's `http.request` span with its trace context [current](super::current), so what a
@@ -42,8 +42,7 @@ impl<B: Body> Body for ResponseBody<B> {
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
         let _span = this.span.enter();
-        let _current = Entered::new(this.context);
-        this.inner.poll_frame(cx)
+        in_context(this.context, || this.inner.poll_frame(cx))
     }
 
     #[inline]

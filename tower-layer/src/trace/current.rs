@@ -50,30 +50,29 @@ pub(crate) fn peek<R>(f: impl FnOnce(Option<&TraceContext>) -> R) -> R {
     }
 }
 
-/// Makes the context in `slot` current until dropped, then moves it back into `slot` and
-/// restores the context that was current before: a stack, as nested futures need.
+/// Calls `f` with the context in `slot` current, then moves it back into `slot` and restores
+/// the context that was current before: a stack, as nested futures need. With no context in
+/// `slot` (a layer without trace context), `f` is called and no thread-local is touched.
 ///
 /// The context is moved, not cloned, so entering costs no allocation and no reference count.
-pub(crate) struct Entered<'a> {
+#[inline]
+pub(crate) fn in_context<R>(slot: &mut Option<TraceContext>, f: impl FnOnce() -> R) -> R {
+    if slot.is_none() {
+        return f();
+    }
+    let _entered = Entered::enter(slot);
+    f()
+}
+
+/// The context of `slot` made current until dropped (on unwinding too, so a panicking poll
+/// cannot leave its context behind).
+struct Entered<'a> {
     slot: &'a mut Option<TraceContext>,
     previous: Option<TraceContext>,
     entered: bool,
 }
 
 impl<'a> Entered<'a> {
-    #[inline]
-    pub(crate) fn new(slot: &'a mut Option<TraceContext>) -> Self {
-        if slot.is_none() {
-            // Nothing to make current (a layer without trace context): no thread-local touched.
-            return Self {
-                slot,
-                previous: None,
-                entered: false,
-            };
-        }
-        Self::enter(slot)
-    }
-
     #[inline]
     fn enter(slot: &'a mut Option<TraceContext>) -> Self {
         let mut previous = None;
@@ -92,18 +91,10 @@ impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
         if self.entered {
-            self.leave();
-        }
-    }
-}
-
-impl Entered<'_> {
-    #[inline]
-    fn leave(&mut self) {
-        let previous = self.previous.take();
-        // Runs on unwinding too, so a panicking poll cannot leave its context behind.
-        if let Ok(context) = CURRENT.try_with(|cell| cell.replace(previous)) {
-            *self.slot = context;
+            let previous = self.previous.take();
+            if let Ok(context) = CURRENT.try_with(|cell| cell.replace(previous)) {
+                *self.slot = context;
+            }
         }
     }
 }
@@ -147,8 +138,7 @@ impl<F: Future> Future for Scoped<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _entered = Entered::new(this.context);
-        this.inner.poll(cx)
+        in_context(this.context, || this.inner.poll(cx))
     }
 }
 

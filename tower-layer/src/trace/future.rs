@@ -10,7 +10,7 @@ use tracing::Span;
 use vantage_instrument::trace_context::TraceContext;
 
 use super::body::ResponseBody;
-use super::current::Entered;
+use super::current::in_context;
 
 /// Response future of [`Traced`](super::Traced).
 ///
@@ -46,8 +46,7 @@ where
         let this = self.project();
         let result = {
             let _span = this.span.enter();
-            let _current = Entered::new(this.context);
-            ready!(this.inner.poll(cx))
+            ready!(in_context(this.context, || this.inner.poll(cx)))
         };
         Poll::Ready(result.map(|response| {
             this.span

@@ -8,7 +8,7 @@ use tracing::Span;
 use tracing::field::{self, Empty};
 use vantage_instrument::trace_context::TraceContext;
 
-use super::current::Entered;
+use super::current::in_context;
 use super::future::ResponseFuture;
 use crate::macros::matched_path;
 
@@ -69,8 +69,7 @@ where
         let mut context = Some(context);
         let future = {
             let _span = span.enter();
-            let _current = Entered::new(&mut context);
-            self.inner.call(request)
+            in_context(&mut context, || self.inner.call(request))
         };
         ResponseFuture::new(future, span, context)
     }
