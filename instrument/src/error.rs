@@ -34,6 +34,16 @@ pub enum ConfigError {
         /// Which limit.
         what: &'static str,
     },
+    /// A limit was above its largest value.
+    #[error("{what} must be at most {max}, not {limit}")]
+    LimitTooLarge {
+        /// Which limit.
+        what: &'static str,
+        /// The value refused.
+        limit: usize,
+        /// The largest value accepted.
+        max: usize,
+    },
 }
 
 /// Checks that `bounds` is a usable histogram bucket layout: non-empty, positive, finite,

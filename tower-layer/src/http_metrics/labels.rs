@@ -1,18 +1,21 @@
 //! Label values and the cache of metric handles.
 //!
 //! Every label combination is resolved into a metric handle once, on its first request, and held
-//! in a lock-free map; after that a request costs two hash lookups on small integer keys and no
-//! allocation, lock or string building. Route names are capped: past the cap every new route is
-//! recorded under [`OVERFLOW_ROUTE`], so a client sending random paths cannot grow the number of
-//! series or the memory.
+//! in the [route table](super::routes) (or, past its slots, a lock-free map); after that a request
+//! costs no hashing, allocation, lock or string building. Route names are capped: past the cap
+//! every new route is recorded under [`OVERFLOW_ROUTE`], so a client sending random paths cannot
+//! grow the number of series or the memory.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once, OnceLock, PoisonError};
+use std::sync::{Arc, Once, OnceLock};
 
 use foldhash::fast::RandomState;
 use http::Method;
 use metrics::{Gauge, Histogram, Key, Label, Level, Metadata, Recorder, SharedString, Unit};
-use vantage_instrument::names::{self, OVERFLOW_ROUTE, STANDARD_METHODS, UNMATCHED_ROUTE};
+#[cfg(doc)]
+use vantage_instrument::names::OVERFLOW_ROUTE;
+use vantage_instrument::names::{self, STANDARD_METHODS};
+
+use super::routes::RouteTable;
 
 /// A recorder shared by a layer and all its services.
 pub(crate) type SharedRecorder = Arc<dyn Recorder + Send + Sync>;
@@ -21,7 +24,7 @@ static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
 /// One label per method of [`STANDARD_METHODS`], and one for [`names::OTHER_METHOD`].
-const METHOD_COUNT: usize = STANDARD_METHODS.len() + 1;
+pub(crate) const METHOD_COUNT: usize = STANDARD_METHODS.len() + 1;
 /// The index of `HEAD` in [`STANDARD_METHODS`].
 const HEAD: u8 = 1;
 // `is_head` decides whether a response has a body: fail the build if the list is reordered.
@@ -47,6 +50,11 @@ impl MethodLabel {
         Self(index as u8)
     }
 
+    /// Its index, below [`METHOD_COUNT`].
+    pub(crate) fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
     pub(crate) fn is_head(self) -> bool {
         self.0 == HEAD
     }
@@ -61,11 +69,11 @@ impl MethodLabel {
 
 /// Dense id of a route label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct RouteId(u32);
+pub(crate) struct RouteId(pub(crate) u32);
 
 impl RouteId {
-    const UNMATCHED: Self = Self(0);
-    const OVERFLOW: Self = Self(1);
+    pub(crate) const UNMATCHED: Self = Self(0);
+    pub(crate) const OVERFLOW: Self = Self(1);
 }
 
 /// Why a request failed, as recorded in the `error_type` label.
@@ -106,6 +114,14 @@ pub(crate) struct OutcomeHandles {
     pub(crate) response_size: Option<Histogram>,
 }
 
+/// An outcome slot of a route and method: the outcome it holds and its handles.
+#[derive(Debug)]
+pub(crate) struct SlottedOutcome {
+    status: u16,
+    error: ErrorType,
+    handles: OutcomeHandles,
+}
+
 /// Route names, metric handles and their caps, shared by a layer and all its services.
 pub(crate) struct Registry {
     recorder: Option<SharedRecorder>,
@@ -113,10 +129,8 @@ pub(crate) struct Registry {
     max_routes: usize,
     described: Once,
     active: [OnceLock<Gauge>; METHOD_COUNT],
-    routes: papaya::HashMap<Box<str>, RouteId, RandomState>,
-    /// Route label values by id; its lock is also the route insertion lock.
-    route_names: Mutex<Vec<SharedString>>,
-    routes_full: AtomicBool,
+    routes: RouteTable<SlottedOutcome>,
+    /// The outcomes of a route and method past its slots.
     outcomes: papaya::HashMap<Outcome, OutcomeHandles, RandomState>,
     request_sizes: papaya::HashMap<(RouteId, MethodLabel), Histogram, RandomState>,
 }
@@ -145,14 +159,7 @@ impl Registry {
             max_routes,
             described: Once::new(),
             active: Default::default(),
-            routes: papaya::HashMap::builder()
-                .hasher(RandomState::default())
-                .build(),
-            route_names: Mutex::new(vec![
-                unmatched_route,
-                SharedString::const_str(OVERFLOW_ROUTE),
-            ]),
-            routes_full: AtomicBool::new(false),
+            routes: RouteTable::new(max_routes, unmatched_route),
             outcomes: papaya::HashMap::builder()
                 .hasher(RandomState::default())
                 .build(),
@@ -163,38 +170,9 @@ impl Registry {
     }
 
     /// The id of a route name, registering it while under the cap.
+    #[inline]
     pub(crate) fn route(&self, name: Option<&str>) -> RouteId {
-        let Some(name) = name else {
-            return RouteId::UNMATCHED;
-        };
-        if let Some(id) = self.routes.pin().get(name) {
-            return *id;
-        }
-        if self.routes_full.load(Ordering::Relaxed) {
-            return RouteId::OVERFLOW;
-        }
-        self.register_route(name)
-    }
-
-    #[cold]
-    fn register_route(&self, name: &str) -> RouteId {
-        let mut route_names = self
-            .route_names
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let routes = self.routes.pin();
-        if let Some(id) = routes.get(name) {
-            return *id;
-        }
-        let registered = route_names.len() - 2;
-        if registered >= self.max_routes {
-            self.routes_full.store(true, Ordering::Relaxed);
-            return RouteId::OVERFLOW;
-        }
-        let id = RouteId(route_names.len() as u32);
-        route_names.push(SharedString::from(name.to_owned()));
-        routes.insert(name.into(), id);
-        id
+        self.routes.id(name)
     }
 
     /// The number of distinct routes registered (the two constant values excluded).
@@ -217,15 +195,42 @@ impl Registry {
 
     /// Records one finished request.
     pub(crate) fn record(&self, outcome: Outcome, seconds: f64, response_bytes: u64) {
+        let record = |handles: &OutcomeHandles| {
+            handles.duration.record(seconds);
+            if let Some(size) = &handles.response_size {
+                size.record(response_bytes as f64);
+            }
+        };
+        match self.slotted(outcome) {
+            Some(handles) => record(handles),
+            None => self.record_unslotted(outcome, record),
+        }
+    }
+
+    /// The handles of an outcome from its route and method's slots: the first slot holding it,
+    /// or the first free one, filled with it; `None` when every slot holds another outcome.
+    #[inline]
+    fn slotted(&self, outcome: Outcome) -> Option<&OutcomeHandles> {
+        let slots = self.routes.slots(outcome.route, outcome.method)?;
+        slots.iter().find_map(|slot| {
+            let slotted = slot.get_or_init(|| SlottedOutcome {
+                status: outcome.status,
+                error: outcome.error,
+                handles: self.outcome_handles(outcome),
+            });
+            (slotted.status == outcome.status && slotted.error == outcome.error)
+                .then_some(&slotted.handles)
+        })
+    }
+
+    #[cold]
+    fn record_unslotted(&self, outcome: Outcome, record: impl FnOnce(&OutcomeHandles)) {
         let outcomes = self.outcomes.pin();
         let handles = match outcomes.get(&outcome) {
             Some(handles) => handles,
             None => outcomes.get_or_insert_with(outcome, || self.outcome_handles(outcome)),
         };
-        handles.duration.record(seconds);
-        if let Some(size) = &handles.response_size {
-            size.record(response_bytes as f64);
-        }
+        record(handles);
     }
 
     /// The request body size histogram of a route and method.
@@ -267,14 +272,7 @@ impl Registry {
     }
 
     pub(crate) fn route_name(&self, route: RouteId) -> SharedString {
-        let route_names = self
-            .route_names
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        route_names
-            .get(route.0 as usize)
-            .cloned()
-            .unwrap_or(SharedString::const_str(UNMATCHED_ROUTE))
+        self.routes.name(route)
     }
 
     fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
@@ -322,10 +320,6 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn registry(max_routes: usize) -> Registry {
-        Registry::new(None, max_routes, UNMATCHED_ROUTE.into(), false)
-    }
-
     #[test]
     fn standard_methods_keep_their_name_and_others_are_other() {
         for method in [
@@ -363,22 +357,5 @@ mod tests {
             assert_eq!(label.as_str(), names::OTHER_METHOD);
             assert!(!label.is_head());
         }
-    }
-
-    #[test]
-    fn routes_past_the_cap_share_the_overflow_id() {
-        let registry = registry(2);
-        let a = registry.route(Some("/a"));
-        let b = registry.route(Some("/b"));
-        assert_eq!((a, b), (RouteId(2), RouteId(3)));
-        assert_eq!(registry.route(Some("/a")), a);
-        assert_eq!(registry.route(Some("/c")), RouteId::OVERFLOW);
-        assert_eq!(registry.route(Some("/d")), RouteId::OVERFLOW);
-        assert_eq!(registry.route(Some("/b")), b);
-        assert_eq!(registry.route(None), RouteId::UNMATCHED);
-        assert_eq!(registry.route_count(), 2);
-        assert_eq!(&*registry.route_name(RouteId::OVERFLOW), OVERFLOW_ROUTE);
-        assert_eq!(&*registry.route_name(RouteId::UNMATCHED), UNMATCHED_ROUTE);
-        assert_eq!(&*registry.route_name(b), "/b");
     }
 }

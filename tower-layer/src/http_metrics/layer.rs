@@ -14,6 +14,7 @@ use vantage_instrument::shard::{self, CachePadded};
 
 use super::body::{BodySizes, NoBodySizes, RecordBodySizes};
 use super::labels::{Registry, RouteId, SharedRecorder};
+use super::routes::MAX_ROUTES;
 use super::service::HttpMetrics;
 use super::slow_hook::SlowHook;
 use crate::macros::matched_path;
@@ -231,10 +232,17 @@ impl<M> HttpMetricsLayer<M> {
     ///
     /// # Errors
     ///
-    /// Refuses zero.
+    /// Refuses zero, and more than 65 533 (a route table of that size takes 1 MiB).
     pub fn max_routes(self, max_routes: usize) -> Result<Self, ConfigError> {
         if max_routes == 0 {
             return Err(ConfigError::ZeroLimit { what: "max_routes" });
+        }
+        if max_routes > MAX_ROUTES {
+            return Err(ConfigError::LimitTooLarge {
+                what: "max_routes",
+                limit: max_routes,
+                max: MAX_ROUTES,
+            });
         }
         Ok(self.with(|config| config.max_routes = max_routes))
     }
@@ -353,10 +361,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zero_routes_is_refused() {
+    fn zero_routes_and_more_than_the_table_holds_are_refused() {
         assert_eq!(
             HttpMetricsLayer::new().max_routes(0).err(),
             Some(ConfigError::ZeroLimit { what: "max_routes" })
         );
+        let error = HttpMetricsLayer::new().max_routes(100_000).err();
+        assert_eq!(
+            error.as_ref().map(ToString::to_string).as_deref(),
+            Some("max_routes must be at most 65533, not 100000")
+        );
+        assert!(HttpMetricsLayer::new().max_routes(65_533).is_ok());
     }
 }

@@ -80,6 +80,7 @@ mod future;
 mod guard;
 mod labels;
 mod layer;
+mod routes;
 mod service;
 mod slow_hook;
 

@@ -74,6 +74,48 @@ async fn axum_matched_path_is_the_route_and_unmatched_is_one_value() {
 }
 
 #[tokio::test]
+async fn a_route_with_more_outcomes_than_slots_records_each_once() {
+    // Twelve statuses on one route and method: eight take its slots, four the map behind them.
+    let (recorder, scrape) = recorder();
+    let layer = HttpMetricsLayer::new()
+        .recorder(recorder)
+        .route_fn(|_| Some("/status/{code}"));
+    let statuses: Vec<u16> = vec![200, 201, 204, 301, 302, 400, 401, 403, 404, 409, 500, 503];
+    let service =
+        ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|request: Request<Body>| async move {
+                let status: u16 = request.uri().path()[1..].parse().expect("a status path");
+                let mut response = Response::new(Full::new(Bytes::new()));
+                *response.status_mut() = StatusCode::from_u16(status).expect("a status");
+                Ok::<_, Infallible>(response)
+            });
+    for round in 1..=3 {
+        for status in &statuses {
+            let response = service
+                .clone()
+                .oneshot(get_request(&format!("/{status}")))
+                .await
+                .unwrap();
+            read_all(response).await;
+        }
+        for status in &statuses {
+            let error = if *status >= 500 {
+                status.to_string()
+            } else {
+                String::new()
+            };
+            assert_eq!(
+                scrape.requests("GET", "/status/{code}", &status.to_string(), &error),
+                round,
+                "status {status}"
+            );
+        }
+    }
+    assert_eq!(scrape.duration_series_count(), statuses.len());
+}
+
+#[tokio::test]
 async fn unmatched_route_value_is_configurable() {
     let (recorder, scrape) = recorder();
     let app = Router::new().route("/", get(|| async { "root" })).layer(
