@@ -50,52 +50,34 @@ pub(crate) fn peek<R>(f: impl FnOnce(Option<&TraceContext>) -> R) -> R {
     }
 }
 
-/// Calls `f` with the context in `slot` current, then moves it back into `slot` and restores
+/// Calls `f` with the context in `slot` current, then puts it back into `slot` and restores
 /// the context that was current before: a stack, as nested futures need. With no context in
 /// `slot` (a layer without trace context), `f` is called and no thread-local is touched.
 ///
-/// The context is moved, not cloned, so entering costs no allocation and no reference count.
+/// The context is swapped with the thread-local's, not cloned: while `f` runs, `slot` holds the
+/// previous context, and swapping again on the way out (on unwinding too, so a panicking poll
+/// cannot leave its context behind) restores both. No allocation, no reference count.
 #[inline]
 pub(crate) fn in_context<R>(slot: &mut Option<TraceContext>, f: impl FnOnce() -> R) -> R {
     if slot.is_none() {
         return f();
     }
-    let _entered = Entered::enter(slot);
+    let slot = Cell::from_mut(slot);
+    // The thread is exiting (its thread-locals are gone): there is nothing to enter.
+    if CURRENT.try_with(|current| current.swap(slot)).is_err() {
+        return f();
+    }
+    let _swapped_back = SwapBack(slot);
     f()
 }
 
-/// The context of `slot` made current until dropped (on unwinding too, so a panicking poll
-/// cannot leave its context behind).
-struct Entered<'a> {
-    slot: &'a mut Option<TraceContext>,
-    previous: Option<TraceContext>,
-    entered: bool,
-}
+/// Swaps a slot with the current context when dropped.
+struct SwapBack<'a>(&'a Cell<Option<TraceContext>>);
 
-impl<'a> Entered<'a> {
-    #[inline]
-    fn enter(slot: &'a mut Option<TraceContext>) -> Self {
-        let mut previous = None;
-        let entered = CURRENT
-            .try_with(|cell| previous = cell.replace(slot.take()))
-            .is_ok();
-        Self {
-            slot,
-            previous,
-            entered,
-        }
-    }
-}
-
-impl Drop for Entered<'_> {
+impl Drop for SwapBack<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.entered {
-            let previous = self.previous.take();
-            if let Ok(context) = CURRENT.try_with(|cell| cell.replace(previous)) {
-                *self.slot = context;
-            }
-        }
+        let _ = CURRENT.try_with(|current| current.swap(self.0));
     }
 }
 
