@@ -10,9 +10,8 @@ use http_body::{Body, Frame, SizeHint};
 use metrics::Histogram;
 use pin_project::pin_project;
 
+use super::context::{ContextMode, ContextSlot, NoTraceContext};
 use super::guard::{PanicGuard, Recording};
-use crate::trace::current::in_context;
-use vantage_instrument::trace_context::TraceContext;
 
 /// Whether request body sizes are recorded, as a type: without them the request body reaches
 /// the inner service untouched (axum then does not re-box it).
@@ -73,22 +72,22 @@ impl BodySizes for RecordBodySizes {
 /// ends, fails, or is dropped before its end (a client that went away).
 #[pin_project]
 #[derive(Debug)]
-pub struct ResponseBody<B> {
+pub struct ResponseBody<B, C: ContextMode = NoTraceContext> {
     #[pin]
     inner: B,
     recording: Option<Recording>,
     /// The request's trace context, current while the body is polled.
-    context: Option<TraceContext>,
+    context: C::Slot,
 }
 
-impl<B: Body> ResponseBody<B> {
+impl<B: Body, C: ContextMode> ResponseBody<B, C> {
     /// `bodyless` responses (to HEAD, or 1xx/204/304) are never polled by the server, so they
     /// end with their head, as do bodies that are empty from the start.
     pub(crate) fn new(
         inner: B,
         mut recording: Option<Recording>,
         bodyless: bool,
-        context: Option<TraceContext>,
+        context: C::Slot,
     ) -> Self {
         if bodyless || inner.is_end_stream() {
             if let Some(recording) = recording.take() {
@@ -103,7 +102,7 @@ impl<B: Body> ResponseBody<B> {
     }
 }
 
-impl<B: Body> Body for ResponseBody<B> {
+impl<B: Body, C: ContextMode> Body for ResponseBody<B, C> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -114,10 +113,10 @@ impl<B: Body> Body for ResponseBody<B> {
         let mut this = self.project();
         let polled = {
             let _guard = PanicGuard(this.recording);
-            ready!(in_context(this.context, || this
-                .inner
-                .as_mut()
-                .poll_frame(cx)))
+            ready!(
+                this.context
+                    .in_context(|| this.inner.as_mut().poll_frame(cx))
+            )
         };
         let Some(recording) = this.recording.as_mut() else {
             return Poll::Ready(polled);

@@ -8,12 +8,11 @@ use std::task::{Context, Poll, ready};
 use http::Response;
 use http_body::Body;
 use pin_project::pin_project;
-use vantage_instrument::trace_context::TraceContext;
 
 use super::body::ResponseBody;
 use super::classify;
+use super::context::{ContextMode, ContextSlot, NoTraceContext};
 use super::guard::{PanicGuard, Recording};
-use crate::trace::current::in_context;
 
 /// Response future of [`HttpMetrics`](super::HttpMetrics).
 ///
@@ -22,20 +21,16 @@ use crate::trace::current::in_context;
 /// request as cancelled.
 #[pin_project]
 #[derive(Debug)]
-pub struct ResponseFuture<F> {
+pub struct ResponseFuture<F, C: ContextMode = NoTraceContext> {
     #[pin]
     inner: F,
     recording: Option<Recording>,
     /// The request's trace context, with [`trace_context`](super::HttpMetricsLayer::trace_context).
-    context: Option<TraceContext>,
+    context: C::Slot,
 }
 
-impl<F> ResponseFuture<F> {
-    pub(crate) fn new(
-        inner: F,
-        recording: Option<Recording>,
-        context: Option<TraceContext>,
-    ) -> Self {
+impl<F, C: ContextMode> ResponseFuture<F, C> {
+    pub(crate) fn new(inner: F, recording: Option<Recording>, context: C::Slot) -> Self {
         Self {
             inner,
             recording,
@@ -44,19 +39,20 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, B, E, C> Future for ResponseFuture<F, C>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Body,
     E: Any,
+    C: ContextMode,
 {
-    type Output = Result<Response<ResponseBody<B>>, E>;
+    type Output = Result<Response<ResponseBody<B, C>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = {
             let _guard = PanicGuard(this.recording);
-            ready!(in_context(this.context, || this.inner.poll(cx)))
+            ready!(this.context.in_context(|| this.inner.poll(cx)))
         };
         let mut recording = this.recording.take();
         match result {

@@ -13,6 +13,7 @@ use vantage_instrument::names::UNMATCHED_ROUTE;
 use vantage_instrument::shard::{self, CachePadded};
 
 use super::body::{BodySizes, NoBodySizes, RecordBodySizes};
+use super::context::{ContextMode, NoTraceContext, WithTraceContext};
 use super::labels::{Registry, RouteId, SharedRecorder};
 use super::routes::MAX_ROUTES;
 use super::service::HttpMetrics;
@@ -33,12 +34,13 @@ type ExcludeFn = dyn Fn(&Parts) -> bool + Send + Sync;
 /// of metric handles, so the route cap holds across all of them. See the
 /// [module docs](super) for what is recorded and an example.
 ///
-/// The type parameter says whether body sizes are recorded; see
-/// [`body_sizes`](Self::body_sizes).
-pub struct HttpMetricsLayer<M = NoBodySizes> {
+/// The type parameters say whether body sizes are recorded (see
+/// [`body_sizes`](Self::body_sizes)) and whether each request's trace is continued (see
+/// [`trace_context`](Self::trace_context)).
+pub struct HttpMetricsLayer<M = NoBodySizes, C = NoTraceContext> {
     config: Config,
     shards: Arc<Shards>,
-    _mode: PhantomData<fn() -> M>,
+    _mode: PhantomData<fn() -> (M, C)>,
 }
 
 #[derive(Clone)]
@@ -51,7 +53,6 @@ struct Config {
     recorder: Option<SharedRecorder>,
     response_sizes: bool,
     slow: Option<SlowRequests>,
-    trace_context: bool,
 }
 
 /// What a layer's services share: the configuration and the handle registry.
@@ -61,8 +62,6 @@ pub(crate) struct Shared {
     route_fn: Option<Arc<RouteFn>>,
     pub(crate) registry: Registry,
     pub(crate) slow: Option<SlowHook>,
-    /// Whether each request's W3C trace is continued or started here.
-    pub(crate) trace_context: bool,
 }
 
 impl fmt::Debug for Shared {
@@ -73,7 +72,6 @@ impl fmt::Debug for Shared {
             .field("route_fn", &self.route_fn.is_some())
             .field("registry", &self.registry)
             .field("slow", &self.slow)
-            .field("trace_context", &self.trace_context)
             .finish()
     }
 }
@@ -179,17 +177,33 @@ impl HttpMetricsLayer {
             recorder: None,
             response_sizes: false,
             slow: None,
-            trace_context: false,
         };
         Self::from_config(config)
     }
+}
 
+impl<C> HttpMetricsLayer<NoBodySizes, C> {
     /// Also records `http_server_request_body_size_bytes` and
     /// `http_server_response_body_size_bytes`, counted from the body frames that actually
     /// flowed. The request body handed to the inner service is then wrapped in a
     /// [`RequestBody`](super::RequestBody).
-    pub fn body_sizes(mut self) -> HttpMetricsLayer<RecordBodySizes> {
+    pub fn body_sizes(mut self) -> HttpMetricsLayer<RecordBodySizes, C> {
         self.config.response_sizes = true;
+        HttpMetricsLayer::from_config(self.config)
+    }
+}
+
+impl<M> HttpMetricsLayer<M, NoTraceContext> {
+    /// Also continues the caller's W3C trace (or starts one) for every recorded request, as
+    /// [`TraceContextLayer`](crate::TraceContextLayer) does, in the same wrappers: the context
+    /// is [current](crate::trace::current) while the inner service runs and while the response
+    /// body is polled, so log lines carry its ids through
+    /// [`TraceIds`](crate::trace::TraceIds), outgoing calls continue it
+    /// ([`PropagateTraceLayer`](crate::PropagateTraceLayer)), and the slow-request store gets
+    /// its trace id. The recommended stack in one layer, at the cost of one: no second body
+    /// wrapper, and no request extension (a handler reads the context with
+    /// [`trace::current`](crate::trace::current)). Excluded requests are not traced.
+    pub fn trace_context(self) -> HttpMetricsLayer<M, WithTraceContext> {
         HttpMetricsLayer::from_config(self.config)
     }
 }
@@ -200,7 +214,7 @@ impl Default for HttpMetricsLayer {
     }
 }
 
-impl<M> HttpMetricsLayer<M> {
+impl<M, C> HttpMetricsLayer<M, C> {
     fn from_config(config: Config) -> Self {
         let registry = Registry::new(
             config.recorder.clone(),
@@ -214,7 +228,6 @@ impl<M> HttpMetricsLayer<M> {
             route_fn: config.route_fn.clone(),
             registry,
             slow: config.slow.clone().map(SlowHook::new),
-            trace_context: config.trace_context,
         };
         Self {
             config,
@@ -307,26 +320,13 @@ impl<M> HttpMetricsLayer<M> {
         self.with(|config| config.slow = Some(slow))
     }
 
-    /// Also continues the caller's W3C trace (or starts one) for every recorded request, as
-    /// [`TraceContextLayer`](crate::TraceContextLayer) does, in the same wrappers: the context
-    /// is [current](crate::trace::current) while the inner service runs and while the response
-    /// body is polled, so log lines carry its ids through
-    /// [`TraceIds`](crate::trace::TraceIds), outgoing calls continue it
-    /// ([`PropagateTraceLayer`](crate::PropagateTraceLayer)), and the slow-request store gets
-    /// its trace id. The recommended stack in one layer, at the cost of one: no second body
-    /// wrapper, and no request extension (a handler reads the context with
-    /// [`trace::current`](crate::trace::current)). Excluded requests are not traced.
-    pub fn trace_context(self) -> Self {
-        self.with(|config| config.trace_context = true)
-    }
-
     /// The number of distinct routes seen so far (the unmatched and overflow values excluded).
     pub fn route_count(&self) -> usize {
         self.shards.shared.registry.route_count()
     }
 }
 
-impl<M> Clone for HttpMetricsLayer<M> {
+impl<M, C> Clone for HttpMetricsLayer<M, C> {
     fn clone(&self) -> Self {
         Self {
             config: self.config.clone(),
@@ -336,20 +336,20 @@ impl<M> Clone for HttpMetricsLayer<M> {
     }
 }
 
-impl<M> fmt::Debug for HttpMetricsLayer<M> {
+impl<M, C: ContextMode> fmt::Debug for HttpMetricsLayer<M, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpMetricsLayer")
             .field("max_routes", &self.config.max_routes)
             .field("unmatched_route", &self.config.unmatched_route)
             .field("body_sizes", &self.config.response_sizes)
-            .field("trace_context", &self.config.trace_context)
+            .field("context", &std::any::type_name::<C>())
             .field("shared", &self.shards.shared)
             .finish()
     }
 }
 
-impl<S, M: BodySizes> Layer<S> for HttpMetricsLayer<M> {
-    type Service = HttpMetrics<S, M>;
+impl<S, M: BodySizes, C: ContextMode> Layer<S> for HttpMetricsLayer<M, C> {
+    type Service = HttpMetrics<S, M, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
         HttpMetrics::new(inner, Arc::clone(&self.shards))

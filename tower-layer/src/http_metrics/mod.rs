@@ -76,6 +76,7 @@
 
 mod body;
 mod classify;
+mod context;
 mod future;
 mod guard;
 mod labels;
@@ -85,6 +86,7 @@ mod service;
 mod slow_hook;
 
 pub use body::{BodySizes, NoBodySizes, RecordBodySizes, RequestBody, ResponseBody};
+pub use context::{ContextMode, ContextSlot, NoTraceContext, WithTraceContext};
 pub use future::ResponseFuture;
 pub use layer::{DEFAULT_MAX_ROUTES, HttpMetricsLayer};
 pub use service::HttpMetrics;

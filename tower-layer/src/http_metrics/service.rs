@@ -12,23 +12,23 @@ use tower_service::Service;
 use vantage_instrument::trace_context::TraceContext;
 
 use super::body::{BodySizes, NoBodySizes};
+use super::context::{ContextMode, ContextSlot, NoTraceContext};
 use super::future::ResponseFuture;
 use super::guard::Recording;
 use super::labels::MethodLabel;
 use super::layer::Shards;
-use crate::trace::current::in_context;
 use crate::trace::current::peek;
 
 /// Middleware recording HTTP server metrics; made by [`HttpMetricsLayer`](super::HttpMetricsLayer).
 ///
 /// See the [module docs](super) for an example.
-pub struct HttpMetrics<S, M = NoBodySizes> {
+pub struct HttpMetrics<S, M = NoBodySizes, C = NoTraceContext> {
     inner: S,
     shards: Arc<Shards>,
-    _mode: PhantomData<fn() -> M>,
+    _mode: PhantomData<fn() -> (M, C)>,
 }
 
-impl<S, M> HttpMetrics<S, M> {
+impl<S, M, C> HttpMetrics<S, M, C> {
     pub(crate) fn new(inner: S, shards: Arc<Shards>) -> Self {
         Self {
             inner,
@@ -40,13 +40,13 @@ impl<S, M> HttpMetrics<S, M> {
     crate::macros::define_inner_service_accessors!();
 }
 
-impl<S: Clone, M> Clone for HttpMetrics<S, M> {
+impl<S: Clone, M, C> Clone for HttpMetrics<S, M, C> {
     fn clone(&self) -> Self {
         Self::new(self.inner.clone(), Arc::clone(&self.shards))
     }
 }
 
-impl<S: fmt::Debug, M> fmt::Debug for HttpMetrics<S, M> {
+impl<S: fmt::Debug, M, C> fmt::Debug for HttpMetrics<S, M, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpMetrics")
             .field("inner", &self.inner)
@@ -55,16 +55,17 @@ impl<S: fmt::Debug, M> fmt::Debug for HttpMetrics<S, M> {
     }
 }
 
-impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for HttpMetrics<S, M>
+impl<S, M, C, ReqBody, ResBody> Service<Request<ReqBody>> for HttpMetrics<S, M, C>
 where
     S: Service<Request<M::RequestBody<ReqBody>>, Response = Response<ResBody>>,
     S::Error: Any,
     M: BodySizes,
+    C: ContextMode,
     ResBody: Body,
 {
-    type Response = Response<super::ResponseBody<ResBody>>;
+    type Response = Response<super::ResponseBody<ResBody, C>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, C>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -82,29 +83,27 @@ where
         };
         let Some(route) = route else {
             let request = M::request(request, None);
-            return ResponseFuture::new(self.inner.call(request), None, None);
+            return ResponseFuture::new(self.inner.call(request), None, C::Slot::default());
         };
         let method = MethodLabel::of(request.method());
         let size = M::RECORDS.then(|| shared.registry.request_size(route, method));
         let request = M::request(request, size);
-        let mut context = shared
-            .trace_context
-            .then(|| TraceContext::continue_or_start(request.headers()));
+        let mut context = C::start(request.headers());
         // The request's trace: its duration sample's exemplar, and its entry in the slow store.
-        // The current one first: a `TraceContextLayer` outside makes its context current around
-        // this call, and a thread-local is cheaper to read than an extension.
-        let trace_id = match &context {
-            Some(context) => Some(context.trace_id()),
-            None => peek(|current| current.map(TraceContext::trace_id)).or_else(|| {
+        // Without its own, the current one first: a `TraceContextLayer` outside makes its
+        // context current around this call, and a thread-local is cheaper to read than an
+        // extension.
+        let trace_id = context.trace_id().or_else(|| {
+            peek(|current| current.map(TraceContext::trace_id)).or_else(|| {
                 request
                     .extensions()
                     .get::<TraceContext>()
                     .map(TraceContext::trace_id)
-            }),
-        };
+            })
+        });
         // Started before the inner call: a panic inside it is recorded by the guard's drop.
         let recording = Recording::start(self.shards.reference(), method, route, trace_id);
-        let future = in_context(&mut context, || self.inner.call(request));
+        let future = context.in_context(|| self.inner.call(request));
         ResponseFuture::new(future, Some(recording), context)
     }
 }
