@@ -111,6 +111,11 @@ impl<B: Body, C: ContextMode> Body for ResponseBody<B, C> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let mut this = self.project();
+        if this.recording.is_none() {
+            // Ended (or not recorded at all): nothing left to time or to enter for a stream
+            // that has said it is done.
+            return this.inner.poll_frame(cx);
+        }
         let polled = {
             let _guard = PanicGuard(this.recording);
             ready!(

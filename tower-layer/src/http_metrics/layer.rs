@@ -197,7 +197,7 @@ impl<M> HttpMetricsLayer<M, NoTraceContext> {
     /// Also continues the caller's W3C trace (or starts one) for every recorded request, as
     /// [`TraceContextLayer`](crate::TraceContextLayer) does, in the same wrappers: the context
     /// is [current](crate::trace::current) while the inner service runs and while the response
-    /// body is polled, so log lines carry its ids through
+    /// body is polled to its end, so log lines carry its ids through
     /// [`TraceIds`](crate::trace::TraceIds), outgoing calls continue it
     /// ([`PropagateTraceLayer`](crate::PropagateTraceLayer)), and the slow-request store gets
     /// its trace id. The recommended stack in one layer, at the cost of one: no second body
