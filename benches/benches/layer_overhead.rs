@@ -22,7 +22,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Barrier;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -38,6 +37,9 @@ use tracing::Level;
 use vantage_instrument::PrometheusExporter;
 use vantage_tower::trace::TraceIds;
 use vantage_tower::{HttpMetricsLayer, TraceContextLayer};
+
+mod support;
+use support::{median, option, slowest_thread};
 
 /// One handler log line per request: what "trace ids in every handler log line" is about.
 async fn user() -> &'static str {
@@ -281,40 +283,11 @@ fn run_threads(router: &Router, count: u64, json: bool, threads: usize) -> f64 {
     if threads == 1 {
         return run(router, count, json);
     }
-    let barrier = Barrier::new(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let router = router.clone();
-                    barrier.wait();
-                    run(&router, count, json)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("bench thread"))
-            .fold(0.0, f64::max)
-    })
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let middle = values.len() / 2;
-    if values.len() % 2 == 0 {
-        (values[middle - 1] + values[middle]) / 2.0
-    } else {
-        values[middle]
-    }
-}
-
-/// `--name value` from the command line (cargo bench adds `--bench`).
-fn option(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|arg| arg == name)
-        .and_then(|at| args.get(at + 1).cloned())
+    slowest_thread(
+        threads,
+        || router.clone(),
+        |router| run(&router, count, json),
+    )
 }
 
 fn main() {

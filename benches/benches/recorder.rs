@@ -10,12 +10,14 @@
 //! cargo bench -p vantage-benches --bench recorder -- [--rounds N] [--batch N]
 //! ```
 
-use std::sync::Barrier;
 use std::time::Instant;
 
 use metrics::{Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use vantage_instrument::PrometheusExporter;
+
+mod support;
+use support::{median, option, slowest_thread};
 
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
 
@@ -45,41 +47,21 @@ impl Variant {
 
     /// `count` requests on each of `threads` threads; the slower thread's ns per request.
     fn run(&self, count: u64, threads: usize) -> f64 {
-        let barrier = Barrier::new(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        barrier.wait();
-                        let start = Instant::now();
-                        for n in 0..count {
-                            self.gauge.increment(1.0);
-                            // Durations spread over the buckets, as a route's are.
-                            self.histogram.record(0.0003 * (n % 997) as f64);
-                            self.gauge.decrement(1.0);
-                        }
-                        start.elapsed().as_nanos() as f64 / count as f64
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| handle.join().expect("bench thread"))
-                .fold(0.0, f64::max)
-        })
+        slowest_thread(
+            threads,
+            || (),
+            |()| {
+                let start = Instant::now();
+                for n in 0..count {
+                    self.gauge.increment(1.0);
+                    // Durations spread over the buckets, as a route's are.
+                    self.histogram.record(0.0003 * (n % 997) as f64);
+                    self.gauge.decrement(1.0);
+                }
+                start.elapsed().as_nanos() as f64 / count as f64
+            },
+        )
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn option(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|arg| arg == name)
-        .and_then(|at| args.get(at + 1).cloned())
 }
 
 fn main() {
