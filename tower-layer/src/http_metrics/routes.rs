@@ -91,7 +91,10 @@ impl<T> RouteTable<T> {
             }
         }
         let id = self.lookup(name);
-        if address < 1 << ADDRESS_BITS && id != RouteId::OVERFLOW {
+        // Not over an entry of the same route: a name made anew for each request (a
+        // `route_fn` slicing the path) would otherwise write a shared line every time.
+        let same_route = cached & 0xffff == u64::from(id.0);
+        if address < 1 << ADDRESS_BITS && id != RouteId::OVERFLOW && !same_route {
             recent.store(address << 16 | u64::from(id.0), Ordering::Relaxed);
         }
         id
