@@ -235,6 +235,34 @@ mod tests {
         assert_eq!(table.slots(route, post).expect("route")[0].get(), None);
     }
 
+    proptest::proptest! {
+        /// Names written in turn into a few reused buffers (the same addresses again and again,
+        /// as freed and reallocated route names would be) always get the id of their text: the
+        /// first-registered order, past the cap the overflow id.
+        #[test]
+        fn ids_follow_the_text_whatever_the_address(
+            writes in proptest::collection::vec((0..3usize, 0..12usize), 1..200),
+        ) {
+            let table = table(8);
+            let mut buffers: Vec<String> = (0..3).map(|_| String::with_capacity(64)).collect();
+            let mut model: Vec<String> = Vec::new();
+            for (buffer, name) in writes {
+                let text = format!("/route/{name}");
+                buffers[buffer].clear();
+                buffers[buffer].push_str(&text);
+                let expected = match model.iter().position(|known| *known == text) {
+                    Some(index) => RouteId(index as u32 + 2),
+                    None if model.len() < 8 => {
+                        model.push(text.clone());
+                        RouteId(model.len() as u32 + 1)
+                    }
+                    None => RouteId::OVERFLOW,
+                };
+                proptest::prop_assert_eq!(table.id(Some(&buffers[buffer])), expected);
+            }
+        }
+    }
+
     #[test]
     fn two_threads_registering_the_same_names_agree_on_their_ids() {
         let table = table(100);
