@@ -157,6 +157,38 @@ mod tests {
 
     const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+    /// Logs a line of its own while it is formatted into another.
+    struct Chatty;
+
+    impl std::fmt::Debug for Chatty {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            tracing::info!("from inside a Debug");
+            f.write_str("chatty")
+        }
+    }
+
+    #[test]
+    fn a_line_logged_while_another_is_formatted_gets_the_ids_too() {
+        let logs = capture_logs();
+        let context =
+            TraceContext::from_traceparent(TRACEPARENT.parse().expect("valid"), Default::default());
+        Scoped::new(context, async { tracing::info!(value = ?Chatty, "outer") })
+            .now_or_never()
+            .expect("ready");
+        let target = "vantage_tower::trace::ids::tests";
+        let ids = "trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7";
+        // The test subscriber formats each event twice (text, then JSON): the JSON formatting
+        // of `outer` logs the inner line a second time.
+        assert_eq!(
+            logs.text.lines(),
+            [
+                format!(" INFO {target}: from inside a Debug {ids}"),
+                format!(" INFO {target}: outer value=chatty {ids}"),
+                format!(" INFO {target}: from inside a Debug {ids}"),
+            ]
+        );
+    }
+
     #[test]
     fn lines_inside_a_request_get_its_ids_in_text_and_json() {
         let logs = capture_logs();
