@@ -29,14 +29,23 @@ impl Default for GaugeCell {
 }
 
 impl GaugeCell {
+    #[inline]
     fn add(&self, value: f64) {
-        // A round trip through an integer, not `fract` (a libm call): a conversion each way.
-        let whole = value as i64;
-        if whole as f64 == value && value.abs() < EXACT {
-            self.integers[shard::current()].fetch_add(whole, Ordering::Relaxed);
+        // ±1 (an in-flight count) first, by two comparisons; any other whole number through a
+        // round trip to an integer (not `fract`, a libm call).
+        let whole = if value == 1.0 {
+            1
+        } else if value == -1.0 {
+            -1
         } else {
-            super::histogram::add_f64(&self.float, value);
-        }
+            let whole = value as i64;
+            if whole as f64 != value || value.abs() >= EXACT {
+                super::histogram::add_f64(&self.float, value);
+                return;
+            }
+            whole
+        };
+        self.integers[shard::current()].fetch_add(whole, Ordering::Relaxed);
     }
 
     /// The current value.
