@@ -444,6 +444,30 @@ mod tests {
     }
 
     #[test]
+    fn more_threads_than_shards_count_every_sample() {
+        // Threads share shards past `shard::count()`: every update must still land.
+        let series = series();
+        let threads = 4 * crate::shard::count();
+        let start = std::sync::Barrier::new(threads);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    start.wait();
+                    for _ in 0..100_000 {
+                        series.record(0.5);
+                    }
+                });
+            }
+        });
+        let (buckets, sum, count) = series.classic();
+        let total = threads as u64 * 100_000;
+        assert_eq!(buckets, [(0.1, 0), (1.0, total)]);
+        assert_eq!((sum, count), (0.5 * total as f64, total));
+        let native = series.extras(true).native.expect("native buckets");
+        assert_eq!(native.buckets(), [(native::index(0.5), total)]);
+    }
+
+    #[test]
     fn two_threads_count_every_sample() {
         let series = series();
         std::thread::scope(|scope| {
