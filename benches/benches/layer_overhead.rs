@@ -18,7 +18,8 @@
 //!
 //! The table printed is the one in BENCHMARKS.md: per variant, ns per request and the cost added
 //! over the bare router and over an identity layer (what axum charges any layer that wraps the
-//! response body).
+//! response body), the latter also as a share of the bare router's time (on a machine where two
+//! threads slow each other down, the share is what compares across thread counts).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -339,15 +340,20 @@ fn main() {
         let bare = medians[0];
         let identity = medians.get(1).copied().unwrap_or(bare);
         println!("\n{threads} thread(s): median ns per request");
-        println!("| variant | ns | added over bare | added over identity layer |");
-        println!("|---|---|---|---|");
+        // The last column reads the added cost against the machine's own speed with this many
+        // threads: compare it across thread counts when two threads slow the bare router too.
+        println!(
+            "| variant | ns | added over bare | added over identity layer | the same, share of bare |"
+        );
+        println!("|---|---|---|---|---|");
         for (variant, ns) in variants.iter().zip(&medians) {
             println!(
-                "| {} | {:.0} | {:+.0} | {:+.0} |",
+                "| {} | {:.0} | {:+.0} | {:+.0} | {:+.1} % |",
                 variant.name,
                 ns,
                 ns - bare,
-                ns - identity
+                ns - identity,
+                100.0 * (ns - identity) / bare
             );
         }
     }
