@@ -95,10 +95,36 @@ pub(crate) fn require(name: &str) -> Option<PathBuf> {
     found
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, for a server that binds it later (Traefik,
+/// nginx, a backend that goes down and comes back).
+///
+/// Not from the kernel's ephemeral range, where `bind(0)` would pick it: outgoing connections
+/// take their source ports there, and the tests make thousands, so one could take the port
+/// before the server binds it (seen in CI: Traefik's "address already in use"). Below that
+/// range, each call of the process takes the next port, starting from an offset of the process
+/// id so that runs after one another do not reuse the same ports.
 pub(crate) fn free_port() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
-    listener.local_addr().expect("a local address")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOWEST: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let ports = ephemeral.saturating_sub(LOWEST);
+    if ports < 1_000 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+        return listener.local_addr().expect("a local address");
+    }
+    let start = std::process::id() % ports;
+    for _ in 0..ports {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % ports;
+        let port = u16::try_from(LOWEST + offset).expect("below the ephemeral range");
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().expect("a local address");
+        }
+    }
+    panic!("no free loopback port between {LOWEST} and {ephemeral}");
 }
 
 /// `data` compressed as one gzip member.
