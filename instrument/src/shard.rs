@@ -39,6 +39,23 @@ pub fn current() -> usize {
     INDEX.with(|index| *index)
 }
 
+/// Runs `work` on four times as many threads as there are shards, started together, so that
+/// threads share shards and race on them; returns how many threads ran it.
+#[cfg(test)]
+pub(crate) fn on_more_threads_than_shards(work: impl Fn() + Sync) -> usize {
+    let threads = 4 * count();
+    let start = std::sync::Barrier::new(threads);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                start.wait();
+                work();
+            });
+        }
+    });
+    threads
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -447,16 +447,9 @@ mod tests {
     fn more_threads_than_shards_count_every_sample() {
         // Threads share shards past `shard::count()`: every update must still land.
         let series = series();
-        let threads = 4 * crate::shard::count();
-        let start = std::sync::Barrier::new(threads);
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
-                    start.wait();
-                    for _ in 0..100_000 {
-                        series.record(0.5);
-                    }
-                });
+        let threads = crate::shard::on_more_threads_than_shards(|| {
+            for _ in 0..100_000 {
+                series.record(0.5);
             }
         });
         let (buckets, sum, count) = series.classic();
