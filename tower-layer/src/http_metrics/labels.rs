@@ -3,16 +3,14 @@
 //! Every label combination is resolved into a metric handle once, on its first request, and held
 //! in the [route table](super::routes) (or, past its slots, a lock-free map); after that a request
 //! costs no hashing, allocation, lock or string building. Route names are capped: past the cap
-//! every new route is recorded under [`OVERFLOW_ROUTE`], so a client sending random paths cannot
-//! grow the number of series or the memory.
+//! every new route is recorded under [`OVERFLOW_ROUTE`](names::OVERFLOW_ROUTE), so a client
+//! sending random paths cannot grow the number of series or the memory.
 
 use std::sync::{Arc, Once, OnceLock};
 
 use foldhash::fast::RandomState;
 use http::Method;
 use metrics::{Gauge, Histogram, Key, Label, Level, Metadata, Recorder, SharedString, Unit};
-#[cfg(doc)]
-use vantage_instrument::names::OVERFLOW_ROUTE;
 use vantage_instrument::names::{self, STANDARD_METHODS};
 
 use super::routes::RouteTable;
