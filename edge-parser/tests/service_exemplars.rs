@@ -190,8 +190,9 @@ fn prometheus_stores_the_slow_requests_trace_ids_as_exemplars_and_native_quantil
         assert_slept(*ms, found);
     }
 
-    // The quartile: the native buckets (1.09 % wide) hold it within a few percent of
-    // 100 ms; the classic bucket (0.1, 0.25] would interpolate to 0.175.
+    // The quartile: the native buckets (1.09 % wide) hold it within a few percent of the
+    // requests' durations, 100 ms plus what a loaded machine adds to a sleep (7 ms seen with
+    // both cores busy); the classic bucket (0.1, 0.25] would interpolate to 0.175.
     let quartile = |prometheus: &Prometheus, source: &str, by: &str| {
         let promql = format!(
             "histogram_quantile(0.25, sum by ({by}) (rate({source}{{http_route=\"/steady/{{ms}}\"}}[1m])))"
@@ -204,7 +205,7 @@ fn prometheus_stores_the_slow_requests_trace_ids_as_exemplars_and_native_quantil
     };
     let native_quartile = quartile(&native, "http_server_request_duration_seconds", "");
     assert!(
-        (0.1..0.106).contains(&native_quartile),
+        (0.1..0.13).contains(&native_quartile),
         "native p25 {native_quartile}"
     );
     let classic_quartile = quartile(
