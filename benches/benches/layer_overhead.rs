@@ -8,7 +8,9 @@
 //!
 //! Interleaved rounds: each round runs every variant for one batch, in an order rotated from
 //! round to round, so that a noisy neighbour slows every variant alike; the figure of a variant
-//! is its median over the rounds. On one thread, and on two threads hitting the same route at
+//! is its median over the rounds, and its added cost the median of its differences from the
+//! base variant within each round (paired, so the machine's drift between rounds cancels). On
+//! one thread, and on two threads hitting the same route at
 //! once (a barrier starts them together; the figure is the slower thread's time per request).
 //!
 //! ```text
@@ -279,6 +281,14 @@ fn run(router: &Router, count: u64, json: bool) -> f64 {
     elapsed.as_nanos() as f64 / count as f64
 }
 
+/// The median over rounds of `variant`'s figure minus `base`'s in the same round: a difference
+/// paired within each round, so a drift of the machine's speed from round to round (a noisy
+/// VM's) cancels out instead of widening the spread.
+fn paired_median(variant: &[f64], base: &[f64]) -> f64 {
+    let mut differences: Vec<f64> = variant.iter().zip(base).map(|(v, b)| v - b).collect();
+    median(&mut differences)
+}
+
 /// `count` requests on each of `threads` threads at once; the slower thread's ns per request.
 fn run_threads(router: &Router, count: u64, json: bool, threads: usize) -> f64 {
     if threads == 1 {
@@ -336,24 +346,38 @@ fn main() {
                 samples[index].push(run_threads(&variant.router, batch, variant.json, threads));
             }
         }
+        // Each variant's added cost is the median of its differences paired by round (see
+        // `paired_median`), not the difference of two medians.
+        let identity_index = usize::from(variants.len() > 1);
+        let added: Vec<(f64, f64)> = samples
+            .iter()
+            .map(|s| {
+                (
+                    paired_median(s, &samples[0]),
+                    paired_median(s, &samples[identity_index]),
+                )
+            })
+            .collect();
         let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
         let bare = medians[0];
-        let identity = medians.get(1).copied().unwrap_or(bare);
-        println!("\n{threads} thread(s): median ns per request");
+        println!(
+            "\n{threads} thread(s): median ns per request; added: median of per-round differences"
+        );
         // The last column reads the added cost against the machine's own speed with this many
         // threads: compare it across thread counts when two threads slow the bare router too.
         println!(
             "| variant | ns | added over bare | added over identity layer | the same, share of bare |"
         );
         println!("|---|---|---|---|---|");
-        for (variant, ns) in variants.iter().zip(&medians) {
+        for ((variant, ns), (over_bare, over_identity)) in variants.iter().zip(&medians).zip(&added)
+        {
             println!(
                 "| {} | {:.0} | {:+.0} | {:+.0} | {:+.1} % |",
                 variant.name,
                 ns,
-                ns - bare,
-                ns - identity,
-                100.0 * (ns - identity) / bare
+                over_bare,
+                over_identity,
+                100.0 * over_identity / bare
             );
         }
     }

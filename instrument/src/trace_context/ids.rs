@@ -61,20 +61,22 @@ impl TraceId {
         self.0.get().to_be_bytes()
     }
 
-    /// Appends the 32 hex digits to `out`, without the formatting machinery of `Display`: for
-    /// writers of log lines.
-    pub fn write_hex(self, out: &mut String) {
+    /// The 32 lowercase hex digits as ASCII bytes, without the formatting machinery of
+    /// `Display`: for writers that assemble a log line.
+    #[must_use]
+    #[inline]
+    pub fn to_hex(self) -> [u8; 32] {
+        let id = self.to_u128();
         let mut hex = [0; 32];
-        encode_hex(&self.to_bytes(), &mut hex);
-        push_ascii(out, &hex);
+        hex[..16].copy_from_slice(&encode_word((id >> 64) as u64));
+        hex[16..].copy_from_slice(&encode_word(id as u64));
+        hex
     }
 }
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut hex = [0; 32];
-        encode_hex(&self.to_bytes(), &mut hex);
-        f.pad(ascii(&hex)?)
+        f.pad(ascii(&self.to_hex())?)
     }
 }
 
@@ -131,19 +133,17 @@ impl SpanId {
         self.0.get().to_be_bytes()
     }
 
-    /// Appends the 16 hex digits to `out`; see [`TraceId::write_hex`].
-    pub fn write_hex(self, out: &mut String) {
-        let mut hex = [0; 16];
-        encode_hex(&self.to_bytes(), &mut hex);
-        push_ascii(out, &hex);
+    /// The 16 lowercase hex digits as ASCII bytes; see [`TraceId::to_hex`].
+    #[must_use]
+    #[inline]
+    pub fn to_hex(self) -> [u8; 16] {
+        encode_word(self.to_u64())
     }
 }
 
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut hex = [0; 16];
-        encode_hex(&self.to_bytes(), &mut hex);
-        f.pad(ascii(&hex)?)
+        f.pad(ascii(&self.to_hex())?)
     }
 }
 
@@ -212,23 +212,26 @@ fn encode_word(word: u64) -> [u8; 16] {
 /// Decodes `2 * N` lowercase hex digits into `N` bytes; `None` if any byte is not one
 /// (uppercase included: Trace Context only allows lowercase).
 ///
-/// Eight digits at a time in one `u64` ([`decode_word`]); what is left over (the one-byte
-/// version and flags) through [`HEX_VALUES`].
+/// Eight digits at a time in one `u64` ([`decode_word`]), the validity of all of them checked
+/// once at the end; what is left over (the one-byte version and flags) through [`HEX_VALUES`].
 #[inline]
 pub(super) fn decode_hex<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
     if hex.len() != 2 * N {
         return None;
     }
     let mut out = [0; N];
+    let mut valid = true;
     let mut words = hex.chunks_exact(8);
-    let mut filled = 0;
-    for word in &mut words {
-        let digits = u64::from_le_bytes(word.try_into().ok()?);
-        out[filled..filled + 4].copy_from_slice(&decode_word(digits)?);
-        filled += 4;
+    let mut bytes = out.chunks_exact_mut(4);
+    for (word, bytes) in (&mut words).zip(&mut bytes) {
+        let digits = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let (decoded, word_valid) = decode_word(digits);
+        bytes.copy_from_slice(&decoded);
+        valid &= word_valid;
     }
     let mut seen = 0;
-    for (byte, pair) in out[filled..]
+    for (byte, pair) in bytes
+        .into_remainder()
         .iter_mut()
         .zip(words.remainder().chunks_exact(2))
     {
@@ -237,7 +240,7 @@ pub(super) fn decode_hex<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
         seen |= high | low;
         *byte = (high << 4) | low;
     }
-    (seen & NOT_HEX == 0).then_some(out)
+    (valid & (seen & NOT_HEX == 0)).then_some(out)
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -252,15 +255,12 @@ const fn in_range(x: u64, lo: u8, hi: u8) -> u64 {
     at_least_lo & !above_hi & HIGHS
 }
 
-/// Eight lowercase hex digits (the first one in the lowest byte) as four bytes, or `None` if
-/// any is not one.
+/// Eight lowercase hex digits (the first one in the lowest byte) as four bytes, and whether
+/// all eight are such digits (the bytes mean nothing when not).
 #[inline]
-fn decode_word(digits: u64) -> Option<[u8; 4]> {
-    let valid =
-        digits & HIGHS == 0 && in_range(digits, b'0', b'9') | in_range(digits, b'a', b'f') == HIGHS;
-    if !valid {
-        return None;
-    }
+fn decode_word(digits: u64) -> ([u8; 4], bool) {
+    let valid = (digits & HIGHS == 0)
+        & (in_range(digits, b'0', b'9') | in_range(digits, b'a', b'f') == HIGHS);
     // '0'..'9' are 0x30..0x39 and 'a'..'f' 0x61..0x66: the low nibble, plus 9 for letters
     // (bit 6 set).
     let values = (digits & (ONES * 0x0f)) + ((digits >> 6) & ONES) * 9;
@@ -269,14 +269,7 @@ fn decode_word(digits: u64) -> Option<[u8; 4]> {
     let pairs = ((values & mask) << 4) | ((values >> 8) & mask);
     let pairs = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
     let bytes = (pairs | (pairs >> 16)) as u32;
-    Some(bytes.to_le_bytes())
-}
-
-/// Appends ASCII bytes to a string.
-fn push_ascii(out: &mut String, ascii: &[u8]) {
-    if let Ok(text) = std::str::from_utf8(ascii) {
-        out.push_str(text);
-    }
+    (bytes.to_le_bytes(), valid)
 }
 
 /// Whether `byte` is a lowercase hex digit.
@@ -359,14 +352,11 @@ mod tests {
     }
 
     #[test]
-    fn write_hex_appends_the_display_form() {
+    fn to_hex_is_the_display_form() {
         let trace = TraceId::from_u128(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736).unwrap();
         let span = SpanId::from_u64(0x00f0_67aa_0ba9_02b7).unwrap();
-        let mut out = String::from("x=");
-        trace.write_hex(&mut out);
-        out.push(' ');
-        span.write_hex(&mut out);
-        assert_eq!(out, format!("x={trace} {span}"));
+        assert_eq!(&trace.to_hex(), b"4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(&span.to_hex(), b"00f067aa0ba902b7");
     }
 
     #[test]

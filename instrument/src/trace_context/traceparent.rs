@@ -129,8 +129,11 @@ impl TraceParent {
         if version == 0 && value.len() > LEN {
             return Err(TraceParentError::Length { len: value.len() });
         }
-        if let Some(&offset) = DASHES.iter().find(|&&offset| fixed[offset] != b'-') {
-            return Err(TraceParentError::Separator { offset });
+        if DASHES.map(|offset| fixed[offset]) != [b'-'; 3] {
+            let offset = DASHES.into_iter().find(|&offset| fixed[offset] != b'-');
+            return Err(TraceParentError::Separator {
+                offset: offset.unwrap_or_default(),
+            });
         }
         let trace_id = decode_hex::<16>(&fixed[3..35]);
         let parent_id = decode_hex::<8>(&fixed[36..52]);
@@ -165,8 +168,8 @@ impl TraceParent {
     fn to_ascii(self) -> [u8; LEN] {
         let mut out = [b'-'; LEN];
         out[..2].copy_from_slice(b"00");
-        encode_hex(&self.trace_id.to_bytes(), &mut out[3..35]);
-        encode_hex(&self.parent_id.to_bytes(), &mut out[36..52]);
+        out[3..35].copy_from_slice(&self.trace_id.to_hex());
+        out[36..52].copy_from_slice(&self.parent_id.to_hex());
         encode_hex(&[self.flags.bits()], &mut out[53..]);
         out
     }
