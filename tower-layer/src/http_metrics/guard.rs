@@ -1,7 +1,6 @@
 //! The per-request record: started once, finished exactly once, whatever the end.
 
 use http::StatusCode;
-use quanta::Instant;
 use vantage_instrument::exposition::with_exemplar_trace;
 use vantage_instrument::names::{CLIENT_CLOSED_STATUS_CODE, error_type};
 use vantage_instrument::trace_context::TraceId;
@@ -14,12 +13,14 @@ use super::layer::SharedRef;
 const PANICKED: u16 = 500;
 
 /// One in-flight request: holds the in-flight gauge up and records the duration sample exactly
-/// once (timed with `quanta`'s TSC clock: a third of `std::time::Instant`'s cost per read), either through [`Recording::finish`] or, if it is dropped unfinished, on drop: as a
-/// panic while the thread is unwinding, otherwise as a cancellation.
+/// once (timed with `quanta`'s TSC clock: a third of `std::time::Instant`'s cost per read),
+/// either through [`Recording::finish`] or, if it is dropped unfinished, on drop: as a panic
+/// while the thread is unwinding, otherwise as a cancellation.
 #[derive(Debug)]
 pub(crate) struct Recording {
     shared: SharedRef,
-    start: Instant,
+    /// The layer's clock's raw reading at the start.
+    start: u64,
     method: MethodLabel,
     route: RouteId,
     status: u16,
@@ -40,8 +41,8 @@ impl Recording {
     ) -> Self {
         shared.registry.active(method).increment(1.0);
         Self {
+            start: shared.clock.raw(),
             shared,
-            start: Instant::now(),
             method,
             route,
             status: 0,
@@ -98,7 +99,8 @@ impl Recording {
             status,
             error,
         };
-        let seconds = self.start.elapsed().as_secs_f64();
+        let clock = &self.shared.clock;
+        let seconds = clock.delta_as_nanos(self.start, clock.raw()) as f64 / 1e9;
         let registry = &self.shared.registry;
         with_exemplar_trace(self.trace_id, || {
             registry.record(outcome, seconds, self.response_bytes);

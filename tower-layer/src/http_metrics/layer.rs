@@ -62,6 +62,9 @@ pub(crate) struct Shared {
     route_fn: Option<Arc<RouteFn>>,
     pub(crate) registry: Registry,
     pub(crate) slow: Option<SlowHook>,
+    /// Times requests: raw TSC readings at both ends, scaled once (`quanta::Instant::now` would
+    /// check a thread-local override and a global clock on each reading).
+    pub(crate) clock: quanta::Clock,
 }
 
 impl fmt::Debug for Shared {
@@ -228,6 +231,7 @@ impl<M, C> HttpMetricsLayer<M, C> {
             route_fn: config.route_fn.clone(),
             registry,
             slow: config.slow.clone().map(SlowHook::new),
+            clock: quanta::Clock::new(),
         };
         Self {
             config,

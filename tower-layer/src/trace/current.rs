@@ -40,13 +40,14 @@ pub fn with_current<R>(f: impl FnOnce(Option<&TraceContext>) -> R) -> R {
 #[inline]
 pub(crate) fn peek<R>(f: impl FnOnce(Option<&TraceContext>) -> R) -> R {
     match CURRENT.try_with(Cell::take) {
-        Ok(context) => {
-            let result = f(context.as_ref());
-            let _ = CURRENT.try_with(|cell| cell.set(context));
+        Ok(Some(context)) => {
+            let result = f(Some(&context));
+            let _ = CURRENT.try_with(|cell| cell.set(Some(context)));
             result
         }
-        // The thread is exiting (its thread-locals are gone): there is no request.
-        Err(_) => f(None),
+        // No request (the slot is as it was), or the thread is exiting (its thread-locals are
+        // gone).
+        Ok(None) | Err(_) => f(None),
     }
 }
 
