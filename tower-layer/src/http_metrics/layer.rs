@@ -120,9 +120,10 @@ impl Shared {
     /// no user function needs the request in parts (see [`Shared::reads_parts`]).
     #[inline]
     pub(crate) fn route<B>(&self, request: &Request<B>) -> Option<RouteId> {
-        self.route_with(request.uri().path(), || {
-            Ok(matched_path(request.extensions()))
-        })
+        self.route_with(
+            || request.uri().path(),
+            || Ok(matched_path(request.extensions())),
+        )
     }
 
     /// The route of a request, split into its parts for the user's functions and put back
@@ -130,33 +131,40 @@ impl Shared {
     #[inline(never)]
     pub(crate) fn route_of_parts<B>(&self, request: Request<B>) -> (Option<RouteId>, Request<B>) {
         let (parts, body) = request.into_parts();
-        let route = self.route_with(parts.uri.path(), || {
-            if self
-                .exclude_if
-                .as_ref()
-                .is_some_and(|exclude| exclude(&parts))
-            {
-                return Err(Excluded);
-            }
-            Ok(match &self.route_fn {
-                Some(route_fn) => route_fn(&parts),
-                None => matched_path(&parts.extensions),
-            })
-        });
+        let route = self.route_with(
+            || parts.uri.path(),
+            || {
+                if self
+                    .exclude_if
+                    .as_ref()
+                    .is_some_and(|exclude| exclude(&parts))
+                {
+                    return Err(Excluded);
+                }
+                Ok(match &self.route_fn {
+                    Some(route_fn) => route_fn(&parts),
+                    None => matched_path(&parts.extensions),
+                })
+            },
+        );
         (route, Request::from_parts(parts, body))
     }
 
-    fn route_with<'a>(
+    fn route_with<'a, 'p>(
         &self,
-        path: &str,
+        path: impl FnOnce() -> &'p str,
         name: impl FnOnce() -> Result<Option<&'a str>, Excluded>,
     ) -> Option<RouteId> {
-        if self
-            .excluded_paths
-            .iter()
-            .any(|excluded| **excluded == *path)
-        {
-            return None;
+        // The path is read only when some are excluded.
+        if !self.excluded_paths.is_empty() {
+            let path = path();
+            if self
+                .excluded_paths
+                .iter()
+                .any(|excluded| **excluded == *path)
+            {
+                return None;
+            }
         }
         let name = name().ok()?;
         Some(self.registry.route(name))
