@@ -3,7 +3,7 @@
 //! `axum::serve` would call it: `with_state`), every request carrying a `traceparent` header
 //! among five others a client and a proxy add,
 //! the handler writing one INFO log line, a global `tracing_subscriber::fmt` subscriber at INFO
-//! (with Vantage's trace-id formatter, the recommended set-up) writing into `io::sink`, and one
+//! (with Vantage's trace-id field formatter, the recommended set-up) writing into `io::sink`, and one
 //! installed Prometheus recorder with its upkeep thread. One route, `GET /users/{id}`.
 //!
 //! Interleaved rounds: each round runs every variant for one batch, in an order rotated from
@@ -38,7 +38,7 @@ use tower::util::MapResponseLayer;
 use tower::{Layer, Service, ServiceExt};
 use tracing::Level;
 use vantage_instrument::PrometheusExporter;
-use vantage_tower::trace::TraceIds;
+use vantage_tower::trace::{TraceIdFields, TraceIds};
 use vantage_tower::{HttpMetricsLayer, TraceContextLayer};
 
 mod support;
@@ -313,7 +313,8 @@ fn main() {
     tracing_subscriber::fmt()
         .with_max_level(Level::INFO)
         .with_writer(std::io::sink)
-        .map_event_format(TraceIds::text)
+        .fmt_fields(TraceIdFields::default())
+        .map_event_format(TraceIds::after_fields)
         .init();
     let only: Option<Vec<String>> =
         option("--only").map(|v| v.split(',').map(str::to_owned).collect());

@@ -133,7 +133,8 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .map_event_format(vantage_tower::trace::TraceIds::text)
+        .fmt_fields(vantage_tower::trace::TraceIdFields::default())
+        .map_event_format(vantage_tower::trace::TraceIds::after_fields)
         .init();
     let client = ServiceBuilder::new()
         .layer(PropagateTraceLayer::new())

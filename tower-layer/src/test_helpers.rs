@@ -85,10 +85,13 @@ impl Logs {
     }
 }
 
-/// The log lines of this thread, in the text and the JSON format, until dropped.
+/// The log lines of this thread, until dropped: in the text format (ids through the
+/// recommended `TraceIdFields` pair), in the JSON format, and in the text format again with
+/// the ids added by the buffering `TraceIds::text`.
 pub(crate) struct Capture {
     pub(crate) text: Logs,
     pub(crate) json: Logs,
+    pub(crate) buffered: Logs,
 }
 
 impl Drop for Capture {
@@ -98,12 +101,12 @@ impl Drop for Capture {
 }
 
 thread_local! {
-    static CAPTURE: std::cell::RefCell<Option<(Logs, Logs)>> = const { std::cell::RefCell::new(None) };
+    static CAPTURE: std::cell::RefCell<Option<(Logs, Logs, Logs)>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Installs the test binary's global subscriber, once: text and JSON fmt layers (with the
-/// request's ids added by `TraceIds`) that write to the [`Capture`] of the thread the event
-/// happens on, if any.
+/// Installs the test binary's global subscriber, once: text, JSON and buffered text fmt layers
+/// (with the request's ids added by `TraceIdFields`, `TraceIds::json` and `TraceIds::text`)
+/// that write to the [`Capture`] of the thread the event happens on, if any.
 ///
 /// A global subscriber, not a per-test default: `tracing` caches each call site's interest
 /// process-wide, and with a single thread-local subscriber a call site first reached on another
@@ -120,7 +123,8 @@ pub(crate) fn install_subscriber() {
                     .without_time()
                     .with_ansi(false)
                     .with_writer(ThreadLogs::Text)
-                    .map_event_format(crate::trace::TraceIds::text),
+                    .fmt_fields(crate::trace::TraceIdFields::default())
+                    .map_event_format(crate::trace::TraceIds::after_fields),
             )
             .with(
                 tracing_subscriber::fmt::layer()
@@ -128,6 +132,13 @@ pub(crate) fn install_subscriber() {
                     .without_time()
                     .with_writer(ThreadLogs::Json)
                     .map_event_format(crate::trace::TraceIds::json),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .without_time()
+                    .with_ansi(false)
+                    .with_writer(ThreadLogs::Buffered)
+                    .map_event_format(crate::trace::TraceIds::text),
             );
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
     });
@@ -139,8 +150,15 @@ pub(crate) fn capture_logs() -> Capture {
     let capture = Capture {
         text: Logs::default(),
         json: Logs::default(),
+        buffered: Logs::default(),
     };
-    CAPTURE.with(|slot| *slot.borrow_mut() = Some((capture.text.clone(), capture.json.clone())));
+    CAPTURE.with(|slot| {
+        *slot.borrow_mut() = Some((
+            capture.text.clone(),
+            capture.json.clone(),
+            capture.buffered.clone(),
+        ));
+    });
     capture
 }
 
@@ -149,6 +167,7 @@ pub(crate) fn capture_logs() -> Capture {
 enum ThreadLogs {
     Text,
     Json,
+    Buffered,
 }
 
 /// Writes into the current thread's capture buffer, or nowhere.
@@ -172,10 +191,14 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThreadLogs {
 
     fn make_writer(&'a self) -> ThreadWriter {
         ThreadWriter(CAPTURE.with(|capture| {
-            capture.borrow().as_ref().map(|(text, json)| match self {
-                Self::Text => text.clone(),
-                Self::Json => json.clone(),
-            })
+            capture
+                .borrow()
+                .as_ref()
+                .map(|(text, json, buffered)| match self {
+                    Self::Text => text.clone(),
+                    Self::Json => json.clone(),
+                    Self::Buffered => buffered.clone(),
+                })
         }))
     }
 }

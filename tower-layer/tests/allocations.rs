@@ -1,6 +1,6 @@
 //! No allocation per request, proved under the conditions users have: the real Prometheus
 //! recorder (`PrometheusExporter`, installed once for this test binary) and a global
-//! `tracing_subscriber::fmt` subscriber at INFO (with `TraceIds`), a handler that writes one
+//! `tracing_subscriber::fmt` subscriber at INFO (with `TraceIdFields`), a handler that writes one
 //! log line, requests that carry `traceparent` and `tracestate`.
 //!
 //! `allocation_counter` counts the allocations of the current thread (the tests run on a
@@ -35,7 +35,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use vantage_instrument::trace_context::TraceContext;
 use vantage_instrument::{MetricsEndpoint, PrometheusExporter, names};
 use vantage_tower::slow::SlowRequests;
-use vantage_tower::trace::TraceIds;
+use vantage_tower::trace::{TraceIdFields, TraceIds};
 use vantage_tower::{HttpMetricsLayer, TraceContextLayer};
 
 const REQUESTS: u64 = 500;
@@ -50,7 +50,8 @@ fn setup() {
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::INFO)
             .with_writer(std::io::sink)
-            .map_event_format(TraceIds::text)
+            .fmt_fields(TraceIdFields::default())
+            .map_event_format(TraceIds::after_fields)
             .init();
         // The panicking handler would print a message per request otherwise.
         let report = std::panic::take_hook();

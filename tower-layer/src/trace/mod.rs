@@ -11,8 +11,9 @@
 //!    for the [slow-request exemplars](crate::slow));
 //! 3. makes the context [current] while the inner service's `call` runs, at every poll of its
 //!    future and at every poll of the response body: the log lines written there carry the
-//!    request's `trace_id` and `span_id` through [`TraceIds`] (an event formatter around any
-//!    other, feature `fmt`), and the client side
+//!    request's `trace_id` and `span_id` through [`TraceIdFields`] (text lines) or
+//!    [`TraceIds`] (JSON lines, or around any other event formatter; feature `fmt`), and the
+//!    client side
 //!    ([`PropagateTraceLayer`](crate::propagate::PropagateTraceLayer),
 //!    [`inject_current`](crate::propagate::inject_current)) reads it there, so an outgoing call
 //!    made by the handler continues the trace without the context being passed by hand. Work
@@ -27,10 +28,13 @@
 //! # Log correlation
 //!
 //! ```
-//! use vantage_tower::trace::TraceIds;
+//! use vantage_tower::trace::{TraceIdFields, TraceIds};
 //!
 //! // Every line written while a request is handled ends with ` trace_id=… span_id=…`.
-//! tracing_subscriber::fmt().map_event_format(TraceIds::text).init();
+//! tracing_subscriber::fmt()
+//!     .fmt_fields(TraceIdFields::default())
+//!     .map_event_format(TraceIds::after_fields)
+//!     .init();
 //! // Or, as JSON members: tracing_subscriber::fmt().json().map_event_format(TraceIds::json)
 //! ```
 //!
@@ -125,7 +129,7 @@ pub use current::{Scoped, current, with_current};
 pub use future::ResponseFuture;
 #[cfg(feature = "fmt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fmt")))]
-pub use ids::TraceIds;
+pub use ids::{TraceIdFields, TraceIds, TraceIdsAfterFields};
 pub use layer::TraceContextLayer;
 pub use service::{SPAN_TARGET, Traced};
 
