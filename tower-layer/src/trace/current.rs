@@ -2,6 +2,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -10,8 +11,13 @@ use vantage_instrument::trace_context::TraceContext;
 
 thread_local! {
     // A `Cell`, not a `RefCell`: entering and leaving are two moves with no borrow flag, and
-    // a reader takes the context out and puts it back.
-    static CURRENT: Cell<Option<TraceContext>> = const { Cell::new(None) };
+    // a reader takes the context out and puts it back. `ManuallyDrop`: a thread-local with
+    // nothing to drop needs no destructor registered, so each access is a plain read of the
+    // thread's slot, with no check of its state; the slot is empty whenever nothing is polled
+    // on the thread (every entry is undone on the way out, a panic included), so nothing is
+    // left to drop when the thread ends.
+    static CURRENT: Cell<ManuallyDrop<Option<TraceContext>>> =
+        const { Cell::new(ManuallyDrop::new(None)) };
 }
 
 /// A clone of the trace context of the request being handled on this thread, if any.
@@ -39,15 +45,16 @@ pub fn with_current<R>(f: impl FnOnce(Option<&TraceContext>) -> R) -> R {
 /// it calls may log); for the readers of this crate that only copy ids out of it.
 #[inline]
 pub(crate) fn peek<R>(f: impl FnOnce(Option<&TraceContext>) -> R) -> R {
-    match CURRENT.try_with(Cell::take) {
-        Ok(Some(context)) => {
+    let taken =
+        CURRENT.with(|cell| ManuallyDrop::into_inner(cell.replace(ManuallyDrop::new(None))));
+    match taken {
+        Some(context) => {
             let result = f(Some(&context));
-            let _ = CURRENT.try_with(|cell| cell.set(Some(context)));
+            CURRENT.with(|cell| cell.set(ManuallyDrop::new(Some(context))));
             result
         }
-        // No request (the slot is as it was), or the thread is exiting (its thread-locals are
-        // gone).
-        Ok(None) | Err(_) => f(None),
+        // No request: the slot is as it was.
+        None => f(None),
     }
 }
 
@@ -63,10 +70,7 @@ pub(crate) fn in_context<R>(slot: &mut Option<TraceContext>, f: impl FnOnce() ->
     if slot.is_none() {
         return f();
     }
-    // The thread is exiting (its thread-locals are gone): there is nothing to enter.
-    if CURRENT.try_with(|current| exchange(current, slot)).is_err() {
-        return f();
-    }
+    CURRENT.with(|current| exchange(current, slot));
     let _exchanged_back = ExchangeBack(slot);
     f()
 }
@@ -74,8 +78,8 @@ pub(crate) fn in_context<R>(slot: &mut Option<TraceContext>, f: impl FnOnce() ->
 /// Puts `slot`'s context into `current` and `current`'s into `slot`: typed moves (a few vector
 /// loads and stores), where `Cell::swap` of the 80-byte context runs a byte-chunk loop.
 #[inline]
-fn exchange(current: &Cell<Option<TraceContext>>, slot: &mut Option<TraceContext>) {
-    *slot = current.replace(slot.take());
+fn exchange(current: &Cell<ManuallyDrop<Option<TraceContext>>>, slot: &mut Option<TraceContext>) {
+    *slot = ManuallyDrop::into_inner(current.replace(ManuallyDrop::new(slot.take())));
 }
 
 /// Exchanges a slot with the current context when dropped.
@@ -84,7 +88,7 @@ struct ExchangeBack<'a>(&'a mut Option<TraceContext>);
 impl Drop for ExchangeBack<'_> {
     #[inline]
     fn drop(&mut self) {
-        let _ = CURRENT.try_with(|current| exchange(current, self.0));
+        CURRENT.with(|current| exchange(current, self.0));
     }
 }
 

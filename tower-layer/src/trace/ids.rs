@@ -199,7 +199,7 @@ impl<'writer, N: for<'w> FormatFields<'w>> FormatFields<'writer> for TraceIdFiel
     ) -> fmt::Result {
         // Taken before the fields are formatted: a span made, or an event logged, by a field's
         // `Debug` meanwhile finds none.
-        let pending = PENDING.try_with(Cell::take).ok().flatten();
+        let pending = PENDING.with(Cell::take);
         self.inner.format_fields(writer.by_ref(), fields)?;
         match pending {
             Some((trace_id, span_id)) => write_ascii(&mut writer, &text_suffix(trace_id, span_id)),
@@ -254,24 +254,17 @@ struct Pending(Option<(TraceId, SpanId)>);
 impl Pending {
     /// Whether some event's ids wait for its fields.
     fn armed() -> bool {
-        PENDING
-            .try_with(|pending| pending.get().is_some())
-            .unwrap_or(false)
+        PENDING.with(|pending| pending.get().is_some())
     }
 
     fn arm(ids: Option<(TraceId, SpanId)>) -> Self {
-        Self(
-            PENDING
-                .try_with(|pending| pending.replace(ids))
-                .ok()
-                .flatten(),
-        )
+        Self(PENDING.with(|pending| pending.replace(ids)))
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        let _ = PENDING.try_with(|pending| pending.set(self.0));
+        PENDING.with(|pending| pending.set(self.0));
     }
 }
 
