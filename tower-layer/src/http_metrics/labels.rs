@@ -331,27 +331,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn standard_methods_keep_their_name_and_others_are_other() {
-        for method in [
-            Method::GET,
-            Method::HEAD,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
-            Method::CONNECT,
-            Method::OPTIONS,
-            Method::TRACE,
-            Method::PATCH,
-        ] {
-            assert_eq!(MethodLabel::of(&method).as_str(), method.as_str());
-        }
-        let custom = Method::from_bytes(b"PURGE").expect("valid token");
-        assert_eq!(MethodLabel::of(&custom).as_str(), "_OTHER");
-        assert!(MethodLabel::of(&Method::HEAD).is_head());
-        assert!(!MethodLabel::of(&Method::GET).is_head());
-    }
-
-    #[test]
     fn the_label_of_each_standard_method_is_its_name() {
         for (index, name) in STANDARD_METHODS.into_iter().enumerate() {
             let method = Method::from_bytes(name.as_bytes()).expect("valid token");
