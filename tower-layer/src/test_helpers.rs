@@ -171,7 +171,7 @@ enum ThreadLogs {
 }
 
 /// Writes into the current thread's capture buffer, or nowhere.
-pub(crate) struct ThreadWriter(Option<Logs>);
+pub(crate) struct ThreadWriter(pub(crate) Option<Logs>);
 
 impl std::io::Write for ThreadWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

@@ -169,9 +169,10 @@ impl<F> TraceIds<F> {
 ///
 /// Unlike [`TraceIds::text`], the line is not formatted into a buffer of its own and copied:
 /// a log line inside a request costs a third less, and keeps the formatter's colours. The ids
-/// are written where the event formatter writes the event's fields (the end of the line with
-/// `tracing_subscriber`'s full and compact formats); a span's fields, formatted when the span
-/// is made or records, never get them.
+/// are written where the event formatter has the field formatter write the event's fields (the
+/// end of the line with `tracing_subscriber`'s full and compact formats; its pretty format
+/// writes them itself, so wrap it in [`TraceIds::text`] instead); a span's fields, formatted
+/// when the span is made or records, never get them.
 #[derive(Clone, Copy, Debug)]
 pub struct TraceIdFields<N = DefaultFields> {
     inner: N,
@@ -423,5 +424,39 @@ mod tests {
         ];
         assert_eq!(logs.text.lines(), expected);
         assert_eq!(logs.buffered.lines(), expected);
+    }
+
+    #[test]
+    fn the_compact_format_gets_the_ids_after_its_fields_too() {
+        use crate::test_helpers::{Logs, ThreadWriter};
+
+        let logs = Logs::default();
+        let sink = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .compact()
+            .without_time()
+            .with_ansi(false)
+            .with_writer(move || ThreadWriter(Some(sink.clone())))
+            .fmt_fields(super::TraceIdFields::default())
+            .map_event_format(super::TraceIds::after_fields)
+            .finish();
+        let context =
+            TraceContext::from_traceparent(TRACEPARENT.parse().expect("valid"), Default::default());
+        tracing::subscriber::with_default(subscriber, || {
+            Scoped::new(context, async { tracing::info!(user = 7, "inside") })
+                .now_or_never()
+                .expect("ready");
+            tracing::info!("after");
+        });
+        let target = "vantage_tower::trace::ids::tests";
+        assert_eq!(
+            logs.lines(),
+            [
+                format!(
+                    " INFO {target}: inside user=7 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7"
+                ),
+                format!(" INFO {target}: after"),
+            ]
+        );
     }
 }
