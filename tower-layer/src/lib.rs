@@ -7,27 +7,29 @@
 //! let app = app.layer(vantage_tower::HttpMetricsLayer::new());
 //! ```
 //!
-//! - [`http_metrics`]: what is recorded, when, and how; and
-//!   [`PrometheusExporter`](vantage_instrument::PrometheusExporter) to serve it on `/metrics`.
-//! - [`trace`]: [`TraceContextLayer`] continues the caller's trace, puts its ids in a `tracing`
-//!   span around the handler and makes the context current for outgoing calls.
+//! - [`http_metrics`]: what is recorded, when, and how; and `vantage_instrument`'s
+//!   `PrometheusExporter` (feature `prometheus`) to serve it on `/metrics`.
+//! - [`trace`]: [`TraceContextLayer`] continues the caller's trace and makes its context
+//!   current while the request is handled: its ids go into every log line (through
+//!   `trace::TraceIdFields`, feature `fmt`) and outgoing calls continue it.
 //! - [`propagate`]: the client side, [`PropagateTraceLayer`]
 //!   and [`inject_current`](propagate::inject_current).
 //! - [`slow`]: the trace ids of the slowest recent requests per route, served as JSON.
 //!
-//! The recommended order, outermost first: `TraceContextLayer`, then `HttpMetricsLayer` (with
-//! `Router::layer`, add them the other way round: the layer added last is the outermost).
+//! The recommended stack is one layer, `HttpMetricsLayer::new().trace_context()`: metrics and
+//! trace context for the price of one set of wrappers. With the two layers, `TraceContextLayer`
+//! goes outside `HttpMetricsLayer` (with `Router::layer`, add it last: the layer added last is
+//! the outermost).
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
+//! use vantage_tower::HttpMetricsLayer;
 //! use vantage_tower::slow::SlowRequests;
-//! use vantage_tower::{HttpMetricsLayer, TraceContextLayer};
 //!
 //! let slow = SlowRequests::new();
 //! let app: Router = Router::new()
 //!     .route("/users/{id}", get(|| async { "user" }))
-//!     .layer(HttpMetricsLayer::new().slow_requests(slow.clone()))
-//!     .layer(TraceContextLayer::new())
+//!     .layer(HttpMetricsLayer::new().slow_requests(slow.clone()).trace_context())
 //!     .route_service("/debug/slow", slow.service());
 //! ```
 //!

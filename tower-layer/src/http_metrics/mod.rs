@@ -31,7 +31,7 @@
 //! `TraceLayer` emits events for a subscriber to interpret; this layer aggregates into `metrics`
 //! handles resolved once per label combination, so a request costs no allocation, no lock and no
 //! label string in the steady state. Histogram buckets belong to the recorder: see
-//! [`PrometheusExporter`](vantage_instrument::PrometheusExporter).
+//! `vantage_instrument`'s `PrometheusExporter` (feature `prometheus`).
 //!
 //! # Example
 //!
