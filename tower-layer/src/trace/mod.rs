@@ -45,9 +45,11 @@
 //!
 //! # Layer order
 //!
-//! Put `TraceContextLayer` **outside** `HttpMetricsLayer`, so that the metrics layer finds the
-//! context in the request extensions. With `Router::layer` the layer added last is the outermost;
-//! with `ServiceBuilder` the first one is.
+//! With metrics, prefer one layer: [`HttpMetricsLayer::trace_context`](crate::HttpMetricsLayer::trace_context)
+//! does what this layer does, in the metrics layer's own wrappers and without the request
+//! extension. With the two layers, put `TraceContextLayer` **outside** `HttpMetricsLayer`, so
+//! that the metrics layer finds the context current. With `Router::layer` the layer added last
+//! is the outermost; with `ServiceBuilder` the first one is.
 //!
 //! # Cost
 //!
