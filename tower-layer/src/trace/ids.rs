@@ -321,6 +321,24 @@ mod tests {
     use crate::trace::Scoped;
 
     const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const TARGET: &str = "vantage_tower::trace::ids::tests";
+    /// What a line written while the request of [`TRACEPARENT`] is handled ends with.
+    const IDS: &str = "trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7";
+
+    /// Runs `work` while the request of [`TRACEPARENT`] is handled.
+    fn in_a_request(work: impl FnOnce()) {
+        let context =
+            TraceContext::from_traceparent(TRACEPARENT.parse().expect("valid"), Default::default());
+        Scoped::new(context, async { work() })
+            .now_or_never()
+            .expect("ready");
+    }
+
+    /// Logs `inside user=7` in a request, then `after` outside it.
+    fn log_inside_then_after() {
+        in_a_request(|| tracing::info!(user = 7, "inside"));
+        tracing::info!("after");
+    }
 
     /// Logs a line of its own while it is formatted into another.
     struct Chatty;
@@ -335,17 +353,11 @@ mod tests {
     #[test]
     fn a_line_logged_while_another_is_formatted_gets_the_ids_too() {
         let logs = capture_logs();
-        let context =
-            TraceContext::from_traceparent(TRACEPARENT.parse().expect("valid"), Default::default());
-        Scoped::new(context, async { tracing::info!(value = ?Chatty, "outer") })
-            .now_or_never()
-            .expect("ready");
-        let target = "vantage_tower::trace::ids::tests";
-        let ids = "trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7";
+        in_a_request(|| tracing::info!(value = ?Chatty, "outer"));
         // The test subscriber formats each event three times (text, JSON, buffered text), and
         // each formatting of `outer` logs the inner line again.
-        let inner = format!(" INFO {target}: from inside a Debug {ids}");
-        let outer = format!(" INFO {target}: outer value=chatty {ids}");
+        let inner = format!(" INFO {TARGET}: from inside a Debug {IDS}");
+        let outer = format!(" INFO {TARGET}: outer value=chatty {IDS}");
         assert_eq!(
             logs.text.lines(),
             [&inner, &outer, &inner, &inner].map(String::clone)
@@ -360,22 +372,14 @@ mod tests {
     fn lines_inside_a_request_get_its_ids_in_text_and_json() {
         let logs = capture_logs();
         tracing::info!("before");
-        let context =
-            TraceContext::from_traceparent(TRACEPARENT.parse().expect("valid"), Default::default());
-        Scoped::new(context, async { tracing::info!(user = 7, "inside") })
-            .now_or_never()
-            .expect("ready");
-        tracing::info!("after");
+        log_inside_then_after();
 
-        let target = "vantage_tower::trace::ids::tests";
         assert_eq!(
             logs.text.lines(),
             [
-                format!(" INFO {target}: before"),
-                format!(
-                    " INFO {target}: inside user=7 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7"
-                ),
-                format!(" INFO {target}: after"),
+                format!(" INFO {TARGET}: before"),
+                format!(" INFO {TARGET}: inside user=7 {IDS}"),
+                format!(" INFO {TARGET}: after"),
             ]
         );
         assert_eq!(logs.buffered.lines(), logs.text.lines());
@@ -388,15 +392,15 @@ mod tests {
         assert_eq!(
             lines,
             [
-                serde_json::json!({"level": "INFO", "target": target, "fields": {"message": "before"}}),
+                serde_json::json!({"level": "INFO", "target": TARGET, "fields": {"message": "before"}}),
                 serde_json::json!({
                     "level": "INFO",
-                    "target": target,
+                    "target": TARGET,
                     "fields": {"message": "inside", "user": 7},
                     "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
                     "span_id": "00f067aa0ba902b7",
                 }),
-                serde_json::json!({"level": "INFO", "target": target, "fields": {"message": "after"}}),
+                serde_json::json!({"level": "INFO", "target": TARGET, "fields": {"message": "after"}}),
             ]
         );
     }
@@ -404,23 +408,17 @@ mod tests {
     #[test]
     fn the_fields_of_a_span_made_in_a_request_get_no_ids_and_its_lines_get_them_once() {
         let logs = capture_logs();
-        let context =
-            TraceContext::from_traceparent(TRACEPARENT.parse().expect("valid"), Default::default());
-        Scoped::new(context, async {
+        in_a_request(|| {
             let span = tracing::info_span!("work", n = 1, done = tracing::field::Empty);
             let _entered = span.enter();
             span.record("done", true);
             tracing::info!(user = 7, "inside");
-        })
-        .now_or_never()
-        .expect("ready");
+        });
         tracing::info!("after");
 
-        let target = "vantage_tower::trace::ids::tests";
-        let ids = "trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7";
         let expected = [
-            format!(" INFO work{{n=1 done=true}}: {target}: inside user=7 {ids}"),
-            format!(" INFO {target}: after"),
+            format!(" INFO work{{n=1 done=true}}: {TARGET}: inside user=7 {IDS}"),
+            format!(" INFO {TARGET}: after"),
         ];
         assert_eq!(logs.text.lines(), expected);
         assert_eq!(logs.buffered.lines(), expected);
@@ -440,22 +438,12 @@ mod tests {
             .fmt_fields(super::TraceIdFields::default())
             .map_event_format(super::TraceIds::after_fields)
             .finish();
-        let context =
-            TraceContext::from_traceparent(TRACEPARENT.parse().expect("valid"), Default::default());
-        tracing::subscriber::with_default(subscriber, || {
-            Scoped::new(context, async { tracing::info!(user = 7, "inside") })
-                .now_or_never()
-                .expect("ready");
-            tracing::info!("after");
-        });
-        let target = "vantage_tower::trace::ids::tests";
+        tracing::subscriber::with_default(subscriber, log_inside_then_after);
         assert_eq!(
             logs.lines(),
             [
-                format!(
-                    " INFO {target}: inside user=7 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7"
-                ),
-                format!(" INFO {target}: after"),
+                format!(" INFO {TARGET}: inside user=7 {IDS}"),
+                format!(" INFO {TARGET}: after"),
             ]
         );
     }
