@@ -14,6 +14,7 @@ use vantage_instrument::shard::{self, CachePadded};
 
 use super::body::{BodySizes, NoBodySizes, RecordBodySizes};
 use super::context::{ContextMode, NoTraceContext, WithTraceContext};
+use super::guard::Stopwatch;
 use super::labels::{Registry, RouteId, SharedRecorder};
 use super::routes::MAX_ROUTES;
 use super::service::HttpMetrics;
@@ -62,9 +63,7 @@ pub(crate) struct Shared {
     route_fn: Option<Arc<RouteFn>>,
     pub(crate) registry: Registry,
     pub(crate) slow: Option<SlowHook>,
-    /// Times requests: raw TSC readings at both ends, scaled once (`quanta::Instant::now` would
-    /// check a thread-local override and a global clock on each reading).
-    pub(crate) clock: quanta::Clock,
+    pub(crate) stopwatch: Stopwatch,
 }
 
 impl fmt::Debug for Shared {
@@ -239,7 +238,7 @@ impl<M, C> HttpMetricsLayer<M, C> {
             route_fn: config.route_fn.clone(),
             registry,
             slow: config.slow.clone().map(SlowHook::new),
-            clock: quanta::Clock::new(),
+            stopwatch: Stopwatch::new(),
         };
         Self {
             config,

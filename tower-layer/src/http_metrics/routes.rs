@@ -25,6 +25,25 @@ const RECENT: usize = 16;
 /// Addresses the cache can hold: user-space pointers of 64-bit platforms fit in 48 bits.
 const ADDRESS_BITS: u32 = 48;
 
+/// Whether two route names are the same text, compared eight bytes at a time (the last eight
+/// overlapping the ones before) without a call to `memcmp`, which costs more than the
+/// comparison for names this short.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() < 8 {
+        return a.iter().zip(b).fold(0, |differ, (x, y)| differ | (x ^ y)) == 0;
+    }
+    let word = |bytes: &[u8], at: usize| {
+        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default())
+    };
+    let last = a.len() - 8;
+    (0..last).step_by(8).all(|at| word(a, at) == word(b, at)) && word(a, last) == word(b, last)
+}
+
 /// The outcome slots of one route and method: `T` is the handles of one outcome.
 pub(crate) type Slots<T> = [OnceLock<T>; OUTCOME_SLOTS];
 
@@ -86,7 +105,10 @@ impl<T> RouteTable<T> {
         let cached = recent.load(Ordering::Relaxed);
         if cached >> 16 == address {
             let id = RouteId((cached & 0xffff) as u32);
-            if self.entry(id).is_some_and(|entry| *entry.name == *name) {
+            if self
+                .entry(id)
+                .is_some_and(|entry| same_name(&entry.name, name))
+            {
                 return id;
             }
         }
@@ -130,6 +152,7 @@ impl<T> RouteTable<T> {
         id
     }
 
+    #[inline]
     fn entry(&self, id: RouteId) -> Option<&Entry<T>> {
         self.entries.get(id.0 as usize)?.get().map(|entry| &**entry)
     }
@@ -236,6 +259,27 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The word-wise comparison agrees with `==` on names of every length, equal or
+        /// differing in one byte anywhere, or in length.
+        #[test]
+        fn same_name_is_equality(
+            name in "[a-z/{}_]{0,40}",
+            at in 0..40usize,
+            other in proptest::char::range('a', 'z'),
+            cut in 0..41usize,
+        ) {
+            let mut changed = name.clone().into_bytes();
+            if let Some(byte) = changed.get_mut(at) {
+                *byte = other as u8;
+            }
+            let changed = String::from_utf8(changed).expect("ASCII");
+            let shorter = &name[..cut.min(name.len())];
+            proptest::prop_assert!(same_name(&name, &name.clone()));
+            proptest::prop_assert_eq!(same_name(&name, &changed), name == changed);
+            proptest::prop_assert_eq!(same_name(&changed, &name), name == changed);
+            proptest::prop_assert_eq!(same_name(&name, shorter), name == shorter);
+        }
+
         /// Names written in turn into a few reused buffers (the same addresses again and again,
         /// as freed and reallocated route names would be) always get the id of their text: the
         /// first-registered order, past the cap the overflow id.
