@@ -83,7 +83,7 @@ impl fmt::Debug for Shared {
 /// ending requests at once do not contend for one reference count.
 #[derive(Debug)]
 pub(crate) struct Shards {
-    pub(crate) shared: Arc<Shared>,
+    shared: Arc<Shared>,
     references: Box<[SharedRef]>,
 }
 
@@ -103,8 +103,47 @@ impl Shards {
 
     /// The reference of the calling thread's shard.
     #[inline]
-    pub(crate) fn reference(&self) -> SharedRef {
+    fn reference(&self) -> SharedRef {
         Arc::clone(&self.references[shard::current()])
+    }
+}
+
+/// How a service holds its layer's [`Shared`].
+///
+/// Routers clone the service for every request (axum clones a route's service before each
+/// call), so a clone must not touch a count that every thread touches: a service the layer
+/// made holds every shard's reference, and its clones only the reference of the thread that
+/// cloned them (which is the thread that calls them, in axum and hyper alike).
+#[derive(Debug)]
+pub(crate) enum SharedRefs {
+    /// Every shard's reference: a service made by the layer.
+    All(Arc<Shards>),
+    /// One shard's reference: a clone.
+    One(SharedRef),
+}
+
+impl SharedRefs {
+    pub(crate) fn shared(&self) -> &Shared {
+        match self {
+            Self::All(shards) => &shards.shared,
+            Self::One(reference) => reference,
+        }
+    }
+
+    /// The reference a request holds: its thread's, or for a clone its own.
+    #[inline]
+    pub(crate) fn reference(&self) -> SharedRef {
+        match self {
+            Self::All(shards) => shards.reference(),
+            Self::One(reference) => Arc::clone(reference),
+        }
+    }
+}
+
+impl Clone for SharedRefs {
+    /// The reference of the calling thread's shard (see the type's docs).
+    fn clone(&self) -> Self {
+        Self::One(self.reference())
     }
 }
 
@@ -363,13 +402,47 @@ impl<S, M: BodySizes, C: ContextMode> Layer<S> for HttpMetricsLayer<M, C> {
     type Service = HttpMetrics<S, M, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HttpMetrics::new(inner, Arc::clone(&self.shards))
+        HttpMetrics::new(inner, SharedRefs::All(Arc::clone(&self.shards)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A router clones the service before each request: the clone adds to the count of its
+    /// thread's shard only, never to the count every thread shares; so do its own clones.
+    #[test]
+    fn a_clone_counts_on_the_shard_of_the_thread_that_cloned_it() {
+        let layer = HttpMetricsLayer::new();
+        let made = SharedRefs::All(Arc::clone(&layer.shards));
+        let shared_count = Arc::strong_count(&layer.shards);
+        let counts = || -> Vec<usize> {
+            let references = &layer.shards.references;
+            references.iter().map(Arc::strong_count).collect()
+        };
+        let before = counts();
+        let plus_two_at = |shard: usize| -> Vec<usize> {
+            let mut expected = before.clone();
+            expected[shard] += 2;
+            expected
+        };
+        let clone = made.clone();
+        let clone_of_clone = clone.clone();
+        assert_eq!(counts(), plus_two_at(shard::current()));
+        assert_eq!(Arc::strong_count(&layer.shards), shared_count);
+        drop((clone, clone_of_clone));
+        assert_eq!(counts(), before);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let clone = made.clone();
+                let _request = clone.reference();
+                assert_eq!(counts(), plus_two_at(shard::current()));
+            });
+        });
+        assert_eq!(counts(), before);
+        assert_eq!(Arc::strong_count(&layer.shards), shared_count);
+    }
 
     #[test]
     fn zero_routes_and_more_than_the_table_holds_are_refused() {

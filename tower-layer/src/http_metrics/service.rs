@@ -3,7 +3,6 @@
 use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -16,7 +15,7 @@ use super::context::{ContextMode, ContextSlot, NoTraceContext};
 use super::future::ResponseFuture;
 use super::guard::Recording;
 use super::labels::MethodLabel;
-use super::layer::Shards;
+use super::layer::SharedRefs;
 use crate::trace::current::peek;
 
 /// Middleware recording HTTP server metrics; made by [`HttpMetricsLayer`](super::HttpMetricsLayer).
@@ -24,15 +23,15 @@ use crate::trace::current::peek;
 /// See the [module docs](super) for an example.
 pub struct HttpMetrics<S, M = NoBodySizes, C = NoTraceContext> {
     inner: S,
-    shards: Arc<Shards>,
+    shared: SharedRefs,
     _mode: PhantomData<fn() -> (M, C)>,
 }
 
 impl<S, M, C> HttpMetrics<S, M, C> {
-    pub(crate) fn new(inner: S, shards: Arc<Shards>) -> Self {
+    pub(crate) fn new(inner: S, shared: SharedRefs) -> Self {
         Self {
             inner,
-            shards,
+            shared,
             _mode: PhantomData,
         }
     }
@@ -42,7 +41,7 @@ impl<S, M, C> HttpMetrics<S, M, C> {
 
 impl<S: Clone, M, C> Clone for HttpMetrics<S, M, C> {
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone(), Arc::clone(&self.shards))
+        Self::new(self.inner.clone(), self.shared.clone())
     }
 }
 
@@ -50,7 +49,7 @@ impl<S: fmt::Debug, M, C> fmt::Debug for HttpMetrics<S, M, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpMetrics")
             .field("inner", &self.inner)
-            .field("shared", &self.shards.shared)
+            .field("shared", self.shared.shared())
             .finish()
     }
 }
@@ -73,7 +72,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let shared = &*self.shards.shared;
+        let shared = self.shared.shared();
         let route = if shared.reads_parts() {
             let route;
             (route, request) = shared.route_of_parts(request);
@@ -102,7 +101,7 @@ where
             })
         });
         // Started before the inner call: a panic inside it is recorded by the guard's drop.
-        let recording = Recording::start(self.shards.reference(), method, route, trace_id);
+        let recording = Recording::start(self.shared.reference(), method, route, trace_id);
         let future = context.in_context(|| self.inner.call(request));
         ResponseFuture::new(future, Some(recording), context)
     }
