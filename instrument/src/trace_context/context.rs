@@ -71,12 +71,17 @@ impl TraceContext {
     /// received context on unchanged, [`inject`](Self::inject) it without taking a child.
     #[must_use]
     pub fn child(&self) -> Self {
+        self.clone().into_child()
+    }
+
+    /// [`child`](Self::child) of a context no longer needed: its `tracestate` moves over.
+    pub(super) fn into_child(self) -> Self {
         Self {
             trace_id: self.trace_id,
             span_id: SpanId::random(),
             parent_id: Some(self.span_id),
             flags: self.flags.known(),
-            state: self.state.clone(),
+            state: self.state,
         }
     }
 

@@ -243,6 +243,22 @@ pub(super) fn decode_hex<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
     (valid & (seen & NOT_HEX == 0)).then_some(out)
 }
 
+/// The number that the 16 lowercase hex digits at the start of `hex` write (most significant
+/// first), and whether all 16 are such digits (the number means nothing when not): two
+/// [`decode_word`]s, for parsers of a fixed layout that check every field at once.
+#[inline]
+pub(super) fn decode_u64(hex: &[u8]) -> (u64, bool) {
+    let word = |at: usize| {
+        let digits = hex
+            .get(at..at + 8)
+            .and_then(|digits| digits.try_into().ok());
+        decode_word(u64::from_le_bytes(digits.unwrap_or([0; 8])))
+    };
+    let ((high, high_valid), (low, low_valid)) = (word(0), word(8));
+    let number = u64::from(u32::from_be_bytes(high)) << 32 | u64::from(u32::from_be_bytes(low));
+    (number, high_valid & low_valid)
+}
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 

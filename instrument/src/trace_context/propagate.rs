@@ -52,7 +52,7 @@ impl TraceContext {
     /// `random-trace-id` flag set, no `tracestate`).
     #[must_use]
     pub fn continue_or_start(headers: &HeaderMap) -> Self {
-        Self::from_headers(headers).map_or_else(Self::new_root, |caller| caller.child())
+        Self::from_headers(headers).map_or_else(Self::new_root, Self::into_child)
     }
 
     /// Writes this context into outgoing headers: `traceparent` with this trace id, this span id

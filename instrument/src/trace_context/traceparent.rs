@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use http::HeaderValue;
 
-use super::ids::{SpanId, TraceId, decode_hex, encode_hex, is_lower_hex};
+use super::ids::{SpanId, TraceId, decode_hex, decode_u64, encode_hex, is_lower_hex};
 
 /// Length of a version `00` `traceparent`, and the least length of any later version.
 const LEN: usize = 55;
@@ -113,6 +113,37 @@ impl TraceParent {
     /// Returns the [`TraceParentError`] that names the first rule the value breaks; the caller
     /// should then ignore the header and start a new trace.
     pub fn from_bytes(value: &[u8]) -> Result<Self, TraceParentError> {
+        match Self::valid_version_00(value) {
+            Some(parsed) => Ok(parsed),
+            None => Self::from_bytes_checked(value),
+        }
+    }
+
+    /// The common case in one pass: a valid version `00` value, its fields decoded and checked
+    /// together; `None` for anything else, which [`from_bytes_checked`](Self::from_bytes_checked)
+    /// then parses (a later version) or names the first rule it breaks.
+    #[inline]
+    fn valid_version_00(value: &[u8]) -> Option<Self> {
+        if value.len() != LEN {
+            return None;
+        }
+        let (trace_high, high_valid) = decode_u64(&value[3..19]);
+        let (trace_low, low_valid) = decode_u64(&value[19..35]);
+        let (parent_id, parent_valid) = decode_u64(&value[36..52]);
+        let flags = decode_hex::<1>(&value[53..55]);
+        let layout = value[..3] == *b"00-" && value[35] == b'-' && value[52] == b'-';
+        let (true, Some([flags])) = (high_valid & low_valid & parent_valid & layout, flags) else {
+            return None;
+        };
+        Some(Self {
+            trace_id: TraceId::from_u128(u128::from(trace_high) << 64 | u128::from(trace_low))?,
+            parent_id: SpanId::from_u64(parent_id)?,
+            flags: TraceFlags::new(flags),
+        })
+    }
+
+    /// [`from_bytes`](Self::from_bytes) field by field, each rule checked in turn.
+    fn from_bytes_checked(value: &[u8]) -> Result<Self, TraceParentError> {
         let version = match value {
             [high, low, b'-', ..] => match decode_hex::<1>(&[*high, *low]) {
                 Some([version]) => version,
@@ -551,6 +582,27 @@ mod tests {
     }
 
     proptest! {
+        /// The one-pass path gives exactly what the field-by-field path gives, whatever byte
+        /// of a valid value is changed into whatever byte, and takes only valid version `00`.
+        #[test]
+        fn the_one_pass_path_agrees_with_the_checked_one(
+            trace in "[0-9a-f]{32}",
+            span in "[0-9a-f]{16}",
+            flags in "[0-9a-f]{2}",
+            at in 0..LEN,
+            byte in any::<u8>(),
+        ) {
+            let mut value = format!("00-{trace}-{span}-{flags}").into_bytes();
+            for value in [value.clone(), { value[at] = byte; value }] {
+                let checked = TraceParent::from_bytes_checked(&value);
+                prop_assert_eq!(TraceParent::from_bytes(&value), checked);
+                if let Some(parsed) = TraceParent::valid_version_00(&value) {
+                    prop_assert_eq!(Ok(parsed), checked);
+                    prop_assert_eq!(&value[..2], b"00");
+                }
+            }
+        }
+
         #[test]
         fn arbitrary_text_never_panics_and_valid_version_00_formats_back(value in ".{0,80}") {
             if let Ok(parent) = TraceParent::from_str(&value) {
