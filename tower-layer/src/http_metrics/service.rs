@@ -81,12 +81,10 @@ where
             shared.route(&request)
         };
         let Some(route) = route else {
-            let request = M::request(request, None);
-            return ResponseFuture::new(self.inner.call(request), None, C::Slot::default());
+            let future = self.inner.call(M::request(request, None));
+            return ResponseFuture::new(future, None, C::Slot::default());
         };
         let method = MethodLabel::of(request.method());
-        let size = M::RECORDS.then(|| shared.registry.request_size(route, method));
-        let request = M::request(request, size);
         let mut context = C::start(request.headers());
         // The request's trace: its duration sample's exemplar, and its entry in the slow store.
         // Without its own, the current one first: a `TraceContextLayer` outside makes its
@@ -102,7 +100,9 @@ where
         });
         // Started before the inner call: a panic inside it is recorded by the guard's drop.
         let recording = Recording::start(self.shared.reference(), method, route, trace_id);
-        let future = context.in_context(|| self.inner.call(request));
+        let size = M::RECORDS.then(|| shared.registry.request_size(route, method));
+        // The request moved once, into the inner call (a binding of its own would copy it).
+        let future = context.in_context(|| self.inner.call(M::request(request, size)));
         ResponseFuture::new(future, Some(recording), context)
     }
 }
