@@ -66,7 +66,8 @@ Endpoints:
   /api/stream    server-sent events: one summary per second
   /api/reconcile with --service-metrics: per route, the edge's requests against the services'
                  since their common start, the lost ones by reason (proxy_answered,
-                 client_cancelled, unexplained), partial marks
+                 client_cancelled, unexplained), those on routes no service measures
+                 (unmeasured), partial marks
   /api/snapshot  the aggregate state as a file (read it back with `report --snapshot FILE`);
                  needs a bearer token of --auth-token-file, or a loopback --listen address
 

@@ -511,14 +511,31 @@ fn reconcile_panel_shows_the_edge_against_the_service() {
             &metrics,
             "--service-scrape-interval",
             "100ms",
+            "--route",
+            "/health",
         ],
     );
     // The first scrape starts the reconciliation; the service's 7 requests are before it.
     server.wait_reconciled("/r/{id}", 0, 0);
     let mut expected = BTreeMap::new();
     append(&log, &lines_now(1, 12, &mut expected));
+    // And 3 health checks the backend answered: a route the service does not measure.
+    let now = unix_now();
+    let checks: String = (13..16)
+        .map(|n| {
+            traefik_line_at(n, now, "api@docker", "GET", 200, 1)
+                .replace(&format!("/r/{n} "), "/health ")
+        })
+        .collect();
+    append(&log, &checks);
+    server.wait_reconciled("/health", 3, 0);
     let reconcile = server.wait_reconciled("/r/{id}", 12, 0);
     let row = serve_util::route_row(&reconcile["routes"], "/r/{id}");
+    let health = serve_util::route_row(&reconcile["routes"], "/health");
+    assert_eq!(
+        (&health["lost"], &health["unmeasured"]),
+        (&json!(0), &json!(3))
+    );
 
     browser.open(&format!("http://{}/", server.addr()));
     let cells = browser.wait_until(
@@ -543,6 +560,24 @@ fn reconcile_panel_shows_the_edge_against_the_service() {
         .map(|reason| format!("{} {}", reason.replace('_', " "), row["reasons"][reason]))
         .collect();
     assert_eq!(cells[4], reasons.join(", "));
+    let health = browser.eval(
+        "[...document.querySelectorAll('#reconcile tbody tr')]
+           .map(tr => [...tr.cells].map(td => td.textContent))
+           .find(cells => cells[0] === '/health')",
+    );
+    assert_eq!(
+        health,
+        json!([
+            "/health",
+            "3",
+            "0",
+            "0",
+            "not measured by the service 3",
+            "0",
+            "—"
+        ]),
+        "a route the service does not measure"
+    );
     browser.eval("document.getElementById('reconcile-panel').scrollIntoView()");
     browser.screenshot(&screenshot_path("reconcile.png"));
     let errors = browser.errors();

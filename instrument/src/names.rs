@@ -118,6 +118,10 @@ pub const EDGE_RECONCILE_REQUESTS: &str = "edge_reconcile_requests";
 /// Gauge: requests per `http_route` that reached the proxy but no service since the common
 /// start, by `reason` (`proxy_answered`, `client_cancelled`, `unexplained`).
 pub const EDGE_RECONCILE_LOST_REQUESTS: &str = "edge_reconcile_lost_requests";
+/// Gauge: requests per `http_route` since the common start that an upstream answered on a
+/// route no service instance measures (it has never exported it): they reached an app, and are
+/// not counted as lost.
+pub const EDGE_RECONCILE_UNMEASURED_REQUESTS: &str = "edge_reconcile_unmeasured_requests";
 /// Gauge: 1 when the reconciliation misses something (a failing or late service instance).
 pub const EDGE_RECONCILE_PARTIAL: &str = "edge_reconcile_partial";
 /// Gauge: HTTP connections open on `edge-parser serve`'s port.

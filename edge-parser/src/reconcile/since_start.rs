@@ -8,8 +8,11 @@
 //! proxy but no service (`lost`) are put down, in this order, to the proxy answering itself
 //! (what its log says it answered without trying an upstream, and the edge's 502/503/504
 //! beyond the services' own), to clients that hung up before the
-//! upstream answered (the edge's 499 beyond the services' own), and the rest `unexplained`. The
-//! services counting more than the edge (retries) is `extra_at_service`. A row is `partial` (and
+//! upstream answered (the edge's 499 beyond the services' own), and the rest `unexplained`. On a
+//! route no service instance has ever exported (a health check, the metrics page, a path the
+//! layer excludes) that rest is `unmeasured` instead: an upstream answered those requests, so
+//! they reached an app, just not a measured handler. The services counting more than the edge
+//! (retries) is `extra_at_service`. A row is `partial` (and
 //! says why) when a service instance is failing now or joined after the start (or when the
 //! caller says the edge is far behind its log): never a zero that only means "no data".
 //!
@@ -42,6 +45,7 @@ use super::service::ServiceScrape;
 use super::split::{Buckets, LatencySplit};
 use super::windows::{History, WindowReconciliation};
 use crate::aggregate::{Aggregate, Dimension};
+use vantage_instrument::names::UNMATCHED_ROUTE;
 
 /// What one side counted for one route.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -180,6 +184,13 @@ impl InstanceCounts {
         self.last = counts;
     }
 
+    /// Whether it has exported `route` since it was first scraped.
+    fn knows(&self, route: &str) -> bool {
+        [&self.start, &self.last, &self.carried]
+            .iter()
+            .any(|counts| counts.contains_key(route))
+    }
+
     fn since_start(&self, route: &str) -> RouteCounts {
         let last = self.last.get(route).cloned().unwrap_or_default();
         let start = self.start.get(route).cloned().unwrap_or_default();
@@ -224,6 +235,9 @@ pub struct RouteReconciliation {
     pub lost: u64,
     /// Why.
     pub reasons: LostReasons,
+    /// Requests an upstream answered on a route no service instance measures (it has never
+    /// exported the route): they reached an app, and are not in `lost`.
+    pub unmeasured: u64,
     /// Requests the services counted beyond the edge's (retries behind the proxy).
     pub extra_at_service: u64,
     /// Upstream attempts beyond each request's first that the proxy logged (retries). Those
@@ -331,14 +345,25 @@ impl Reconciler {
         let routes = self
             .pairs(edge_start, edge_now)
             .iter()
-            .map(|(route, (edge, service))| row(route, edge, service, partial))
+            .map(|(route, (edge, service))| {
+                row(route, edge, service, partial, self.measured(route))
+            })
             .collect();
         Reconciliation {
             started: true,
             routes,
-            windows: self.history.windows(&partial_reasons),
+            windows: self
+                .history
+                .windows(&partial_reasons, |route| self.measured(route)),
             partial_reasons,
         }
+    }
+
+    /// Whether some service instance measures `route`: one has exported it since it was first
+    /// scraped, or it is the unmatched value (a service counts requests that match none of its
+    /// routes there, whether it had any yet or not).
+    fn measured(&self, route: &str) -> bool {
+        route == UNMATCHED_ROUTE || self.instances.values().any(|i| i.knows(route))
     }
 
     /// Per route, the edge's and the services' counts since the start.
@@ -376,27 +401,32 @@ pub(crate) fn row(
     edge: &RouteCounts,
     service: &RouteCounts,
     partial: bool,
+    measured: bool,
 ) -> RouteReconciliation {
-    let lost = edge.requests.saturating_sub(service.requests);
+    let missing = edge.requests.saturating_sub(service.requests);
     let proxy_answered = edge
         .proxy_errors
         .saturating_sub(service.proxy_errors)
         .saturating_add(edge.unforwarded)
-        .min(lost);
+        .min(missing);
     let client_cancelled = edge
         .cancelled
         .saturating_sub(service.cancelled)
-        .min(lost - proxy_answered);
+        .min(missing - proxy_answered);
+    let rest = missing - proxy_answered - client_cancelled;
+    // On a route no service measures, what an upstream answered reached an app, uncounted.
+    let (unexplained, unmeasured) = if measured { (rest, 0) } else { (0, rest) };
     RouteReconciliation {
         route: route.to_owned(),
         edge_requests: edge.requests,
         service_requests: service.requests,
-        lost,
+        lost: missing - unmeasured,
         reasons: LostReasons {
             proxy_answered,
             client_cancelled,
-            unexplained: lost - proxy_answered - client_cancelled,
+            unexplained,
         },
+        unmeasured,
         extra_at_service: service.requests.saturating_sub(edge.requests),
         retries: edge.retries,
         latency: LatencySplit::of(&edge.latency, &edge.upstream, &service.latency),
@@ -412,7 +442,7 @@ impl Reconciliation {
         use crate::export::prometheus::{family, sample};
         use vantage_instrument::names::{
             EDGE_RECONCILE_LOST_REQUESTS, EDGE_RECONCILE_PARTIAL, EDGE_RECONCILE_REQUESTS,
-            HTTP_ROUTE,
+            EDGE_RECONCILE_UNMEASURED_REQUESTS, HTTP_ROUTE,
         };
         if !self.started {
             return;
@@ -448,6 +478,21 @@ impl Reconciliation {
                 let labels = [(HTTP_ROUTE, row.route.as_str()), ("reason", reason)];
                 sample(out, EDGE_RECONCILE_LOST_REQUESTS, &labels, value as f64);
             }
+        }
+        family(
+            out,
+            EDGE_RECONCILE_UNMEASURED_REQUESTS,
+            "gauge",
+            "Requests per route an upstream answered since the common start on a route no service measures.",
+        );
+        for row in &self.routes {
+            let labels = [(HTTP_ROUTE, row.route.as_str())];
+            sample(
+                out,
+                EDGE_RECONCILE_UNMEASURED_REQUESTS,
+                &labels,
+                row.unmeasured as f64,
+            );
         }
         family(
             out,

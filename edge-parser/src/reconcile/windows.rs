@@ -119,7 +119,12 @@ impl History {
 
     /// Every window from the newest mark back; `partial` rows when `partial_reasons` say so or
     /// the history does not reach back a whole window.
-    pub(crate) fn windows(&self, partial_reasons: &[String]) -> Vec<WindowReconciliation> {
+    /// `measured` says whether some service measures a route (see [`row`]).
+    pub(crate) fn windows(
+        &self,
+        partial_reasons: &[String],
+        measured: impl Fn(&str) -> bool,
+    ) -> Vec<WindowReconciliation> {
         let Some(newest) = self.marks.back() else {
             return Vec::new();
         };
@@ -152,7 +157,8 @@ impl History {
                                 cancelled: n[2],
                                 ..RouteCounts::default()
                             };
-                            row(route, &side(&diff[..3]), &side(&diff[3..]), partial)
+                            let (edge, service) = (side(&diff[..3]), side(&diff[3..]));
+                            row(route, &edge, &service, partial, measured(route))
                         })
                     })
                     .collect();
@@ -198,7 +204,7 @@ mod tests {
         for n in 0..=120_u64 {
             round(&mut history, 1_000.0 + 5.0 * n as f64, 10 * n, n, 9 * n);
         }
-        let windows = history.windows(&[]);
+        let windows = history.windows(&[], |_| true);
         let minute = &windows[0];
         assert_eq!((minute.seconds, minute.covered_seconds), (60, 60.0));
         let a = &minute.routes[0];
@@ -233,7 +239,7 @@ mod tests {
         assert_eq!(newest, 7_200.0);
         assert!(times.iter().all(|at| newest - at <= KEPT));
         // The hour is covered from a mark at most a coarse step past its start.
-        let hour = &history.windows(&[])[2];
+        let hour = &history.windows(&[], |_| true)[2];
         assert!(hour.covered_seconds >= 3_600.0, "{}", hour.covered_seconds);
         assert!(!hour.routes[0].partial);
     }
@@ -244,7 +250,7 @@ mod tests {
         for n in 0..=20_u64 {
             round(&mut history, 5.0 * n as f64, n, 0, n);
         }
-        let windows = history.windows(&["a: its last scrape failed".to_owned()]);
+        let windows = history.windows(&["a: its last scrape failed".to_owned()], |_| true);
         assert!(windows.iter().all(|w| w.routes.iter().all(|r| r.partial)));
     }
 }

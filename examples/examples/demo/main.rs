@@ -133,7 +133,8 @@ async fn main() -> anyhow::Result<()> {
         "\nBoth sides together: the sidecar scraped the service's /metrics and reconciled, per\n\
          route, what the proxy logged with what the service ended (the demo's proxy answers one\n\
          /users/{{id}} request in {} itself with a 502; clients that hang up are seen by both;\n\
-         the service does not measure /health and /metrics, whose requests it never counts):\n",
+         the service does not measure /health and /metrics: an upstream answered those, so they\n\
+         are `not measured`, not lost):\n",
         sidecar::PROXY_FAULT_EVERY
     );
     print!("{}", sidecar::render_reconcile(&reconcile));

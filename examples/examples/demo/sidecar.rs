@@ -278,13 +278,13 @@ pub(crate) fn render_reconcile(reconcile: &serde_json::Value) -> String {
     use std::fmt::Write as _;
 
     let mut out = String::from(
-        "route               edge  service   lost  proxy answered  client cancelled  unexplained\n",
+        "route               edge  service   lost  proxy answered  client cancelled  unexplained  not measured\n",
     );
     for row in reconcile["routes"].as_array().into_iter().flatten() {
         let n = |value: &serde_json::Value| value.as_u64().unwrap_or(0);
         let _ = writeln!(
             out,
-            "{:<16} {:>7} {:>8} {:>6} {:>15} {:>17} {:>12}",
+            "{:<16} {:>7} {:>8} {:>6} {:>15} {:>17} {:>12} {:>13}",
             row["route"].as_str().unwrap_or("?"),
             n(&row["edge_requests"]),
             n(&row["service_requests"]),
@@ -292,6 +292,7 @@ pub(crate) fn render_reconcile(reconcile: &serde_json::Value) -> String {
             n(&row["reasons"]["proxy_answered"]),
             n(&row["reasons"]["client_cancelled"]),
             n(&row["reasons"]["unexplained"]),
+            n(&row["unmeasured"]),
         );
     }
     if let Some(reasons) = reconcile["partial_reasons"]

@@ -726,7 +726,9 @@
     $("reconcile-note").textContent = notes.join(" ") || "Since the start of the reconciliation.";
     const rows = (r.routes || []).map((route) => {
       const reasons = Object.entries(route.reasons || {}).filter(([, n]) => n > 0)
-        .map(([reason, n]) => `${reason.replace(/_/g, " ")} ${count(n)}`).join(", ");
+        .map(([reason, n]) => `${reason.replace(/_/g, " ")} ${count(n)}`)
+        .concat(route.unmeasured ? [`not measured by the service ${count(route.unmeasured)}`] : [])
+        .join(", ");
       const p99 = route.latency && route.latency.at ? route.latency.at.find((a) => a.quantile === 0.99) : null;
       const split = p99 ? `${duration(p99.proxy_seconds)} / ${duration(p99.in_front_of_handler_seconds)} / ${duration(p99.handler_seconds)}` : MISSING;
       return el("tr", { class: route.partial ? "stale" : null },

@@ -88,6 +88,7 @@ fn lost_requests_are_put_down_to_the_proxy_the_client_and_the_rest() {
                 client_cancelled: 3,
                 unexplained: 3,
             },
+            unmeasured: 0,
             extra_at_service: 0,
             retries: 0,
             latency: None,
@@ -98,6 +99,95 @@ fn lost_requests_are_put_down_to_the_proxy_the_client_and_the_rest() {
     let orders = row(&report, "/orders");
     assert_eq!((orders.edge_requests, orders.service_requests), (0, 7));
     assert_eq!((orders.lost, orders.extra_at_service), (0, 7));
+}
+
+/// A route no instance has ever exported (a health check, the metrics page): what an upstream
+/// answered there reached an app, so it is `unmeasured`, not lost; what the proxy answered or the
+/// client gave up on is still lost, by reason. The unmatched value is measured, series or not.
+#[test]
+fn a_route_no_service_measures_has_its_answered_requests_unmeasured_not_lost() {
+    let mut reconciler = Reconciler::default();
+    let at_start = edge(&[
+        (USERS, 0, 0, 0),
+        ("/health", 100, 0, 0),
+        ("(other)", 0, 0, 0),
+    ]);
+    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 5)])))], 0.0, || {
+        at_start.clone()
+    });
+    // Since: /health 20 more at the edge, 2 of them 502 by the proxy and 1 cancelled; 4 paths of
+    // no route at the edge, none at the service; the users route as counted on both sides.
+    let now = edge(&[
+        (USERS, 7, 0, 0),
+        ("/health", 120, 2, 1),
+        ("(other)", 4, 0, 0),
+    ]);
+    let a = scrape(&[(USERS, 200, 12)]);
+    reconciler.observe_round([("a", Some(&a))], 1.0, || now.clone());
+    let report = reconciler.report(&now, None);
+    let health = row(&report, "/health");
+    assert_eq!(
+        (
+            health.edge_requests,
+            health.service_requests,
+            health.lost,
+            health.unmeasured
+        ),
+        (20, 0, 3, 17)
+    );
+    assert_eq!(
+        health.reasons,
+        LostReasons {
+            proxy_answered: 2,
+            client_cancelled: 1,
+            unexplained: 0
+        }
+    );
+    let other = row(&report, "(other)");
+    assert_eq!(
+        (other.lost, other.reasons.unexplained, other.unmeasured),
+        (4, 4, 0)
+    );
+    let users = row(&report, USERS);
+    assert_eq!((users.lost, users.unmeasured), (0, 0));
+    // The windows read the same way.
+    let minute = &report.windows[0];
+    let health = minute
+        .routes
+        .iter()
+        .find(|r| r.route == "/health")
+        .expect("row");
+    assert_eq!((health.lost, health.unmeasured), (3, 17));
+    // And on /metrics.
+    let mut text = String::new();
+    report.render(&mut text);
+    assert!(
+        text.contains("edge_reconcile_unmeasured_requests{http_route=\"/health\"} 17\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "edge_reconcile_lost_requests{http_route=\"/health\",reason=\"unexplained\"} 0\n"
+        ),
+        "{text}"
+    );
+}
+
+/// Once an instance has exported a route, the route stays measured: after a restart its page
+/// lacks the route until it serves it again, and what the edge logged meanwhile is lost.
+#[test]
+fn a_route_stays_measured_after_a_restart_drops_it_from_the_page() {
+    let mut reconciler = Reconciler::default();
+    reconciler.observe_round([("a", Some(&scrape(&[(USERS, 200, 5)])))], 0.0, || {
+        edge(&[(USERS, 0, 0, 0)])
+    });
+    let now = edge(&[(USERS, 6, 0, 0)]);
+    reconciler.observe_round([("a", Some(&scrape(&[])))], 1.0, || now.clone());
+    let users = row(&reconciler.report(&now, None), USERS);
+    assert_eq!(
+        (users.lost, users.reasons.unexplained, users.unmeasured),
+        (6, 6, 0)
+    );
 }
 
 #[test]
