@@ -113,7 +113,9 @@ impl Shards {
 /// Routers clone the service for every request (axum clones a route's service before each
 /// call), so a clone must not touch a count that every thread touches: a service the layer
 /// made holds every shard's reference, and its clones only the reference of the thread that
-/// cloned them (which is the thread that calls them, in axum and hyper alike).
+/// cloned them (in axum, the thread that then calls the clone; a clone called on other threads,
+/// such as a connection's service, has their requests count on its shard, still not one count
+/// shared by all).
 #[derive(Debug)]
 pub(crate) enum SharedRefs {
     /// Every shard's reference: a service made by the layer.
