@@ -24,9 +24,9 @@ pub(crate) struct Stopwatch {
 
 impl Stopwatch {
     pub(crate) fn new() -> Self {
-        let clock = quanta::Clock::new();
         // Scaled over 2^40 ticks (minutes of TSC) so the factor keeps the calibration's digits.
         const TICKS: u64 = 1 << 40;
+        let clock = quanta::Clock::new();
         let seconds_per_tick = clock.delta_as_nanos(0, TICKS) as f64 / TICKS as f64 / 1e9;
         Self {
             clock,
